@@ -1,0 +1,44 @@
+# `make demo`: set up .venv, train the default model if missing, index and search the sample.
+# `make test`: set up .venv if needed, run ruff and the whole test suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of torch goes in first, so that nothing pulls a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.foodvec-installed
+export FOODVEC_HOME ?= $(CURDIR)/.foodvec
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -q --disable-pip-version-check -e ".[dev,parquet,train,plot]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, faiss, sentence_transformers, sqlalchemy, alembic, click"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@test -d "$(FOODVEC_HOME)/models/default" || { \
+	  echo "The default model is not trained yet: training it now (about a minute)."; \
+	  $(VENV)/bin/foodvec train; }
+	$(VENV)/bin/foodvec build data/sample_foods.csv
+	$(VENV)/bin/foodvec search "비타민이 풍부한 과일" "나트륨이 많은 가공식품" -k 5
+	$(VENV)/bin/foodvec search "칼슘이 풍부한 음식" --filter category=유제품 -k 3
+	$(VENV)/bin/foodvec stats
+	$(VENV)/bin/foodvec verify
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .foodvec

@@ -1,0 +1,226 @@
+"""The FAISS inner-product index over item vectors, and its atomic publication.
+
+On disk, ``index/`` holds ``faiss-<generation>-<kind>.index`` files and one sidecar,
+``index.json``, naming the current file and what it reflects (generation, model
+fingerprint, item count, kind and parameters). The sidecar is replaced last, by rename,
+so a reader sees either the old pair or the new pair, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+SIDECAR = "index.json"
+FORMAT = 1
+
+# Below this many items the index is exact (flat); above it, HNSW.
+AUTO_FLAT_MAX = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+# When a filter keeps at most this many items, search exactly over that subset.
+EXACT_SUBSET_MAX = 20_000
+
+KINDS = ("flat", "hnsw", "ivf")
+
+
+def choose_kind(requested: str, count: int) -> str:
+    if requested != "auto":
+        return requested
+    return "flat" if count <= AUTO_FLAT_MAX else "hnsw"
+
+
+@dataclass
+class AnnIndex:
+    """A FAISS index whose ids are the items' integer ids."""
+
+    kind: str
+    dim: int
+    index: faiss.Index
+    params: dict[str, Any] = field(default_factory=dict)
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def empty(cls, kind: str, dim: int, train: np.ndarray | None = None) -> AnnIndex:
+        if kind == "flat":
+            return cls("flat", dim, faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), {})
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            inner.hnsw.efSearch = HNSW_EF_SEARCH
+            params = {
+                "M": HNSW_M,
+                "efConstruction": HNSW_EF_CONSTRUCTION,
+                "efSearch": HNSW_EF_SEARCH,
+            }
+            return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
+        if kind == "ivf":
+            n = 0 if train is None else len(train)
+            nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
+            quantizer = faiss.IndexFlatIP(dim)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            if train is not None and len(train):
+                ivf.train(np.ascontiguousarray(train, dtype=np.float32))
+            ivf.nprobe = min(nlist, max(8, nlist // 8))
+            ivf.make_direct_map(faiss.DirectMap.Hashtable)
+            return cls("ivf", dim, ivf, {"nlist": nlist, "nprobe": ivf.nprobe})
+        raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
+
+    @classmethod
+    def build(cls, kind: str, dim: int, batches) -> AnnIndex:
+        """Build from an iterable of (ids, vectors) batches."""
+        ids_parts, vec_parts = [], []
+        for ids, vecs in batches:
+            ids_parts.append(ids)
+            vec_parts.append(vecs)
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
+        vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
+        ann = cls.empty(kind, dim, train=vecs if kind == "ivf" else None)
+        ann.add(ids, vecs)
+        return ann
+
+    # -- updates ------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def supports_remove(self) -> bool:
+        return self.kind != "hnsw"
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(
+                np.ascontiguousarray(vecs, dtype=np.float32),
+                np.ascontiguousarray(ids, dtype=np.int64),
+            )
+
+    def remove(self, ids: np.ndarray) -> int:
+        if not len(ids):
+            return 0
+        if not self.supports_remove:
+            raise NotImplementedError("HNSW cannot remove vectors; rebuild instead")
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        return int(self.index.remove_ids(sel))
+
+    def ids(self) -> np.ndarray:
+        if self.kind == "ivf":
+            invlists = self.index.invlists
+            parts = []
+            for lst in range(invlists.nlist):
+                size = invlists.list_size(lst)
+                if size:
+                    ptr = invlists.get_ids(lst)
+                    parts.append(faiss.rev_swig_ptr(ptr, size).copy())
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    def reconstruct(self, item_id: int) -> np.ndarray:
+        return self.index.reconstruct(int(item_id))
+
+    # -- search -------------------------------------------------------------------
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k inner products; ``allowed`` restricts the search to those item ids."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        k = max(1, min(k, self.count)) if self.count else 0
+        if k == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        if allowed is None:
+            return self.index.search(q, k)
+        if not len(allowed):
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        if self.kind == "flat":
+            params = faiss.SearchParameters(sel=sel)
+        elif self.kind == "hnsw":
+            # Wider beam when the filter keeps a small share, so k matches are reached.
+            share = len(allowed) / max(self.count, 1)
+            ef = int(min(4096, max(HNSW_EF_SEARCH, 2 * k / max(share, 1e-6))))
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+        else:
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nlist)
+        return self.index.search(q, min(k, len(allowed)), params=params)
+
+    # -- files --------------------------------------------------------------------
+    def save(self, folder: Path, sidecar: dict[str, Any]) -> Path:
+        """Publish this index and its sidecar atomically; remove superseded files."""
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"faiss-{sidecar['generation']}-{self.kind}-{os.getpid()}.index"
+        tmp = folder / (name + ".tmp")
+        faiss.write_index(self.index, str(tmp))
+        _fsync_file(tmp)
+        os.replace(tmp, folder / name)
+        meta = dict(
+            sidecar,
+            file=name,
+            kind=self.kind,
+            params=self.params,
+            dim=self.dim,
+            count=self.count,
+            format=FORMAT,
+        )
+        _write_json_atomic(folder / SIDECAR, meta)
+        _fsync_dir(folder)
+        for old in folder.glob("faiss-*.index"):
+            if old.name != name:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
+        return folder / name
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[AnnIndex, dict[str, Any]] | None:
+        meta = read_sidecar(folder)
+        if meta is None or meta.get("format") != FORMAT:
+            return None
+        path = folder / meta["file"]
+        if not path.exists():
+            return None
+        index = faiss.read_index(str(path))
+        ann = cls(meta["kind"], int(meta["dim"]), index, dict(meta.get("params", {})))
+        if ann.kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = ann.params.get(
+                "efSearch", HNSW_EF_SEARCH
+            )
+        return ann, meta
+
+
+def read_sidecar(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / SIDECAR).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,453 @@
+"""The bulk write path: rows -> validated, normalised items -> vectors -> one transaction.
+
+Phase A streams the input: each row is validated and normalised, texts missing from
+the vector cache are embedded (each distinct text once) and the cache is committed as
+it goes (it is content-addressed, so it never changes what a search sees). Rows are
+staged in a temporary table. Phase B applies the staged rows to ``items`` in a single
+write transaction that bumps the generation: a build lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+from tqdm import tqdm
+
+from .embedder import Embedder
+from .errors import BadInputError, BadRowError, ModelMismatchError
+from .readers import RawRow, Table, open_table
+from .store import Store, WriteTx, canonical_json
+from .text import (
+    MAX_TEXT_CHARS,
+    content_hash,
+    derived_id,
+    looks_misdecoded,
+    normalize_text,
+    repair_encoding,
+)
+
+ON_ERROR = ("fail", "skip")
+
+
+@dataclass
+class BuildOptions:
+    text_column: str = "text"
+    id_column: str | None = None  # None: use "id" when the input has it, else derive
+    format: str = "auto"
+    on_error: str = "fail"
+    fix_encoding: bool = False
+    batch_size: int = 256
+    report: Path | None = None
+    reembed: bool = False
+    progress: bool = True
+
+
+@dataclass
+class BuildSummary:
+    rows_read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    repaired: int = 0
+    embedded: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+    items: int = 0
+    report: str | None = None
+    inputs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Valid:
+    ext_id: str
+    text: str
+    hash: str
+    meta: str
+    where: str
+
+
+class _Rejects:
+    """Collects rejected rows: raises at once in fail mode, else writes a report."""
+
+    def __init__(self, on_error: str, report: Path | None):
+        if on_error not in ON_ERROR:
+            raise BadInputError(f"--on-error must be one of {', '.join(ON_ERROR)}")
+        self.on_error = on_error
+        self.report = report
+        self.count = 0
+        self._fh = None
+
+    def reject(self, raw: RawRow, reason: str) -> None:
+        if self.on_error == "fail":
+            raise BadRowError(raw.where, reason)
+        self.count += 1
+        if self._fh is None:
+            assert self.report is not None
+            self.report.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.report, "w", encoding="utf-8")
+        rec = {"where": raw.where, "reason": reason, "row": raw.data}
+        self._fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _validate(
+    raw: RawRow, text_col: str, id_col: str | None, fix: bool
+) -> tuple[_Valid | None, str | None, bool]:
+    """(valid row, None, repaired) or (None, reason, False)."""
+    if raw.error:
+        return None, raw.error, False
+    data = raw.data or {}
+    if text_col not in data:
+        return None, f"no {text_col!r} field (fields: {', '.join(map(str, data)) or 'none'})", False
+    value = data[text_col]
+    if value is None:
+        return None, "the text is missing (null)", False
+    if not isinstance(value, str):
+        return None, f"the text is a {type(value).__name__}, not a string", False
+    repaired = False
+    if looks_misdecoded(value):
+        if not fix:
+            return (
+                None,
+                (
+                    f"the text looks mis-decoded (UTF-8 read as Windows-1252 or Latin-1): "
+                    f"{_snippet(value)}; --fix-encoding repairs what can be repaired"
+                ),
+                False,
+            )
+        fixed = repair_encoding(value)
+        if fixed is None:
+            return None, f"the text is mis-decoded and cannot be repaired: {_snippet(value)}", False
+        value, repaired = fixed, True
+    norm = normalize_text(value)
+    if not norm:
+        return None, "the text is empty", False
+    if len(norm) > MAX_TEXT_CHARS:
+        return (
+            None,
+            f"the text is {len(norm)} characters long; the limit is {MAX_TEXT_CHARS}",
+            False,
+        )
+    if id_col is None:
+        ext_id = derived_id(norm)
+    else:
+        if id_col not in data:
+            return None, f"no {id_col!r} field (fields: {', '.join(map(str, data))})", False
+        raw_id = data[id_col]
+        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+            return None, "the id is empty", False
+        if isinstance(raw_id, float) and raw_id.is_integer():
+            raw_id = int(raw_id)
+        ext_id = str(raw_id).strip()
+    meta = {k: v for k, v in data.items() if k != text_col and k != id_col}
+    if fix:
+        for k, v in meta.items():
+            if isinstance(v, str) and looks_misdecoded(v):
+                meta[k] = repair_encoding(v) or v
+    return _Valid(ext_id, norm, content_hash(norm), canonical_json(meta), raw.where), None, repaired
+
+
+def _snippet(s: str, n: int = 40) -> str:
+    return repr(s if len(s) <= n else s[:n] + "…")
+
+
+def _check_columns(table: Table, opts: BuildOptions) -> str | None:
+    """The id column to use for this table, after checking the named columns exist."""
+    if table.columns is not None:
+        found = ", ".join(table.columns) or "none"
+        if opts.text_column not in table.columns:
+            raise BadInputError(
+                f"{table.path}: no text column {opts.text_column!r} (columns: {found}); "
+                "name it with --text-column"
+            )
+        if opts.id_column is not None and opts.id_column not in table.columns:
+            raise BadInputError(
+                f"{table.path}: no id column {opts.id_column!r} (columns: {found}); "
+                "name it with --id-column, or leave it out to derive ids from the text"
+            )
+        if opts.id_column is None:
+            return "id" if "id" in table.columns else None
+        return opts.id_column
+    return opts.id_column if opts.id_column is not None else "id"
+
+
+def build(
+    store: Store,
+    embedder: Embedder,
+    sources: Iterable[Table],
+    opts: BuildOptions,
+    report_default: Path | None = None,
+) -> BuildSummary:
+    """Validate, embed and upsert every row of ``sources`` as one write."""
+    t0 = time.perf_counter()
+    summary = BuildSummary()
+    report = opts.report or report_default
+    rejects = _Rejects(opts.on_error, report)
+    active = store.active_model()
+    fp = embedder.fingerprint
+    if active is not None and active != fp and not opts.reembed and store.count() > 0:
+        raise model_mismatch(store, embedder, active)
+    with store.engine.connect() as conn:
+        _stage_setup(conn)
+        try:
+            for table in sources:
+                summary.inputs.append(str(table.path))
+                id_col = _check_columns(table, opts)
+                jsonl_derive = table.columns is None and opts.id_column is None
+                _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, summary)
+            if opts.reembed:
+                _reembed_existing(conn, store, embedder, opts, summary)
+            _phase_b(conn, store, embedder, opts, summary)
+        finally:
+            rejects.close()
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+    summary.rejected = rejects.count
+    summary.report = str(report) if rejects.count else None
+    summary.items = store.count()
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def _stage_setup(conn: Connection) -> None:
+    with conn.begin():
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
+            "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL)"
+        )
+
+
+def _batches(rows: Iterator[RawRow], n: int) -> Iterator[list[RawRow]]:
+    batch: list[RawRow] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, summary):
+    bar = tqdm(
+        total=table.approx_rows,
+        unit=" rows",
+        desc=table.path.name,
+        file=sys.stderr,
+        disable=not opts.progress,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
+    try:
+        for batch in _batches(table.rows, opts.batch_size):
+            summary.rows_read += len(batch)
+            valid: list[_Valid] = []
+            seen: dict[str, str] = {}
+            for raw in batch:
+                col = id_col
+                if jsonl_derive and raw.data is not None and "id" not in raw.data:
+                    col = None
+                row, reason, repaired = _validate(raw, opts.text_column, col, opts.fix_encoding)
+                if row is None:
+                    rejects.reject(raw, reason or "invalid row")
+                    continue
+                if row.ext_id in seen:
+                    rejects.reject(raw, f"duplicate id {row.ext_id!r}: also at {seen[row.ext_id]}")
+                    continue
+                seen[row.ext_id] = row.where
+                summary.repaired += repaired
+                valid.append(row)
+            if valid:
+                valid = _drop_staged_duplicates(conn, valid, rejects)
+            if valid:
+                _embed_missing(conn, store, embedder, valid, summary)
+                _stage(conn, valid, summary.rows_read)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+
+
+def _drop_staged_duplicates(conn, valid: list[_Valid], rejects: _Rejects) -> list[_Valid]:
+    params = {f"e{n}": v.ext_id for n, v in enumerate(valid)}
+    marks = ",".join(f":e{n}" for n in range(len(valid)))
+    with conn.begin():
+        earlier = dict(
+            conn.execute(
+                text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"), params
+            ).all()
+        )
+    if not earlier:
+        return valid
+    keep = []
+    for v in valid:
+        if v.ext_id in earlier:
+            rejects.reject(
+                RawRow(v.where, None), f"duplicate id {v.ext_id!r}: also at {earlier[v.ext_id]}"
+            )
+        else:
+            keep.append(v)
+    return keep
+
+
+def _embed_missing(conn, store: Store, embedder: Embedder, valid, summary) -> None:
+    fp = embedder.fingerprint
+    texts_by_hash = {v.hash: v.text for v in valid}
+    with conn.begin():
+        cached = store.cached_hashes(conn, fp, list(texts_by_hash))
+    missing = [h for h in texts_by_hash if h not in cached]
+    summary.cached += sum(1 for v in valid if v.hash in cached)
+    summary.embedded += len(missing)
+    if not missing:
+        return
+    vecs = embedder.encode([texts_by_hash[h] for h in missing])
+    conn.info["immediate"] = True
+    with conn.begin():
+        WriteTx(conn, 0).put_vectors(fp, missing, vecs)
+
+
+def _stage(conn, valid: list[_Valid], seq_base: int) -> None:
+    with conn.begin():
+        conn.execute(
+            text(
+                "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq) "
+                "VALUES (:e, :t, :h, :m, :s, :q)"
+            ),
+            [
+                {
+                    "e": v.ext_id,
+                    "t": v.text,
+                    "h": v.hash,
+                    "m": v.meta,
+                    "s": v.where,
+                    "q": seq_base + n,
+                }
+                for n, v in enumerate(valid)
+            ],
+        )
+
+
+def _reembed_existing(conn, store: Store, embedder: Embedder, opts, summary) -> None:
+    """With --reembed: make sure every stored text has a vector from the new model."""
+    fp = embedder.fingerprint
+    while True:
+        with conn.begin():
+            rows = conn.execute(
+                text(
+                    "SELECT DISTINCT i.content_hash, i.text FROM items i "
+                    "LEFT JOIN vectors v ON v.content_hash = i.content_hash AND v.model_fp = :m "
+                    "WHERE v.content_hash IS NULL LIMIT :n"
+                ),
+                {"m": fp, "n": max(opts.batch_size, 64)},
+            ).all()
+        if not rows:
+            return
+        vecs = embedder.encode([r[1] for r in rows])
+        summary.embedded += len(rows)
+        conn.info["immediate"] = True
+        with conn.begin():
+            WriteTx(conn, 0).put_vectors(fp, [r[0] for r in rows], vecs)
+
+
+def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
+    conn.info["immediate"] = True
+    with conn.begin():
+        gen = Store._get_int(conn, "generation", 0) + 1
+        staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
+        summary.unchanged = conn.execute(
+            text(
+                "SELECT count(*) FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
+                "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta"
+            )
+        ).scalar_one()
+        reembedded = (
+            conn.execute(
+                text(
+                    "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
+                    "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
+                    "WHERE items.ext_id = s.ext_id AND items.content_hash != s.hash "
+                    "RETURNING items.id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        meta_only = (
+            conn.execute(
+                text(
+                    "UPDATE items SET text = s.text, metadata = s.meta, "
+                    "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
+                    "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
+                    "AND (items.text != s.text OR items.metadata != s.meta) RETURNING items.id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        new_ids = (
+            conn.execute(
+                text(
+                    "INSERT INTO items(ext_id, text, content_hash, metadata) "
+                    "SELECT ext_id, text, hash, meta FROM temp.staging s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) ORDER BY seq RETURNING id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        summary.new = len(new_ids)
+        summary.updated = len(reembedded) + len(meta_only)
+        assert summary.new + summary.updated + summary.unchanged == staged
+        tx = WriteTx(conn, gen)
+        tx.log(list(reembedded) + list(new_ids), "u")
+        active = Store._get(conn, "model")
+        if active is None or opts.reembed:
+            tx.set_model(embedder.fingerprint, embedder.name, int(embedder.dim))
+        if summary.updated:
+            tx.mark()
+        if tx.touched:
+            Store._set(conn, "generation", str(gen))
+            summary.generation = gen
+        else:
+            summary.generation = gen - 1
+
+
+def open_sources(paths: Iterable[Path | str], fmt: str) -> Iterator[Table]:
+    for p in paths:
+        yield open_table(p, fmt)
+
+
+def memory_table(records: list[dict[str, Any]], label: str = "item") -> Table:
+    """A table over in-memory records (the ``add`` command and the Python API)."""
+    rows = (RawRow(f"{label} {n}", dict(r)) for n, r in enumerate(records, 1))
+    return Table(Path(label), "memory", None, rows, len(records))
+
+
+def model_mismatch(store: Store, embedder: Embedder, active: str) -> ModelMismatchError:
+    info = store.model_info(active) or {"name": "?", "dim": "?"}
+    dims = ""
+    declared = getattr(embedder, "_dim", None)
+    if declared is not None and declared != info["dim"]:
+        dims = f" (it makes {declared}-dimensional vectors, the index holds {info['dim']})"
+    return ModelMismatchError(
+        f"this index was built with the model {info['name']} ({active[:12]}), not "
+        f"{embedder.name} ({embedder.fingerprint[:12]}){dims}; use that model, or switch "
+        "models by re-embedding everything with `foodvec build --reembed`"
+    )

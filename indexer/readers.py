@@ -1,0 +1,193 @@
+"""Streaming readers for CSV, TSV, JSONL and Parquet files.
+
+Each reader yields ``RawRow``s one at a time (never the whole file), each knowing
+where it came from (file and line, or record number) so that errors can name it.
+Bytes are decoded strictly as UTF-8 line by line, so invalid bytes are pinned to a row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInputError
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+_EXT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+# Lets an oversized text through the CSV parser so it is reported as too long.
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+@dataclass
+class RawRow:
+    where: str
+    data: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class Table:
+    path: Path
+    format: str
+    columns: list[str] | None  # None: JSONL, where each record has its own keys
+    rows: Iterator[RawRow]
+    approx_rows: int | None
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        if fmt not in FORMATS:
+            raise BadInputError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        return fmt
+    found = _EXT.get(path.suffix.lower())
+    if found is None:
+        raise BadInputError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}; "
+            f"pass --format ({', '.join(FORMATS)})"
+        )
+    return found
+
+
+def open_table(path: Path | str, fmt: str = "auto") -> Table:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    fmt = detect_format(path, fmt)
+    if fmt in ("csv", "tsv"):
+        return _open_delimited(path, fmt)
+    if fmt == "jsonl":
+        return Table(path, fmt, None, _jsonl_rows(path), _count_lines(path))
+    return _open_parquet(path)
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
+
+
+def _decoded_lines(path: Path, bad: dict[int, str]) -> Iterator[str]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad[lineno] = (
+                    f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} "
+                    "(is the file in another encoding? save it as UTF-8)"
+                )
+                yield raw.decode("utf-8", errors="replace")
+
+
+def _open_delimited(path: Path, fmt: str) -> Table:
+    bad: dict[int, str] = {}
+    lines = _decoded_lines(path, bad)
+    reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",")
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadInputError(f"{path}: the file is empty (no header row)") from None
+    except csv.Error as exc:
+        raise BadInputError(f"{path} line 1: cannot parse the header: {exc}") from None
+    if 1 in bad:
+        raise BadInputError(f"{path} line 1 (header): {bad[1]}")
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise BadInputError(f"{path}: the header names a column twice: {', '.join(dup)}")
+
+    def rows() -> Iterator[RawRow]:
+        prev = reader.line_num
+        while True:
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise BadInputError(
+                    f"{path} line {reader.line_num}: the file cannot be parsed past here: {exc}"
+                ) from None
+            start, end = prev + 1, reader.line_num
+            prev = end
+            if not rec:
+                continue  # blank line
+            where = (
+                f"{path.name} line {start}"
+                if start == end
+                else (f"{path.name} lines {start}-{end}")
+            )
+            broken = [bad[n] for n in range(start, end + 1) if n in bad]
+            if broken:
+                yield RawRow(where, None, broken[0])
+                continue
+            if len(rec) != len(header):
+                yield RawRow(
+                    where,
+                    None,
+                    f"has {len(rec)} fields where the header has {len(header)}",
+                )
+                continue
+            yield RawRow(where, dict(zip(header, rec, strict=True)))
+
+    return Table(path, fmt, header, rows(), max(_count_lines(path) - 1, 0))
+
+
+def _jsonl_rows(path: Path) -> Iterator[RawRow]:
+    bad: dict[int, str] = {}
+    for lineno, line in enumerate(_decoded_lines(path, bad), 1):
+        where = f"{path.name} line {lineno}"
+        if lineno in bad:
+            yield RawRow(where, None, bad[lineno])
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            yield RawRow(where, None, f"not valid JSON: {exc}")
+            continue
+        if not isinstance(obj, dict):
+            yield RawRow(where, None, f"expected a JSON object, found {type(obj).__name__}")
+            continue
+        yield RawRow(where, obj)
+
+
+def _open_parquet(path: Path) -> Table:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise BadInputError(
+            "reading Parquet needs pyarrow: pip install 'foodvec[parquet]'"
+        ) from None
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise BadInputError(f"{path}: not a readable Parquet file: {exc}") from None
+    columns = list(pf.schema_arrow.names)
+
+    def rows() -> Iterator[RawRow]:
+        n = 0
+        for batch in pf.iter_batches(batch_size=4096):
+            for rec in batch.to_pylist():
+                n += 1
+                yield RawRow(f"{path.name} row {n}", rec)
+
+    return Table(path, "parquet", columns, rows(), pf.metadata.num_rows)

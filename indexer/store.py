@@ -1,0 +1,379 @@
+"""The SQLite store: items, vectors, the generation counter and the change log.
+
+SQLite is the source of truth; the FAISS index is derived from it. Every write
+transaction bumps ``generation`` and logs the item ids it touched in ``changes``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+from .errors import FoodvecError
+
+# The newest migration; ``open`` skips Alembic entirely when the database is already
+# there (a test checks this constant against the migration scripts).
+HEAD_REVISION = "0001"
+
+SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
+
+
+def canonical_json(meta: dict[str, Any]) -> str:
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def pack_vector(vec: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
+
+
+def unpack_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    return (
+        np.frombuffer(b"".join(blobs), dtype="<f4")
+        .reshape(len(blobs), dim)
+        .astype(np.float32, copy=False)
+    )
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    id: int
+    ext_id: str
+    text: str
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    return engine
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - trivial
+        # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a crashed or killed process in WAL mode.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection):
+        # A writer takes the write lock at BEGIN, so the generation it reads is the one
+        # it will bump, and two writers queue instead of failing with "database is locked".
+        if conn.info.pop("immediate", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (``alembic upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from migrations import SCRIPT_LOCATION
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except Exception:
+            return None
+    return row[0] if row else None
+
+
+class Store:
+    """Access to one foodvec database. Takes an engine; knows nothing of files or FAISS."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        if current_revision(engine) != HEAD_REVISION:
+            migrate(engine)
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(make_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[WriteTx]:
+        """One write transaction: holds the write lock, bumps the generation on commit."""
+        with self.engine.connect() as conn:
+            conn.info["immediate"] = True
+            with conn.begin():
+                gen = self._get_int(conn, "generation", 0) + 1
+                tx = WriteTx(conn, gen)
+                yield tx
+                if tx.touched:
+                    self._set(conn, "generation", str(gen))
+
+    # -- state --------------------------------------------------------------------
+    @staticmethod
+    def _get(conn: Connection, key: str) -> str | None:
+        row = conn.execute(text("SELECT value FROM state WHERE key = :k"), {"k": key}).first()
+        return row[0] if row else None
+
+    @classmethod
+    def _get_int(cls, conn: Connection, key: str, default: int) -> int:
+        value = cls._get(conn, key)
+        return int(value) if value is not None else default
+
+    @staticmethod
+    def _set(conn: Connection, key: str, value: str) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO state(key, value) VALUES (:k, :v) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            ),
+            {"k": key, "v": value},
+        )
+
+    def generation(self) -> int:
+        with self.read() as conn:
+            return self._get_int(conn, "generation", 0)
+
+    def active_model(self) -> str | None:
+        with self.read() as conn:
+            return self._get(conn, "model")
+
+    def model_info(self, fingerprint: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            row = conn.execute(
+                text("SELECT fingerprint, name, dim FROM models WHERE fingerprint = :f"),
+                {"f": fingerprint},
+            ).first()
+        return {"fingerprint": row[0], "name": row[1], "dim": row[2]} if row else None
+
+    def count(self) -> int:
+        with self.read() as conn:
+            return conn.execute(text("SELECT count(*) FROM items")).scalar_one()
+
+    # -- reads --------------------------------------------------------------------
+    def items_by_ids(self, ids: Iterable[int]) -> dict[int, ItemRow]:
+        ids = [int(i) for i in ids]
+        out: dict[int, ItemRow] = {}
+        with self.read() as conn:
+            for chunk in _chunks(ids, SQL_BATCH):
+                rows = conn.execute(
+                    text(
+                        "SELECT id, ext_id, text, content_hash, metadata FROM items "
+                        f"WHERE id IN ({','.join(str(i) for i in chunk)})"
+                    )
+                )
+                for r in rows:
+                    out[r[0]] = ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+        return out
+
+    def item_by_ext_id(self, ext_id: str) -> ItemRow | None:
+        with self.read() as conn:
+            r = conn.execute(
+                text(
+                    "SELECT id, ext_id, text, content_hash, metadata FROM items WHERE ext_id = :e"
+                ),
+                {"e": ext_id},
+            ).first()
+        return ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) if r else None
+
+    def filtered_ids(self, filters: dict[str, str]) -> np.ndarray:
+        """Integer ids of the items whose metadata matches every key=value (as text)."""
+        clauses, params = [], {}
+        for n, (key, value) in enumerate(sorted(filters.items())):
+            clauses.append(f"CAST(json_extract(metadata, :p{n}) AS TEXT) = :v{n}")
+            params[f"p{n}"] = '$."' + key.replace('"', '\\"') + '"'
+            params[f"v{n}"] = str(value)
+        where = " AND ".join(clauses) if clauses else "1"
+        with self.read() as conn:
+            ids = conn.execute(text(f"SELECT id FROM items WHERE {where}"), params).scalars()
+            return np.fromiter(ids, dtype=np.int64)
+
+    def vectors_for_items(
+        self, model_fp: str, dim: int, ids: Sequence[int] | None = None, batch: int = 20000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (item ids, vectors) for all items, or the given ones, in batches."""
+        base = (
+            "SELECT i.id, v.data FROM items i JOIN vectors v "
+            "ON v.content_hash = i.content_hash AND v.model_fp = :m"
+        )
+        with self.read() as conn:
+            if ids is None:
+                last = -1
+                while True:
+                    rows = conn.execute(
+                        text(base + " WHERE i.id > :last ORDER BY i.id LIMIT :n"),
+                        {"m": model_fp, "last": last, "n": batch},
+                    ).all()
+                    if not rows:
+                        return
+                    last = rows[-1][0]
+                    yield (
+                        np.array([r[0] for r in rows], dtype=np.int64),
+                        unpack_vectors([r[1] for r in rows], dim),
+                    )
+            else:
+                for chunk in _chunks([int(i) for i in ids], SQL_BATCH):
+                    rows = conn.execute(
+                        text(base + f" WHERE i.id IN ({','.join(map(str, chunk))})"),
+                        {"m": model_fp},
+                    ).all()
+                    yield (
+                        np.array([r[0] for r in rows], dtype=np.int64),
+                        unpack_vectors([r[1] for r in rows], dim),
+                    )
+
+    def missing_vectors(self, model_fp: str) -> int:
+        """Items that have no vector for this model (should be 0 after any build)."""
+        with self.read() as conn:
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM items i LEFT JOIN vectors v "
+                    "ON v.content_hash = i.content_hash AND v.model_fp = :m "
+                    "WHERE v.content_hash IS NULL"
+                ),
+                {"m": model_fp},
+            ).scalar_one()
+
+    def cached_hashes(self, conn: Connection, model_fp: str, hashes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(hashes), SQL_BATCH):
+            params = {f"h{n}": h for n, h in enumerate(chunk)}
+            marks = ",".join(f":h{n}" for n in range(len(chunk)))
+            found.update(
+                conn.execute(
+                    text(
+                        "SELECT content_hash FROM vectors WHERE model_fp = :m "
+                        f"AND content_hash IN ({marks})"
+                    ),
+                    {"m": model_fp, **params},
+                ).scalars()
+            )
+        return found
+
+    def changes_since(self, generation: int) -> tuple[set[int], int] | None:
+        """Item ids touched after ``generation`` and the newest generation; None when
+        the log no longer reaches back that far (then the index must be rebuilt)."""
+        with self.read() as conn:
+            floor = self._get_int(conn, "log_floor", 0)
+            if generation < floor:
+                return None
+            ids = conn.execute(
+                text("SELECT DISTINCT item_id FROM changes WHERE generation > :g"),
+                {"g": generation},
+            ).scalars()
+            touched = set(ids)
+            newest = self._get_int(conn, "generation", 0)
+        return touched, newest
+
+    def prune_changes(self, upto: int) -> None:
+        """Forget the change log up to ``upto``, once an index at that generation is saved."""
+        with self.engine.connect() as conn:
+            conn.info["immediate"] = True
+            with conn.begin():
+                if upto <= self._get_int(conn, "log_floor", 0):
+                    return
+                conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": upto})
+                self._set(conn, "log_floor", str(upto))
+
+    def stats(self) -> dict[str, Any]:
+        with self.read() as conn:
+            return {
+                "items": conn.execute(text("SELECT count(*) FROM items")).scalar_one(),
+                "vectors": conn.execute(text("SELECT count(*) FROM vectors")).scalar_one(),
+                "generation": self._get_int(conn, "generation", 0),
+                "model": self._get(conn, "model"),
+            }
+
+
+class WriteTx:
+    """The open write transaction handed out by ``Store.write``."""
+
+    def __init__(self, conn: Connection, generation: int):
+        self.conn = conn
+        self.generation = generation
+        self.touched = False
+
+    def log(self, item_ids: Iterable[int], op: str) -> None:
+        rows = [{"g": self.generation, "i": int(i), "o": op} for i in item_ids]
+        if rows:
+            self.conn.execute(
+                text("INSERT INTO changes(generation, item_id, op) VALUES (:g, :i, :o)"), rows
+            )
+            self.touched = True
+
+    def mark(self) -> None:
+        self.touched = True
+
+    def set_model(self, fingerprint: str, name: str, dim: int) -> None:
+        self.conn.execute(
+            text(
+                "INSERT INTO models(fingerprint, name, dim) VALUES (:f, :n, :d) "
+                "ON CONFLICT(fingerprint) DO UPDATE SET name = excluded.name"
+            ),
+            {"f": fingerprint, "n": name, "d": dim},
+        )
+        Store._set(self.conn, "model", fingerprint)
+        self.touched = True
+
+    def put_vectors(self, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
+        self.conn.execute(
+            text(
+                "INSERT OR IGNORE INTO vectors(content_hash, model_fp, dim, data) "
+                "VALUES (:h, :m, :d, :b)"
+            ),
+            [
+                {"h": h, "m": model_fp, "d": int(vecs.shape[1]), "b": pack_vector(v)}
+                for h, v in zip(hashes, vecs, strict=True)
+            ],
+        )
+
+    def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:
+        """Delete items by the user's ids; returns {item id: user id} of those deleted."""
+        deleted: dict[int, str] = {}
+        for chunk in _chunks(list(ext_ids), SQL_BATCH):
+            params = {f"e{n}": e for n, e in enumerate(chunk)}
+            marks = ",".join(f":e{n}" for n in range(len(chunk)))
+            rows = self.conn.execute(
+                text(f"DELETE FROM items WHERE ext_id IN ({marks}) RETURNING id, ext_id"), params
+            )
+            deleted.update((r[0], r[1]) for r in rows)
+        self.log(deleted, "d")
+        return deleted
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+__all__ = ["Store", "WriteTx", "ItemRow", "FoodvecError", "canonical_json", "HEAD_REVISION"]

@@ -1,0 +1,349 @@
+"""The ``foodvec`` command line: each command parses, calls the library, reports.
+
+Exit codes: 0 success, 1 a runtime error (one line on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from indexer.ann import KINDS
+from indexer.build import ON_ERROR, BuildOptions
+from indexer.errors import FoodvecError
+from indexer.home import FoodIndex
+from indexer.readers import FORMATS
+
+
+def _common(f: Callable) -> Callable:
+    """--home, --model and --db, accepted by every command."""
+    f = click.option(
+        "--db",
+        envvar="FOODVEC_DB",
+        metavar="URL",
+        help="SQLAlchemy URL of the database (default: sqlite in the home).",
+    )(f)
+    f = click.option(
+        "--model",
+        "model",
+        envvar="FOODVEC_MODEL",
+        metavar="PATH",
+        help="A sentence-transformers model folder, or `base` for the untuned "
+        "all-MiniLM-L6-v2. Default: the model the index was built with, "
+        "else the trained default in HOME/models/default.",
+    )(f)
+    f = click.option(
+        "--home",
+        envvar="FOODVEC_HOME",
+        metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder holding the database, index and models "
+        "(default: $FOODVEC_HOME or ~/.local/share/foodvec).",
+    )(f)
+    return f
+
+
+def _friendly(f: Callable) -> Callable:
+    """Turn library errors into one-line messages with exit code 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except FoodvecError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; nothing was written") from None
+        except Exception as exc:  # the last line of defence: no traceback for users
+            if os.environ.get("FOODVEC_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (FOODVEC_DEBUG=1 shows the traceback)"
+            ) from None
+
+    return wrapper
+
+
+def _open(home: Path | None, model: str | None, db: str | None) -> FoodIndex:
+    return FoodIndex(home=home, model=model, db=db)
+
+
+def _emit(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{p!r} is not key=value", param_hint=what)
+        out[key.strip()] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="foodvec")
+def cli() -> None:
+    """foodvec: semantic search over food descriptions.
+
+    Index a file of foods with `foodvec build`, look foods up with `foodvec search`.
+    Everything of one index lives in one folder (--home / FOODVEC_HOME).
+    """
+
+
+@cli.command()
+@_common
+@_friendly
+def init(home, model, db) -> None:
+    """Create the database, or migrate it to the newest schema."""
+    with _open(home, model, db) as idx:
+        click.echo(f"database ready in {idx.home} (schema up to date)")
+
+
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--text-column", default="text", show_default=True, help="Column holding the food description."
+)
+@click.option(
+    "--id-column",
+    default=None,
+    help="Column holding each row's id. Default: `id` if the file has it, else "
+    "an id derived from the text (t- and 16 hex digits of its SHA-256).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("auto",) + FORMATS),
+    default="auto",
+    show_default=True,
+    help="Input format; auto reads the file extension.",
+)
+@click.option(
+    "--index",
+    "index_kind",
+    type=click.Choice(("auto",) + KINDS),
+    default="auto",
+    show_default=True,
+    help="FAISS index: flat (exact), hnsw or ivf; auto is flat up to 50,000 items.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    show_default=True,
+    help="Rows embedded and written per batch.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(ON_ERROR),
+    default="fail",
+    show_default=True,
+    help="fail: a bad row stops the build and nothing lands. skip: good rows land "
+    "and bad ones go to a report file.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --on-error skip writes rejected rows (JSONL). "
+    "Default: HOME/reports/rejected-<time>.jsonl.",
+)
+@click.option(
+    "--fix-encoding",
+    is_flag=True,
+    help="Repair mis-decoded text (UTF-8 read as Windows-1252/Latin-1) with ftfy.",
+)
+@click.option(
+    "--reembed",
+    is_flag=True,
+    help="Switch the index to the given model, re-embedding every stored text.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_common
+@_friendly
+def build(
+    files,
+    text_column,
+    id_column,
+    fmt,
+    index_kind,
+    batch_size,
+    on_error,
+    report,
+    fix_encoding,
+    reembed,
+    quiet,
+    as_json,
+    home,
+    model,
+    db,
+) -> None:
+    """Index FILE... (CSV, TSV, JSONL or Parquet), upserting by id.
+
+    Unchanged rows are skipped, changed rows re-embedded, identical texts embedded
+    once. Columns other than the id and text columns become metadata. A bad row
+    stops the build and nothing lands, unless --on-error skip.
+    """
+    opts = BuildOptions(
+        text_column=text_column,
+        id_column=id_column,
+        format=fmt,
+        on_error=on_error,
+        fix_encoding=fix_encoding,
+        batch_size=batch_size,
+        report=report,
+        reembed=reembed,
+        progress=not quiet,
+    )
+    with _open(home, model, db) as idx:
+        summary = idx.build(files, opts, index_kind=index_kind)
+        stats = idx.stats()
+    if as_json:
+        _emit({**summary.as_dict(), "index": stats["index"]})
+        return
+    s = summary
+    rate = s.rows_read / s.seconds if s.seconds else 0.0
+    click.echo(
+        f"rows read {s.rows_read}: new {s.new}, updated {s.updated}, "
+        f"unchanged {s.unchanged}, rejected {s.rejected}"
+        + (f", repaired {s.repaired}" if s.repaired else "")
+    )
+    click.echo(
+        f"embedded {s.embedded}, from cache {s.cached}; {s.seconds:.1f} s ({rate:.0f} rows/s)"
+    )
+    ix = stats["index"]
+    click.echo(f"index: {ix['type']} with {stats['items']} items, generation {s.generation}")
+    if s.report:
+        click.echo(f"rejected rows and reasons: {s.report}", err=True)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--id", "ext_id", help="The item's id (default: derived from the text).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_common
+@_friendly
+def add(text, ext_id, meta, as_json, home, model, db) -> None:
+    """Insert or update one item."""
+    record = {**_parse_pairs(meta, "--meta"), "text": text}
+    if ext_id is not None:
+        record["id"] = ext_id
+    with _open(home, model, db) as idx:
+        s = idx.upsert([record])
+    what = "added" if s.new else ("updated" if s.updated else "unchanged")
+    if as_json:
+        _emit({"status": what, "generation": s.generation, "items": s.items})
+    else:
+        click.echo(f"{what}; {s.items} items, generation {s.generation}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@_common
+@_friendly
+def delete(ids, home, model, db) -> None:
+    """Delete items by id (all of them, or none if any id is unknown)."""
+    with _open(home, model, db) as idx:
+        n = idx.delete(list(ids))
+        click.echo(f"deleted {n}; {idx.store.count()} items left")
+
+
+@cli.command()
+@click.argument("queries", nargs=-1, required=True)
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Results per query.",
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only items whose metadata KEY equals VALUE (as text); repeatable.",
+)
+@click.option("--min-score", type=float, help="Drop results whose cosine is below this.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
+@_common
+@_friendly
+def search(queries, k, filters, min_score, as_json, home, model, db) -> None:
+    """Find the foods most like each QUERY (cosine similarity)."""
+    from .engine import Searcher
+
+    flt = _parse_pairs(filters, "--filter")
+    with _open(home, model, db) as idx:
+        results = Searcher(idx).search(list(queries), k=k, filters=flt or None, min_score=min_score)
+    for q, hits in zip(queries, results, strict=True):
+        if as_json:
+            _emit({"query": q, "results": [h.as_dict() for h in hits]})
+            continue
+        click.echo(f"{q}")
+        if not hits:
+            click.echo("  (no results)")
+        for n, h in enumerate(hits, 1):
+            meta = ", ".join(f"{k_}={v}" for k_, v in h.metadata.items())
+            click.echo(
+                f"  {n:2d}. {h.score:.4f}  {h.id}  {h.text}" + (f"  [{meta}]" if meta else "")
+            )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_common
+@_friendly
+def stats(as_json, home, model, db) -> None:
+    """How many items, which model, which index."""
+    with _open(home, model, db) as idx:
+        s = idx.stats()
+    if as_json:
+        _emit(s)
+        return
+    click.echo(f"home:       {s['home']}")
+    click.echo(f"items:      {s['items']}")
+    click.echo(f"generation: {s['generation']}")
+    click.echo(f"model:      {s['model_name'] or '-'} ({(s['model'] or '-')[:12]}, dim {s['dim']})")
+    ix = s["index"]
+    click.echo(
+        f"index:      {ix['type'] or '-'} {ix['params'] or ''} "
+        f"(generation {ix['generation']}, {ix['count']} vectors)"
+    )
+
+
+@cli.command()
+@_common
+@_friendly
+def verify(home, model, db) -> None:
+    """Check that the FAISS index and the database agree (ids, count, vectors)."""
+    with _open(home, model, db) as idx:
+        problems = idx.verify()
+        s = idx.stats()
+    if problems:
+        for p in problems:
+            click.echo(f"MISMATCH: {p}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"ok: index and database agree ({s['items']} items, generation {s['generation']})")
+
+
+def main() -> None:
+    cli(prog_name="foodvec")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
