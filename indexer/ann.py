@@ -71,7 +71,7 @@ class AnnIndex:
             if train is not None and len(train):
                 ivf.train(np.ascontiguousarray(train, dtype=np.float32))
             ivf.nprobe = min(nlist, max(8, nlist // 8))
-            ivf.make_direct_map(faiss.DirectMap.Hashtable)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
             return cls("ivf", dim, ivf, {"nlist": nlist, "nprobe": ivf.nprobe})
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
 
@@ -109,8 +109,13 @@ class AnnIndex:
             return 0
         if not self.supports_remove:
             raise NotImplementedError("HNSW cannot remove vectors; rebuild instead")
-        sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        return int(self.index.remove_ids(sel))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.kind == "ivf":
+            # IVF's hashtable direct map removes only through an IDSelectorArray
+            # (which must stay alive during the call).
+            sel = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
+            return int(self.index.remove_ids(sel))
+        return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def ids(self) -> np.ndarray:
         if self.kind == "ivf":

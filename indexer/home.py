@@ -20,7 +20,7 @@ import numpy as np
 from . import ann as ann_mod
 from .ann import AnnIndex, choose_kind
 from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
-from .embedder import Embedder, check_model_folder, load_embedder
+from .embedder import Embedder, load_embedder
 from .errors import FoodvecError, ModelNotFoundError, NotFoundError
 from .store import Store
 
@@ -92,10 +92,7 @@ class FoodIndex:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            spec = self.model_spec()
-            if spec != "base":
-                check_model_folder(Path(spec).expanduser())
-            self._embedder = load_embedder(spec)
+            self._embedder = load_embedder(self.model_spec())
         return self._embedder
 
     def check_model(self) -> None:

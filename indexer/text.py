@@ -32,14 +32,33 @@ def derived_id(normalized: str) -> str:
     return "t-" + content_hash(normalized)[:16]
 
 
+def _continuation_chars() -> str:
+    """How the UTF-8 continuation bytes 0x80-0xBF look when read as Windows-1252 or
+    Latin-1."""
+    chars = set()
+    for b in range(0x80, 0xC0):
+        chars.add(bytes([b]).decode("latin-1"))
+        try:
+            chars.add(bytes([b]).decode("cp1252"))
+        except UnicodeDecodeError:
+            pass
+    return "".join(sorted(chars))
+
+
+# A UTF-8 lead byte (0xC2-0xF4, seen as Â..ô) followed by a continuation byte: the
+# signature ftfy's own score misses when some bytes were lost on the way (the seed card).
+_LEAD_THEN_CONTINUATION = re.compile("[\u00c2-\u00f4][" + re.escape(_continuation_chars()) + "]")
+
+
 def looks_misdecoded(text: str) -> bool:
     """True when the text looks like UTF-8 that was decoded as Windows-1252 or Latin-1."""
-    return is_bad(text)
+    return is_bad(text) or _LEAD_THEN_CONTINUATION.search(text) is not None
 
 
 def repair_encoding(text: str) -> str | None:
-    """Repair mis-decoded text with ftfy; None when the repair still leaves mojibake."""
+    """Repair mis-decoded text with ftfy; None when the repair still leaves mojibake
+    (bytes lost in the mis-decoding cannot be brought back)."""
     fixed = ftfy.fix_text(text, uncurl_quotes=False, fix_latin_ligatures=False)
-    if is_bad(fixed):
+    if looks_misdecoded(fixed):
         return None
     return fixed

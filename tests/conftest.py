@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample_foods.csv"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def fakes(monkeypatch, home):
+    """FOODVEC_MODEL=fake; the specs `fake`, `fake-other` (another model, same size)
+    and `fake-wide` (another size) load fake embedders, one object per spec so that
+    tests can read its counters."""
+    made = {
+        "fake": FakeEmbedder(64),
+        "fake-other": FakeEmbedder(64, salt="other"),
+        "fake-wide": FakeEmbedder(128),
+    }
+    import indexer.home
+
+    real = indexer.home.load_embedder
+
+    def load(spec, batch_size=64):
+        return made[str(spec)] if str(spec) in made else real(spec, batch_size)
+
+    monkeypatch.setattr(indexer.home, "load_embedder", load)
+    monkeypatch.setenv("FOODVEC_MODEL", "fake")
+    return made
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    monkeypatch.setenv("FOODVEC_HOME", str(h))
+    monkeypatch.delenv("FOODVEC_MODEL", raising=False)
+    monkeypatch.delenv("FOODVEC_DB", raising=False)
+    return h
+
+
+def write_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> Path:
+    header = header or list(rows[0])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def sample_rows() -> list[dict]:
+    with open(SAMPLE, encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

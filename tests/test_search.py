@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer import BuildOptions, FoodIndex
+from search import Searcher
+from search.cli import cli
+from tests.conftest import SAMPLE, sample_rows
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+@pytest.fixture
+def built(fakes, home):
+    with FoodIndex(home) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False))
+    return home
+
+
+def brute_force(fake, rows, query, k, keep=lambda r: True):
+    rows = [r for r in rows if keep(r)]
+    vecs = fake.encode([r["text"] for r in rows])
+    q = fake.encode([query])[0]
+    scores = vecs @ q
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(rows[i]["id"], float(scores[i])) for i in order]
+
+
+QUERIES = ["비타민이 풍부한 과일", "나트륨 과다 가공식품", "칼슘 뼈 건강", "설탕 음료"]
+
+
+def test_search_equals_exact_search(built, fakes):
+    rows = sample_rows()
+    with FoodIndex(built) as idx:
+        results = Searcher(idx).search(QUERIES, k=10)
+    for q, hits in zip(QUERIES, results, strict=True):
+        want = brute_force(fakes["fake"], rows, q, 10)
+        assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
+        # ids equal up to the order of exact ties
+        assert {h.id for h in hits if h.score > want[-1][1] + 1e-6} <= {i for i, _ in want}
+
+
+def test_several_queries_are_encoded_in_one_batch(built, fakes):
+    with FoodIndex(built) as idx:
+        s = Searcher(idx)
+        s.search(QUERIES[:1])  # warm (loads nothing for the fake, but keep it honest)
+        before = fakes["fake"].calls
+        s.search(QUERIES, k=3)
+        assert fakes["fake"].calls == before + 1
+
+
+def test_filter_returns_k_whenever_k_match(built, fakes):
+    rows = sample_rows()
+    dairy = [r for r in rows if r["category"] == "유제품"]
+    with FoodIndex(built) as idx:
+        hits = Searcher(idx).search("탄산음료 설탕", k=5, filters={"category": "유제품"})[0]
+        assert len(hits) == 5
+        assert all(h.metadata["category"] == "유제품" for h in hits)
+        want = brute_force(
+            fakes["fake"], rows, "탄산음료 설탕", 5, keep=lambda r: r["category"] == "유제품"
+        )
+        assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
+        all_dairy = Searcher(idx).search("x", k=100, filters={"category": "유제품"})[0]
+        assert len(all_dairy) == len(dairy)
+        two = Searcher(idx).search("x", k=100, filters={"category": "유제품", "healthy": "0"})[0]
+        assert {h.id for h in two} == {r["id"] for r in dairy if r["healthy"] == "0"}
+        assert Searcher(idx).search("x", filters={"category": "없음"})[0] == []
+
+
+def test_min_score(built):
+    with FoodIndex(built) as idx:
+        hits = Searcher(idx).search(
+            "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원", k=10, min_score=0.99
+        )[0]
+    assert [h.id for h in hits] == ["k097"]
+
+
+def test_search_json_contract(built):
+    res = run("search", "두부", "김치", "-k", "2", "--json")
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.splitlines()]
+    assert [x["query"] for x in lines] == ["두부", "김치"]
+    hit = lines[0]["results"][0]
+    assert set(hit) == {"id", "text", "score", "metadata"}
+    assert set(hit["metadata"]) == {"name", "category", "healthy"}
+
+
+def test_human_output_and_stats(built):
+    res = run("search", "두부", "-k", "1")
+    assert res.exit_code == 0 and "두부" in res.output
+    s = json.loads(run("stats", "--json").output)
+    assert s["items"] == len(sample_rows())
+    assert s["index"]["type"] == "flat" and s["generation"] == 1
+    assert len(s["model"]) == 64
+    assert "items:" in run("stats").output
+
+
+def test_add_is_visible_and_verify_passes(built):
+    res = run("add", "귀리 라떼: 베타글루칸 함유, 저당", "--id", "o1", "--meta", "category=음료")
+    assert res.exit_code == 0 and "added" in res.output
+    res = run("search", "귀리 라떼: 베타글루칸 함유, 저당", "-k", "1", "--json")
+    assert json.loads(res.output)["results"][0]["id"] == "o1"
+    res = run("add", "귀리 라떼: 베타글루칸 함유, 무가당", "--id", "o1")
+    assert "updated" in res.output
+    assert run("delete", "o1", "k001").exit_code == 0
+    assert json.loads(run("stats", "--json").output)["items"] == len(sample_rows()) - 1
+    assert run("verify").exit_code == 0
+
+
+def test_another_process_write_is_seen(built):
+    with FoodIndex(built) as reader, FoodIndex(built) as writer:
+        s = Searcher(reader)
+        assert s.search("x")[0]
+        writer.upsert([{"id": "w1", "text": "새로운 음식: 단백질 풍부"}])
+        writer.delete(["k002"])
+        hits = s.search("새로운 음식: 단백질 풍부", k=300)[0]
+        assert hits[0].id == "w1"
+        assert "k002" not in {h.id for h in hits}
+
+
+def test_stale_index_catches_up_from_change_log(built):
+    # A writer that committed but died before publishing its index.
+    with FoodIndex(built) as idx:
+        with idx.store.write() as tx:
+            tx.delete_ext_ids(["k001"])
+        assert idx.verify()  # the published index is behind
+        idx.sync(publish=True)
+        assert idx.verify() == []
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_kinds_update_and_verify(fakes, home, kind):
+    with FoodIndex(home) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False), index_kind=kind)
+        assert idx.stats()["index"]["type"] == kind
+        idx.delete(["k001", "k002"])
+        idx.upsert([{"id": "n1", "text": "새 음식: 비타민 풍부"}])
+        assert idx.verify() == []
+        hits = Searcher(idx).search("새 음식: 비타민 풍부", k=5)[0]
+        assert hits[0].id == "n1"
+        ids = {h.id for h in Searcher(idx).search("x", k=300)[0]}
+        assert "k001" not in ids
+        narrow = Searcher(idx).search("우유", k=3, filters={"category": "유제품"})[0]
+        assert len(narrow) == 3 and all(h.metadata["category"] == "유제품" for h in narrow)
+    assert run("verify").exit_code == 0
+
+
+def test_verify_detects_a_damaged_index(built):
+    with FoodIndex(built) as idx:
+        ann = idx.sync()
+        victim = idx.store.item_by_ext_id("k010").id
+        ann.remove(np.array([victim]))
+        path = idx.index_dir / json.loads((idx.index_dir / "index.json").read_text())["file"]
+        faiss.write_index(ann.index, str(path))
+    res = run("verify")
+    assert res.exit_code == 1
+    assert "missing from the index" in res.output and str(victim) in res.output
+
+
+def test_verify_detects_changed_vectors(built):
+    with FoodIndex(built) as idx:
+        ann = idx.sync()
+        item = idx.store.item_by_ext_id("k010")
+        ann.remove(np.array([item.id]))
+        ann.add(np.array([item.id]), np.ones((1, ann.dim), np.float32) / 8)
+        path = idx.index_dir / json.loads((idx.index_dir / "index.json").read_text())["file"]
+        faiss.write_index(ann.index, str(path))
+    res = run("verify")
+    assert res.exit_code == 1 and "vectors differ" in res.output
+
+
+def test_empty_index_search(fakes, home):
+    res = run("search", "두부", "--json")
+    assert res.exit_code == 0
+    assert json.loads(res.output)["results"] == []
