@@ -341,6 +341,168 @@ def verify(home, model, db) -> None:
     click.echo(f"ok: index and database agree ({s['items']} items, generation {s['generation']})")
 
 
+@cli.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Training CSV with text and label (0/1) columns. Default: data/train.csv.",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to save the model. Default: HOME/models/default.",
+)
+@click.option(
+    "--base",
+    default="base",
+    show_default=True,
+    help="Model to fine-tune: a folder, or `base` (all-MiniLM-L6-v2).",
+)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, 4096), default=16, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=5e-5,
+    show_default=True,
+    help="Learning rate.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--max-seq-length", type=click.IntRange(8, 512), default=256, show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option(
+    "--scheduler",
+    default="linear",
+    show_default=True,
+    help="Learning-rate schedule (transformers' lr_scheduler_type).",
+)
+@click.option(
+    "--margin", type=float, default=5.0, show_default=True, help="BatchHardTripletLoss margin."
+)
+@click.option("--no-eval", is_flag=True, help="Skip the held-out evaluation in the model card.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_common
+@_friendly
+def train(
+    data,
+    output,
+    base,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    max_seq_length,
+    warmup_ratio,
+    scheduler,
+    margin,
+    no_eval,
+    quiet,
+    as_json,
+    home,
+    model,
+    db,
+) -> None:
+    """Fine-tune all-MiniLM-L6-v2 with BatchHardTripletLoss (the seed card's recipe).
+
+    The defaults are the seed model card's hyperparameters. The result is a
+    sentence-transformers folder with a model card; without --output it becomes the
+    default model of this home.
+    """
+    from indexer.evaluate import DATA_DIR
+    from indexer.home import default_home
+    from indexer.train import TrainConfig, evaluate_pair, write_model_card
+    from indexer.train import train as run_train
+
+    home_dir = home or default_home()
+    out = output or (home_dir / "models" / "default")
+    cfg = TrainConfig(
+        data=data or DATA_DIR / "train.csv",
+        output=out,
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_seq_length=max_seq_length,
+        warmup_ratio=warmup_ratio,
+        scheduler=scheduler,
+        margin=margin,
+    )
+    if not quiet and not as_json:
+        click.echo(f"training on {cfg.data} -> {out}", err=True)
+    info = run_train(cfg, progress=not quiet)
+    figures = None
+    if not no_eval and (DATA_DIR / "heldout.csv").exists():
+        figures = evaluate_pair(out, base=base)
+    write_model_card(out, info, figures or {"base": {}, "tuned": {}})
+    if as_json:
+        _emit({"output": str(out), **info, "evaluation": figures})
+        return
+    click.echo(
+        f"saved {out} ({info['steps']} steps, {info['seconds']:.1f} s, "
+        f"final loss {info['train_loss']})"
+    )
+    if figures:
+        _print_figures(figures)
+
+
+def _print_figures(figures: dict[str, dict[str, float]]) -> None:
+    click.echo(f"{'figure':34s} {'base':>8s} {'tuned':>8s}")
+    for name in figures["tuned"]:
+        click.echo(f"{name:34s} {figures['base'][name]:8.4f} {figures['tuned'][name]:8.4f}")
+
+
+@cli.command("eval-model")
+@click.option("--base", default="base", show_default=True, help="The model to compare with.")
+@click.option(
+    "--heldout",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Held-out CSV (text, label). Default: data/heldout.csv.",
+)
+@click.option(
+    "--train-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Training CSV for the nearest-training-phrase accuracy.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the held-out phrases in 2-D (PCA), base and tuned, to this PNG.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@_common
+@_friendly
+def eval_model(base, heldout, train_data, plot, as_json, home, model, db) -> None:
+    """Compare a model with the base model on the held-out phrases.
+
+    Label margin (same-label minus cross-label mean cosine), 1-NN label accuracy within
+    the held-out set, 1-NN accuracy from the training phrases, English food retrieval
+    nDCG@10.
+    """
+    from indexer.evaluate import DATA_DIR
+    from indexer.train import evaluate_pair
+
+    tuned = model
+    if tuned is None:
+        with _open(home, None, db) as idx:
+            tuned = str(idx.default_model_path)
+    heldout = heldout or DATA_DIR / "heldout.csv"
+    train_data = train_data or DATA_DIR / "train.csv"
+    figures = evaluate_pair(tuned, base=base, train_path=train_data, heldout_path=heldout)
+    if plot:
+        from indexer.plot import plot_pair
+
+        plot_pair(tuned, base, heldout, plot)
+    if as_json:
+        _emit({"model": tuned, "base": base, **figures, "plot": str(plot) if plot else None})
+        return
+    click.echo(f"model: {tuned}")
+    _print_figures(figures)
+    if plot:
+        click.echo(f"plot: {plot}")
+
+
 def main() -> None:
     cli(prog_name="foodvec")
 
