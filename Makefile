@@ -25,8 +25,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@test -d "$(FOODVEC_HOME)/models/default" || { \
-	  echo "The default model is not trained yet: training it now (about a minute)."; \
-	  $(VENV)/bin/foodvec train; }
+	  echo "The default model is not trained yet: training it now (under a minute)."; \
+	  $(VENV)/bin/foodvec train --recipe foodvec; }
 	$(VENV)/bin/foodvec build data/sample_foods.csv
 	$(VENV)/bin/foodvec search "비타민이 풍부한 과일" "나트륨이 많은 가공식품" -k 5
 	$(VENV)/bin/foodvec search "칼슘이 풍부한 음식" --filter category=유제품 -k 3

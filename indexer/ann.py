@@ -158,14 +158,21 @@ class AnnIndex:
         return self.index.search(q, min(k, len(allowed)), params=params)
 
     # -- files --------------------------------------------------------------------
-    def save(self, folder: Path, sidecar: dict[str, Any]) -> Path:
-        """Publish this index and its sidecar atomically; remove superseded files."""
+    def save(self, folder: Path, sidecar: dict[str, Any], vectors_changed: bool = True) -> Path:
+        """Publish this index and its sidecar atomically; remove superseded files.
+
+        With ``vectors_changed=False`` (only the generation moved on), the current
+        index file is kept and only the sidecar is rewritten."""
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"faiss-{sidecar['generation']}-{self.kind}-{os.getpid()}.index"
-        tmp = folder / (name + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        _fsync_file(tmp)
-        os.replace(tmp, folder / name)
+        current = read_sidecar(folder) or {}
+        if not vectors_changed and (folder / str(current.get("file"))).is_file():
+            name = current["file"]
+        else:
+            name = f"faiss-{sidecar['generation']}-{self.kind}-{os.getpid()}.index"
+            tmp = folder / (name + ".tmp")
+            faiss.write_index(self.index, str(tmp))
+            _fsync_file(tmp)
+            os.replace(tmp, folder / name)
         meta = dict(
             sidecar,
             file=name,

@@ -84,7 +84,7 @@ class FoodIndex:
             return str(self.default_model_path)
         raise ModelNotFoundError(
             f"no model: the default model is not trained yet ({self.default_model_path} is "
-            "missing). Train it with `foodvec train` (about a minute on a CPU), or pass "
+            "missing). Train it with `foodvec train --recipe foodvec` (about 20 seconds), or pass "
             "--model PATH (a sentence-transformers folder, or `base` for the untuned "
             "all-MiniLM-L6-v2)"
         )
@@ -162,13 +162,15 @@ class FoodIndex:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def sync(
-        self, publish: bool = False, kind: str | None = None, force_rebuild: bool = False
+        self, publish: bool | None = None, kind: str | None = None, force_rebuild: bool = False
     ) -> AnnIndex | None:
         """Bring the in-memory FAISS index up to the database's generation.
 
         Loads the published index, applies the change log since its generation (or
         rebuilds when the log does not reach back, the model changed, or the index kind
-        must change), and with ``publish`` saves the result atomically.
+        must change). ``publish=True`` saves the result atomically; ``None`` (the
+        default) saves it only when the published index was found behind the database,
+        which is how a crash between a commit and its index write is repaired on open.
         """
         model = self.store.active_model()
         if model is None:
@@ -176,27 +178,29 @@ class FoodIndex:
             return None
         info = self.store.model_info(model)
         dim = int(info["dim"]) if info else 0
+        from_disk = False
         if self._ann is None:
             loaded = AnnIndex.load(self.index_dir)
             if loaded is not None:
                 self._ann, self._ann_meta = loaded
+            from_disk = True
         meta = self._ann_meta or {}
         requested = kind or meta.get("requested", "auto")
-        count = self.store.count()
-        want = choose_kind(requested, count)
-        changed = False
+        want = choose_kind(requested, self.store.count())
         gen = self.store.generation()
         ann = self._ann
+        old_gen = int(meta.get("generation", -1))
+        vectors_changed = False
         rebuild = (
             force_rebuild
             or ann is None
             or meta.get("model") != model
             or int(meta.get("dim", -1)) != dim
             or ann.kind != want
-            or int(meta.get("generation", -1)) > gen
+            or old_gen > gen
         )
-        if not rebuild and int(meta["generation"]) < gen:
-            delta = self.store.changes_since(int(meta["generation"]))
+        if not rebuild and old_gen < gen:
+            delta = self.store.changes_since(old_gen)
             if delta is None:
                 rebuild = True
             else:
@@ -204,16 +208,16 @@ class FoodIndex:
                 ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
                 if not ann.supports_remove and np.isin(ids, ann.ids()).any():
                     rebuild = True
-                else:
+                elif len(ids):
                     if ann.supports_remove:
                         ann.remove(ids)
                     for got_ids, vecs in self.store.vectors_for_items(model, dim, ids):
                         ann.add(got_ids, vecs)
-                    changed = True
+                    vectors_changed = True
         if rebuild:
             gen = self.store.generation()
             ann = AnnIndex.build(want, dim, self.store.vectors_for_items(model, dim))
-            changed = True
+            vectors_changed = True
         self._ann = ann
         self._ann_meta = {
             **meta,
@@ -224,17 +228,18 @@ class FoodIndex:
             "kind": ann.kind,
             "count": ann.count,
         }
-        if publish and changed:
+        advanced = vectors_changed or gen != old_gen
+        if publish is None:
+            publish = from_disk and advanced
+        if publish and advanced:
+            sidecar = {
+                "generation": gen,
+                "model": model,
+                "requested": requested,
+                "saved_at": time.time(),
+            }
             with self._lock():
-                ann.save(
-                    self.index_dir,
-                    {
-                        "generation": gen,
-                        "model": model,
-                        "requested": requested,
-                        "saved_at": time.time(),
-                    },
-                )
+                ann.save(self.index_dir, sidecar, vectors_changed=vectors_changed)
             self.store.prune_changes(gen)
         return ann
 
@@ -268,6 +273,7 @@ class FoodIndex:
     def verify(self) -> list[str]:
         """Compare the published FAISS index with the database; [] when they agree."""
         problems: list[str] = []
+        self.sync()  # an index left behind by a crashed writer is caught up first
         model = self.store.active_model()
         count = self.store.count()
         loaded = AnnIndex.load(self.index_dir)

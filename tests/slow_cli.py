@@ -1,0 +1,23 @@
+"""Runs the foodvec CLI with a fake embedder that takes time, so a test can kill it
+mid-build. Usage: python -m tests.slow_cli ARGS..."""
+
+from __future__ import annotations
+
+import time
+
+import indexer.home
+from search.cli import main
+from tests.fakes import FakeEmbedder
+
+
+class SlowFake(FakeEmbedder):
+    def encode(self, texts):
+        time.sleep(0.02)
+        return super().encode(texts)
+
+
+_fake = SlowFake(64)
+indexer.home.load_embedder = lambda spec, batch_size=64: _fake
+
+if __name__ == "__main__":
+    main()

