@@ -28,8 +28,8 @@ demo: $(STAMP)
 	  echo "The default model is not trained yet: training it now (under a minute)."; \
 	  $(VENV)/bin/foodvec train --recipe foodvec; }
 	$(VENV)/bin/foodvec build data/sample_foods.csv
-	$(VENV)/bin/foodvec search "비타민이 풍부한 과일" "나트륨이 많은 가공식품" -k 5
-	$(VENV)/bin/foodvec search "칼슘이 풍부한 음식" --filter category=유제품 -k 3
+	$(VENV)/bin/foodvec search "비타민 C 풍부, 면역력 강화" "나트륨 과다, 혈압 상승 위험" -k 5
+	$(VENV)/bin/foodvec search "칼슘 풍부, 뼈 건강 지원" --filter category=유제품 -k 3
 	$(VENV)/bin/foodvec stats
 	$(VENV)/bin/foodvec verify
 
