@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -77,3 +77,46 @@ class Change(Base):
     generation: Mapped[int] = mapped_column(Integer, nullable=False)
     item_id: Mapped[int] = mapped_column(Integer, nullable=False)
     op: Mapped[str] = mapped_column(String(1), nullable=False)  # "u" upsert, "d" delete
+
+
+class Job(Base):
+    """A long-running job (paraphrase mining): parameters, state and timings."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    # running, done, failed, interrupted
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    model_fp: Mapped[str | None] = mapped_column(String(64))
+    generation: Mapped[int | None] = mapped_column(Integer)
+    items: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str | None] = mapped_column(String(32))
+    pair_count: Mapped[int | None] = mapped_column(Integer)
+    left_out: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class JobPair(Base):
+    """One mined pair (item ids, a < b) of a job."""
+
+    __tablename__ = "job_pairs"
+    __table_args__ = (
+        Index("ix_job_pairs_job_a", "job_id", "item_a"),
+        Index("ix_job_pairs_job_b", "job_id", "item_b"),
+    )
+
+    job_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_a: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_b: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score: Mapped[float] = mapped_column(Float, nullable=False)

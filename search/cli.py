@@ -511,6 +511,232 @@ def eval_model(base, heldout, train_data, plot, as_json, home, model, db) -> Non
         click.echo(f"plot: {plot}")
 
 
+@cli.command()
+@click.option(
+    "--threshold",
+    type=click.FloatRange(-1, 1),
+    default=0.9,
+    show_default=True,
+    help="Keep pairs whose cosine is at least this.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Neighbours looked at per item (a pair counts when either item has the "
+    "other among its top k).",
+)
+@click.option(
+    "--exact", "mode", flag_value="exact", help="Exact mining (compares every pair, in chunks)."
+)
+@click.option(
+    "--approximate",
+    "mode",
+    flag_value="approximate",
+    help="Approximate kNN (an IVF index built for the job).",
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Mine only items whose metadata KEY equals VALUE; repeatable.",
+)
+@click.option(
+    "--max-pairs",
+    type=click.IntRange(1),
+    help="Keep at most this many pairs (the best); the number left out is reported.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every pair to FILE (.csv, .jsonl or .parquet).",
+)
+@click.option(
+    "--format",
+    "out_fmt",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    help="Format of --output (default: from its extension).",
+)
+@click.option(
+    "--clusters",
+    "show_clusters",
+    is_flag=True,
+    help="Group the pairs into connected components, largest first.",
+)
+@click.option(
+    "--of",
+    "of_id",
+    metavar="ID",
+    help="Show the paraphrases of item ID from the latest finished job "
+    "(or --job N) instead of mining.",
+)
+@click.option("--job", "job_id", type=int, help="With --of or --clusters: use this job.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Pairs shown in the summary table.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per pair.")
+@_common
+@_friendly
+def mine(
+    threshold,
+    top_k,
+    mode,
+    filters,
+    max_pairs,
+    output,
+    out_fmt,
+    show_clusters,
+    of_id,
+    job_id,
+    limit,
+    quiet,
+    as_json,
+    home,
+    model,
+    db,
+) -> None:
+    """Find near-duplicate and paraphrased descriptions across the whole index.
+
+    Each run is a job recorded in the database with its pairs. Below 20,000 items
+    mining is exact; above, it uses an approximate kNN (recall measured in bench/mine.py);
+    --exact forces exact mode. Pairs are never dropped silently.
+    """
+    from .mining import job_clusters, job_pairs, latest_done_job, run_mining_job
+
+    flt = _parse_pairs(filters, "--filter")
+    with _open(home, model, db) as idx:
+        if of_id is not None or (show_clusters and job_id is not None):
+            job = job_id or latest_done_job(idx)
+            if job is None:
+                raise click.ClickException("no finished mining job yet: run `foodvec mine`")
+            if of_id is not None:
+                pairs = job_pairs(idx, job, of=of_id)
+                _show_pairs(pairs, as_json, f"paraphrases of {of_id} (job {job})", None)
+            if show_clusters:
+                _show_clusters(job_clusters(idx, job), as_json)
+            return
+        res = run_mining_job(
+            idx,
+            threshold=threshold,
+            top_k=top_k,
+            mode=mode or "auto",
+            filters=flt or None,
+            max_pairs=max_pairs,
+            progress=not quiet and not as_json,
+        )
+        if output:
+            n = _write_pairs(output, out_fmt, job_pairs(idx, res.job))
+            click.echo(f"wrote {n} pairs to {output}", err=True)
+        if as_json:
+            for p in job_pairs(idx, res.job):
+                _emit(p)
+        else:
+            head = (
+                f"job {res.job}: {res.pairs} pairs with cosine >= {threshold} among "
+                f"{res.items} items (top-{top_k}, {res.mode} mode, {res.seconds:.1f} s)"
+            )
+            if res.left_out:
+                head += f"; {res.left_out} more pairs left out by --max-pairs"
+            _show_pairs(job_pairs(idx, res.job, limit=limit), False, head, res.pairs)
+        if show_clusters:
+            _show_clusters(job_clusters(idx, res.job), as_json)
+        if res.left_out and as_json:
+            click.echo(f"{res.left_out} pairs left out by --max-pairs", err=True)
+
+
+def _show_pairs(pairs: list[dict], as_json: bool, head: str, total: int | None) -> None:
+    if as_json:
+        for p in pairs:
+            _emit(p)
+        return
+    click.echo(head)
+    for p in pairs:
+        click.echo(
+            f"  {p['score']:.4f}  {p['id_a']}  {p['text_a']}\n          {p['id_b']}  {p['text_b']}"
+        )
+    if total is not None and total > len(pairs):
+        click.echo(f"  … {total - len(pairs)} more (--output FILE or --json for all)")
+    if not pairs:
+        click.echo("  (no pairs)")
+
+
+def _show_clusters(groups: list[list[dict]], as_json: bool) -> None:
+    if as_json:
+        for n, g in enumerate(groups, 1):
+            _emit({"cluster": n, "size": len(g), "members": g})
+        return
+    click.echo(f"{len(groups)} clusters (connected components of the pairs), largest first")
+    for n, g in enumerate(groups, 1):
+        click.echo(f"  cluster {n} ({len(g)} items)")
+        for m in g:
+            click.echo(f"    {m['id']}  {m['text']}")
+
+
+def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
+    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(
+        path.suffix.lower()
+    )
+    if fmt is None:
+        raise click.UsageError(f"cannot tell the format of {path}; pass --format")
+    tmp = path.with_name(path.name + ".tmp")
+    cols = ["id_a", "id_b", "text_a", "text_b", "score"]
+    if fmt == "csv":
+        import csv
+
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(pairs)
+    elif fmt == "jsonl":
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for p in pairs:
+                fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise click.ClickException("Parquet output needs pyarrow") from None
+        table = pa.Table.from_pylist(pairs) if pairs else pa.table({c: [] for c in cols})
+        pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return len(pairs)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per job.")
+@_common
+@_friendly
+def jobs(as_json, home, model, db) -> None:
+    """List mining jobs: parameters, status, timings and pair counts."""
+    from .mining import list_jobs
+
+    with _open(home, model, db) as idx:
+        rows = list_jobs(idx)
+    if as_json:
+        for r in rows:
+            _emit(r)
+        return
+    if not rows:
+        click.echo("no jobs yet")
+    for r in rows:
+        p = r["params"]
+        click.echo(
+            f"job {r['id']}  {r['status']:11s} threshold {p.get('threshold')} "
+            f"top-k {p.get('top_k')} mode {r['mode'] or p.get('mode')}  "
+            f"items {r['items']}  pairs {r['pair_count']}  {r['seconds']} s  "
+            f"started {r['started_at']}  generation {r['generation']}"
+            + (f"  ({r['error']})" if r["error"] else "")
+        )
+
+
 def main() -> None:
     cli(prog_name="foodvec")
 

@@ -1,0 +1,443 @@
+"""Paraphrase mining: every pair (a, b) with cosine >= threshold where either item has
+the other among its top-k nearest neighbours (sentence-transformers'
+``paraphrase_mining_embeddings`` semantics), each pair once, best first.
+
+The maths is pure (arrays in, arrays out); ``run_mining_job`` adds the database: it
+records a job, stores its pairs and marks it done only when every pair is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+from sqlalchemy import text
+
+from indexer.errors import BadInputError, FoodvecError, NotFoundError
+from indexer.home import FoodIndex
+
+# Above this many items, "auto" mines with an approximate (IVF) kNN.
+EXACT_MAX = 20_000
+# Bytes of score matrix one exact step may hold.
+CHUNK_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Pairs:
+    """Mined pairs as positions into the mined vectors (a < b), best first."""
+
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+def _finalize(rows: list[np.ndarray], cols: list[np.ndarray], scores: list[np.ndarray]) -> Pairs:
+    if not rows:
+        e = np.zeros(0, np.int64)
+        return Pairs(e, e, np.zeros(0, np.float32))
+    i = np.concatenate(rows).astype(np.int64)
+    j = np.concatenate(cols).astype(np.int64)
+    s = np.concatenate(scores).astype(np.float32)
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    key = a * (int(b.max()) + 1) + b
+    # one entry per pair: the highest score (the two directions agree up to rounding)
+    order = np.lexsort((-s, key))
+    key, a, b, s = key[order], a[order], b[order], s[order]
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    a, b, s = a[first], b[first], s[first]
+    best = np.lexsort((b, a, -s))
+    return Pairs(a[best], b[best], s[best])
+
+
+def _keep(rows_i: np.ndarray, nbr: np.ndarray, sc: np.ndarray, top_k: int, threshold: float):
+    """From (k+1)-neighbour lists: drop self, keep the first top_k, apply the threshold."""
+    not_self = nbr != rows_i[:, None]
+    # position among the non-self neighbours, to cut at top_k like the reference does
+    rank = np.cumsum(not_self, axis=1)
+    mask = not_self & (rank <= top_k) & (sc >= threshold) & (nbr >= 0)
+    r, c = np.nonzero(mask)
+    return rows_i[r], nbr[r, c], sc[r, c]
+
+
+def mine_exact(
+    vecs: np.ndarray,
+    top_k: int = 10,
+    threshold: float = 0.9,
+    progress: Callable[[int], None] | None = None,
+) -> Pairs:
+    """Exact mining in row chunks, so memory stays bounded whatever the size."""
+    n = len(vecs)
+    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+    kk = min(top_k + 1, n)
+    chunk = max(16, min(4096, CHUNK_BYTES // max(4 * n, 1)))
+    rows, cols, scores = [], [], []
+    for start in range(0, n, chunk):
+        q = vecs[start : start + chunk]
+        s = q @ vecs.T
+        if kk < n:
+            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        else:
+            part = np.tile(np.arange(n), (len(q), 1))
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-ps, axis=1, kind="stable")
+        nbr = np.take_along_axis(part, order, axis=1)
+        sc = np.take_along_axis(ps, order, axis=1)
+        i, j, v = _keep(np.arange(start, start + len(q)), nbr, sc, top_k, threshold)
+        rows.append(i)
+        cols.append(j)
+        scores.append(v)
+        if progress:
+            progress(len(q))
+    return _finalize(rows, cols, scores)
+
+
+def ivf_params(n: int) -> dict[str, int]:
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+    return {"nlist": nlist, "nprobe": min(nlist, 16)}
+
+
+def mine_ivf(
+    vecs: np.ndarray,
+    top_k: int = 10,
+    threshold: float = 0.9,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Pairs:
+    """Approximate mining: an IVF index built for the job, each item searched for its
+    top_k + 1 neighbours in ``nprobe`` of ``nlist`` cells."""
+    n, d = vecs.shape
+    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+    p = ivf_params(n)
+    nlist = nlist or p["nlist"]
+    nprobe = nprobe or p["nprobe"]
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    train = vecs if n <= 64 * nlist else vecs[rng.choice(n, 64 * nlist, replace=False)]
+    index.cp.seed = 0
+    index.train(train)
+    index.add(vecs)
+    index.nprobe = nprobe
+    kk = min(top_k + 1, n)
+    rows, cols, scores = [], [], []
+    step = 8192
+    for start in range(0, n, step):
+        q = vecs[start : start + step]
+        sc, nbr = index.search(q, kk)
+        i, j, v = _keep(np.arange(start, start + len(q)), nbr, sc, top_k, threshold)
+        rows.append(i)
+        cols.append(j)
+        scores.append(v)
+        if progress:
+            progress(len(q))
+    return _finalize(rows, cols, scores)
+
+
+def clusters(pairs: Pairs) -> list[list[int]]:
+    """Connected components of the pair graph (union-find), largest first."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for x in parent:
+        groups.setdefault(find(x), []).append(x)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: (-len(g), g[0]))
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+@dataclass
+class MineResult:
+    job: int
+    mode: str
+    items: int
+    pairs: int
+    left_out: int
+    seconds: float
+    params: dict[str, Any]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_mining_job(
+    idx: FoodIndex,
+    threshold: float = 0.9,
+    top_k: int = 10,
+    mode: str = "auto",
+    filters: dict[str, str] | None = None,
+    max_pairs: int | None = None,
+    progress: bool = False,
+) -> MineResult:
+    """Mine the current index, recording the job and its pairs in the database."""
+    if not -1.0 <= threshold <= 1.0:
+        raise BadInputError(f"threshold must be between -1 and 1, not {threshold}")
+    if top_k < 1:
+        raise BadInputError(f"top-k must be at least 1, not {top_k}")
+    if mode not in ("auto", "exact", "approximate"):
+        raise BadInputError(f"mode must be auto, exact or approximate, not {mode!r}")
+    store = idx.store
+    model = store.active_model()
+    if model is None:
+        raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
+    info = store.model_info(model)
+    dim = int(info["dim"])
+    gen = store.generation()
+    params = {
+        "threshold": threshold,
+        "top_k": top_k,
+        "mode": mode,
+        "filters": filters or {},
+        "max_pairs": max_pairs,
+    }
+    job_id = _start_job(store, params, model, gen)
+    t0 = time.perf_counter()
+    try:
+        allowed = store.filtered_ids(filters) if filters else None
+        parts = list(store.vectors_for_items(model, dim, allowed))
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        vecs = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dim), np.float32)
+        n = len(ids)
+        chosen = mode if mode != "auto" else ("exact" if n <= EXACT_MAX else "approximate")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=n, unit=" items", desc=f"mining ({chosen})", file=sys.stderr, mininterval=0.5
+            )
+        tick = bar.update if bar else None
+        if n < 2:
+            pairs = _finalize([], [], [])
+        elif chosen == "exact":
+            pairs = mine_exact(vecs, top_k, threshold, progress=tick)
+        else:
+            p = ivf_params(n)
+            params["ivf"] = p
+            pairs = mine_ivf(vecs, top_k, threshold, progress=tick, **p)
+        if bar:
+            bar.close()
+        left_out = 0
+        if max_pairs is not None and len(pairs) > max_pairs:
+            left_out = len(pairs) - max_pairs
+            pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
+        _store_pairs(store, job_id, ids[pairs.a], ids[pairs.b], pairs.score)
+        seconds = time.perf_counter() - t0
+        _finish_job(store, job_id, "done", chosen, n, len(pairs), left_out, seconds, params)
+        return MineResult(job_id, chosen, n, len(pairs), left_out, round(seconds, 3), params)
+    except KeyboardInterrupt:
+        _finish_job(
+            store,
+            job_id,
+            "interrupted",
+            None,
+            None,
+            None,
+            None,
+            time.perf_counter() - t0,
+            params,
+            "interrupted by the user",
+        )
+        raise
+    except Exception as exc:
+        _finish_job(
+            store,
+            job_id,
+            "failed",
+            None,
+            None,
+            None,
+            None,
+            time.perf_counter() - t0,
+            params,
+            f"{type(exc).__name__}: {exc}",
+        )
+        raise
+
+
+def _start_job(store, params, model, gen) -> int:
+    with store.engine.connect() as conn:
+        conn.info["immediate"] = True
+        with conn.begin():
+            return conn.execute(
+                text(
+                    "INSERT INTO jobs(kind, status, params, model_fp, generation, host, pid) "
+                    "VALUES ('mine', 'running', :p, :m, :g, :h, :pid) RETURNING id"
+                ),
+                {
+                    "p": json.dumps(params),
+                    "m": model,
+                    "g": gen,
+                    "h": socket.gethostname(),
+                    "pid": os.getpid(),
+                },
+            ).scalar_one()
+
+
+def _store_pairs(store, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> None:
+    step = 50_000
+    for start in range(0, len(s), step):
+        rows = [
+            {"j": job_id, "a": int(x), "b": int(y), "s": float(z)}
+            for x, y, z in zip(
+                a[start : start + step].tolist(),
+                b[start : start + step].tolist(),
+                s[start : start + step].tolist(),
+                strict=True,
+            )
+        ]
+        with store.engine.connect() as conn:
+            conn.info["immediate"] = True
+            with conn.begin():
+                conn.execute(
+                    text(
+                        "INSERT INTO job_pairs(job_id, item_a, item_b, score) "
+                        "VALUES (:j, :a, :b, :s)"
+                    ),
+                    rows,
+                )
+
+
+def _finish_job(
+    store, job_id, status, mode, items, pairs, left_out, seconds, params, error=None
+) -> None:
+    with store.engine.connect() as conn:
+        conn.info["immediate"] = True
+        with conn.begin():
+            conn.execute(
+                text(
+                    "UPDATE jobs SET status = :st, mode = :mo, items = :it, pair_count = :pc, "
+                    "left_out = :lo, seconds = :se, params = :pa, error = :er, "
+                    "ended_at = CURRENT_TIMESTAMP WHERE id = :id"
+                ),
+                {
+                    "st": status,
+                    "mo": mode,
+                    "it": items,
+                    "pc": pairs,
+                    "lo": left_out,
+                    "se": round(seconds, 3),
+                    "pa": json.dumps(params),
+                    "er": error,
+                    "id": job_id,
+                },
+            )
+
+
+def list_jobs(idx: FoodIndex) -> list[dict[str, Any]]:
+    """All jobs, newest first. A 'running' job whose process is gone on this host is
+    marked interrupted: a killed job is never shown as running or done."""
+    host = socket.gethostname()
+    with idx.store.read() as conn:
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT id, kind, status, params, model_fp, generation, items, mode, "
+                    "pair_count, left_out, error, host, pid, started_at, ended_at, seconds "
+                    "FROM jobs ORDER BY id DESC"
+                )
+            )
+            .mappings()
+            .all()
+        )
+    out = []
+    for r in rows:
+        job = dict(r)
+        job["params"] = json.loads(job["params"])
+        if job["status"] == "running" and job["host"] == host and not _pid_alive(job["pid"]):
+            _finish_job(
+                idx.store,
+                job["id"],
+                "interrupted",
+                job["mode"],
+                job["items"],
+                job["pair_count"],
+                job["left_out"],
+                job["seconds"] or 0.0,
+                job["params"],
+                "the process ended before the job finished",
+            )
+            job["status"] = "interrupted"
+        out.append(job)
+    return out
+
+
+def job_pairs(
+    idx: FoodIndex, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """A job's pairs with ids and texts, best first; with ``of``, only that item's."""
+    where, params = "p.job_id = :j", {"j": job_id, "off": offset}
+    if of is not None:
+        item = idx.store.item_by_ext_id(of)
+        if item is None:
+            raise NotFoundError(f"no item with id {of!r}")
+        where += " AND (p.item_a = :x OR p.item_b = :x)"
+        params["x"] = item.id
+    lim = " LIMIT :lim OFFSET :off"
+    params["lim"] = -1 if limit is None else limit
+    with idx.store.read() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT a.ext_id, b.ext_id, a.text, b.text, p.score FROM job_pairs p "
+                "JOIN items a ON a.id = p.item_a JOIN items b ON b.id = p.item_b "
+                f"WHERE {where} ORDER BY p.score DESC, p.item_a, p.item_b{lim}"
+            ),
+            params,
+        ).all()
+    return [
+        {"id_a": r[0], "id_b": r[1], "text_a": r[2], "text_b": r[3], "score": r[4]} for r in rows
+    ]
+
+
+def latest_done_job(idx: FoodIndex) -> int | None:
+    with idx.store.read() as conn:
+        return conn.execute(
+            text("SELECT max(id) FROM jobs WHERE kind = 'mine' AND status = 'done'")
+        ).scalar()
+
+
+def job_clusters(idx: FoodIndex, job_id: int) -> list[list[dict[str, str]]]:
+    with idx.store.read() as conn:
+        rows = conn.execute(
+            text("SELECT item_a, item_b, score FROM job_pairs WHERE job_id = :j"), {"j": job_id}
+        ).all()
+    if not rows:
+        return []
+    arr = np.array(rows)
+    groups = clusters(Pairs(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]))
+    items = idx.store.items_by_ids({i for g in groups for i in g})
+    return [
+        [{"id": items[i].ext_id, "text": items[i].text} for i in g if i in items] for g in groups
+    ]
