@@ -46,4 +46,29 @@ def test_cli_init(tmp_path):
     res = CliRunner().invoke(cli, ["init", "--home", str(tmp_path / "h")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "h" / "foodvec.db").exists()
-    assert current_revision(make_engine(f"sqlite:///{tmp_path / 'h' / 'foodvec.db'}")) == "0001"
+    url = f"sqlite:///{tmp_path / 'h' / 'foodvec.db'}"
+    assert current_revision(make_engine(url)) == HEAD_REVISION
+
+
+def test_old_database_is_migrated_on_open_and_keeps_its_rows(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "0001")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO items(ext_id, text, content_hash, metadata) "
+                "VALUES ('a', 'x', 'h', '{}')"
+            )
+        )
+    assert current_revision(engine) == "0001"
+    store = Store.open(url)
+    assert current_revision(store.engine) == HEAD_REVISION
+    assert store.count() == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM jobs")).scalar() == 0
