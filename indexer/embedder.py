@@ -48,29 +48,55 @@ def base_model_path() -> Path:
 _FINGERPRINT_FILES = ("modules.json", "config.json", "sentence_bert_config.json")
 
 
-def model_fingerprint(path: Path) -> str:
-    """SHA-256 over the model folder's weights and configuration files.
-
-    Tokenizer files, pooling and normalisation configs and weights all change what a
-    text maps to, so all of them are hashed; README and other prose are not.
-    """
-    path = Path(path)
-    h = hashlib.sha256()
-    files = sorted(
+def _model_files(path: Path) -> list[Path]:
+    return sorted(
         p
         for p in path.rglob("*")
         if p.is_file()
         and (p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"})
         and not p.name.startswith(".")
         and "onnx" not in p.parts
+        and p.name != "foodvec_training.json"
     )
+
+
+def model_fingerprint(path: Path, cache: Path | None = None) -> str:
+    """SHA-256 over the model folder's weights and configuration files.
+
+    Tokenizer files, pooling and normalisation configs and weights all change what a
+    text maps to, so all of them are hashed; README and other prose are not. With
+    ``cache`` (a JSON file), the hash is reused while no file's size or time changes.
+    """
+    path = Path(path).resolve()
+    files = _model_files(path)
+    stamp = hashlib.sha256(
+        "|".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode()
+    ).hexdigest()
+    known: dict[str, str] = {}
+    if cache is not None:
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if stamp in known:
+            return known[stamp]
+    h = hashlib.sha256()
     for f in files:
         rel = f.relative_to(path).as_posix()
         h.update(rel.encode() + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
-    return h.hexdigest()
+    fp = h.hexdigest()
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**known, stamp: fp}))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only home only costs the hashing next time
+    return fp
 
 
 def check_model_folder(path: Path) -> None:
@@ -85,13 +111,19 @@ def check_model_folder(path: Path) -> None:
 class SentenceTransformerEmbedder:
     """The reference encoder: sentence-transformers ``encode`` with normalisation."""
 
-    def __init__(self, path: Path | str, batch_size: int = 64, device: str = "cpu"):
+    def __init__(
+        self,
+        path: Path | str,
+        batch_size: int = 64,
+        device: str = "cpu",
+        fingerprint: str | None = None,
+    ):
         self.path = Path(path)
         check_model_folder(self.path)
         self.name = str(self.path)
         self.batch_size = batch_size
         self.device = device
-        self.fingerprint = model_fingerprint(self.path)
+        self.fingerprint = fingerprint or model_fingerprint(self.path)
         self._model = None
         self._dim: int | None = _declared_dim(self.path)
 
@@ -141,8 +173,44 @@ def _declared_dim(path: Path) -> int | None:
     return None
 
 
-def load_embedder(spec: str | Path, batch_size: int = 64) -> Embedder:
-    """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2."""
-    if str(spec) == BASE_MODEL_ALIAS:
-        return SentenceTransformerEmbedder(base_model_path(), batch_size=batch_size)
-    return SentenceTransformerEmbedder(Path(spec).expanduser(), batch_size=batch_size)
+ENCODERS = ("auto", "onnx", "torch")
+
+
+def load_embedder(
+    spec: str | Path,
+    batch_size: int = 64,
+    encoder: str | None = None,
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2.
+
+    ``encoder``: ``torch`` is sentence-transformers (the reference); ``onnx`` the fast
+    encoder (indexer.fast); ``auto`` (default, or FOODVEC_ENCODER) takes onnx when
+    onnxruntime is installed and the model has the shape it exports.
+    ``cache_dir`` holds exported graphs and fingerprints (HOME/models).
+    """
+    path = base_model_path() if str(spec) == BASE_MODEL_ALIAS else Path(spec).expanduser()
+    check_model_folder(path)
+    encoder = encoder or os.environ.get("FOODVEC_ENCODER") or "auto"
+    if encoder not in ENCODERS:
+        raise ModelNotFoundError(f"unknown encoder {encoder!r}; choose from {', '.join(ENCODERS)}")
+    fp = model_fingerprint(path, cache_dir / "fingerprints.json" if cache_dir else None)
+    if encoder != "torch":
+        from . import fast
+
+        usable = fast.supported(path) and _has_onnxruntime()
+        if encoder == "onnx" and not usable:
+            raise ModelNotFoundError(
+                f"the ONNX encoder cannot run {path}: it needs onnxruntime and a "
+                "Transformer + mean pooling model; use --encoder torch"
+            )
+        if usable:
+            cache = cache_dir / "onnx" if cache_dir else path / "onnx"
+            return fast.OnnxEmbedder(path, fp, cache, batch_size=batch_size)
+    return SentenceTransformerEmbedder(path, batch_size=batch_size, fingerprint=fp)
+
+
+def _has_onnxruntime() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("tokenizers") is not None

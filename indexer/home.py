@@ -92,7 +92,7 @@ class FoodIndex:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.model_spec())
+            self._embedder = load_embedder(self.model_spec(), cache_dir=self.models_dir)
         return self._embedder
 
     def check_model(self) -> None:

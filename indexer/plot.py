@@ -20,7 +20,7 @@ def plot_pair(tuned: str, base: str, heldout: Path, out: Path) -> Path:
     texts, labels = load_labelled(heldout)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, (title, spec) in zip(axes, (("base", base), ("tuned", tuned)), strict=True):
-        emb = load_embedder(spec).encode(texts)
+        emb = load_embedder(spec, encoder="torch").encode(texts)
         xy = pca_2d(emb)
         for lab, colour, name in ((1, "tab:green", "healthy (1)"), (0, "tab:red", "unhealthy (0)")):
             m = labels == lab

@@ -200,6 +200,6 @@ def evaluate_pair(
 ) -> dict[str, dict[str, float]]:
     out = {}
     for name, spec in (("base", base), ("tuned", str(tuned))):
-        emb = load_embedder(spec)
+        emb = load_embedder(spec, encoder="torch")
         out[name] = evaluate_model(emb.encode, train_path, heldout_path, english_path)
     return out

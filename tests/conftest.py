@@ -28,8 +28,8 @@ def fakes(monkeypatch, home):
 
     real = indexer.home.load_embedder
 
-    def load(spec, batch_size=64):
-        return made[str(spec)] if str(spec) in made else real(spec, batch_size)
+    def load(spec, **kw):
+        return made[str(spec)] if str(spec) in made else real(spec, **kw)
 
     monkeypatch.setattr(indexer.home, "load_embedder", load)
     monkeypatch.setenv("FOODVEC_MODEL", "fake")

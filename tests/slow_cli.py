@@ -17,7 +17,7 @@ class SlowFake(FakeEmbedder):
 
 
 _fake = SlowFake(64)
-indexer.home.load_embedder = lambda spec, batch_size=64: _fake
+indexer.home.load_embedder = lambda spec, **kw: _fake
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="session")
 def base():
-    return load_embedder("base")
+    return load_embedder("base", encoder="torch")
 
 
 def test_search_equals_sentence_transformers_semantic_search(base, home):
@@ -123,7 +123,7 @@ def test_training_runs_saves_reloads_is_deterministic_and_improves(small_sets, t
         outs.append(out)
     he_texts, he_labels = load_labelled(DATA_DIR / "heldout.csv")
     a = SentenceTransformer(str(outs[0]), device="cpu").encode(he_texts, normalize_embeddings=True)
-    b = load_embedder(outs[1]).encode(he_texts)
+    b = load_embedder(outs[1], encoder="torch").encode(he_texts)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert label_margin(a, he_labels) > label_margin(base.encode(he_texts), he_labels) + 0.05
 
