@@ -98,7 +98,9 @@ class FoodIndex:
     def check_model(self) -> None:
         """Refuse to search or extend an index with a model it was not built with."""
         active = self.store.active_model()
-        if active is not None and active != self.embedder.fingerprint and self.store.count():
+        if active is None or active == self.embedder.fingerprint:
+            return
+        if self.store.count():
             raise model_mismatch(self.store, self.embedder, active)
 
     # -- writes -------------------------------------------------------------------
@@ -172,10 +174,20 @@ class FoodIndex:
         default) saves it only when the published index was found behind the database,
         which is how a crash between a commit and its index write is repaired on open.
         """
-        model = self.store.active_model()
+        gen_now, model = self.store.state()
         if model is None:
             self._ann, self._ann_meta = None, None
             return None
+        meta = self._ann_meta or {}
+        if (
+            self._ann is not None
+            and not publish
+            and not force_rebuild
+            and kind in (None, meta.get("requested"))
+            and meta.get("generation") == gen_now
+            and meta.get("model") == model
+        ):
+            return self._ann  # the common case: nothing changed since the last look
         info = self.store.model_info(model)
         dim = int(info["dim"]) if info else 0
         from_disk = False

@@ -164,6 +164,16 @@ class Store:
         with self.read() as conn:
             return self._get_int(conn, "generation", 0)
 
+    def state(self) -> tuple[int, str | None]:
+        """(generation, active model fingerprint) in one read."""
+        with self.read() as conn:
+            rows = dict(
+                conn.execute(
+                    text("SELECT key, value FROM state WHERE key IN ('generation', 'model')")
+                ).all()
+            )
+        return int(rows.get("generation", 0)), rows.get("model")
+
     def active_model(self) -> str | None:
         with self.read() as conn:
             return self._get(conn, "model")
