@@ -75,6 +75,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=20000, help="USDA names to index")
     ap.add_argument("--model", default="base")
+    ap.add_argument(
+        "--korean",
+        type=int,
+        default=5000,
+        help="unique short Korean phrases (and the same count, half duplicates)",
+    )
     ap.add_argument("--skip-sample", action="store_true")
     args = ap.parse_args()
     results = []

@@ -1,102 +1,146 @@
-"""Search latency: warm in-process queries (p50/p99 over 200 queries) and a cold
-`foodvec search` process, with sentence-transformers' exact `util.semantic_search`
-over the same vectors as the baseline, measured in the same run.
+"""Search latency and recall at several sizes, on USDA food names.
 
-    .venv/bin/python -m bench.search --rows 20000 [--home DIR] [--model base]
+For each size: a home holding that many items (copied from --source-home, whose
+database already holds every USDA vector, so nothing is embedded twice), the index
+kind that `auto` picks, then in the same run:
+- warm in-process single-query search (encode + top-10 + rows), p50/p99 over 200
+  queries, against sentence-transformers' encode + exact `util.semantic_search`;
+- recall@10 of the index against exact search over the same vectors;
+- a cold `foodvec search` process's wall time (median of 5).
+
+    .venv/bin/python -m bench.search --source-home /tmp/usda-home --sizes 10000,100000
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from bench.common import BIN, emit, machine, run_measured
-from bench.usda import sample_rows, write_csv
+from bench.usda import sample_rows
 
 
-def percentile(xs: list[float], p: float) -> float:
-    return float(np.percentile(np.array(xs), p))
+def pct(xs: list[float], p: float) -> float:
+    return round(float(np.percentile(np.array(xs), p)), 2)
+
+
+def make_home(source: Path, dest: Path, size: int, kind: str) -> float:
+    from sqlalchemy import text
+
+    from indexer import FoodIndex
+
+    dest.mkdir(parents=True)
+    # a copy of the database without its index: the new home builds its own
+    shutil.copy(source / "foodvec.db", dest / "foodvec.db")
+    with FoodIndex(dest) as idx:
+        total = idx.store.count()
+        if size < total:
+            keep = np.random.default_rng(0).choice(total, size, replace=False)
+            with idx.store.engine.begin() as conn:
+                ids = conn.execute(text("SELECT id FROM items ORDER BY id")).scalars().all()
+                conn.execute(text("CREATE TEMP TABLE keep(id INTEGER PRIMARY KEY)"))
+                conn.execute(text("INSERT INTO keep VALUES (:i)"), [{"i": ids[k]} for k in keep])
+                conn.execute(text("DELETE FROM items WHERE id NOT IN (SELECT id FROM keep)"))
+        t0 = time.perf_counter()
+        idx.sync(publish=True, kind=kind)
+    return round(time.perf_counter() - t0, 1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--source-home", type=Path, required=True)
+    ap.add_argument("--sizes", default="10000,100000,390000")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--home", type=Path, help="reuse an index home (built if empty)")
-    ap.add_argument("--model", default="base")
-    ap.add_argument("--index", default="auto")
+    ap.add_argument("--kind", default="auto")
     ap.add_argument("-k", type=int, default=10)
     args = ap.parse_args()
 
     import torch
     from sentence_transformers import util
 
-    from indexer import FoodIndex
+    from indexer import FoodIndex, load_embedder
     from search import Searcher
 
-    tmp = tempfile.TemporaryDirectory()
-    home = args.home or Path(tmp.name) / "home"
-    rows = sample_rows(args.rows)
-    queries = [r["text"] for r in sample_rows(args.queries, seed=1)]
-    build_s = None
-    with FoodIndex(home, model=args.model) as idx:
-        if idx.store.count() != len(rows):
-            path = write_csv(Path(tmp.name) / "usda.csv", rows)
-            from indexer import BuildOptions
-
-            t0 = time.perf_counter()
-            idx.build([path], BuildOptions(progress=False), index_kind=args.index)
-            build_s = round(time.perf_counter() - t0, 1)
-        s = Searcher(idx)
-        s.search(queries[:2], k=args.k)  # load the model and index
-        lat = []
-        for q in queries:
-            t0 = time.perf_counter()
-            s.search(q, k=args.k)
-            lat.append((time.perf_counter() - t0) * 1000)
-        # baseline: encode with sentence-transformers, exact semantic_search on the
-        # same vectors (held in memory as one tensor)
-        ann = idx.sync()
-        model = idx.embedder.model
-        parts = list(idx.store.vectors_for_items(idx.store.active_model(), ann.dim))
-        corpus = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-        base_lat = []
-        for q in queries:
-            t0 = time.perf_counter()
-            qv = model.encode([q], convert_to_tensor=True, normalize_embeddings=True)
-            util.semantic_search(qv, corpus, top_k=args.k)
-            base_lat.append((time.perf_counter() - t0) * 1000)
-        stats = idx.stats()
-    cold = []
-    for q in queries[:5]:
-        r = run_measured([str(BIN / "foodvec"), "search", q, "--home", str(home), "--json"])
-        cold.append(r["seconds"])
+    queries = [r["text"] for r in sample_rows(args.queries, seed=7)]
+    reference = load_embedder("base", encoder="torch")
+    reference.model.encode(queries[:2])
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        tmp = Path(tempfile.mkdtemp())
+        index_s = make_home(args.source_home, tmp / "home", size, args.kind)
+        with FoodIndex(tmp / "home") as idx:
+            s = Searcher(idx)
+            s.search(queries[:2], k=args.k)
+            lat, got = [], []
+            for q in queries:
+                t0 = time.perf_counter()
+                hits = s.search(q, k=args.k)[0]
+                lat.append((time.perf_counter() - t0) * 1000)
+                got.append([h.id for h in hits])
+            ann = idx.sync()
+            parts = list(idx.store.vectors_for_items(idx.store.active_model(), ann.dim))
+            ids = np.concatenate([p[0] for p in parts])
+            vecs = np.concatenate([p[1] for p in parts])
+            qv = idx.embedder.encode(queries)
+            flat = faiss.IndexFlatIP(ann.dim)
+            flat.add(vecs)
+            _, exact_pos = flat.search(qv, args.k)
+            approx_scores, approx_ids = ann.search(qv, args.k)
+            recall = np.mean(
+                [
+                    len(set(ids[e]) & set(a)) / args.k
+                    for e, a in zip(exact_pos, approx_ids, strict=True)
+                ]
+            )
+            corpus = torch.from_numpy(vecs)
+            base_lat = []
+            for q in queries:
+                t0 = time.perf_counter()
+                v = reference.model.encode([q], convert_to_tensor=True, normalize_embeddings=True)
+                util.semantic_search(v, corpus, top_k=args.k)
+                base_lat.append((time.perf_counter() - t0) * 1000)
+            stats = idx.stats()
+        cold = [
+            run_measured(
+                [str(BIN / "foodvec"), "search", q, "--home", str(tmp / "home"), "--json"]
+            )["seconds"]
+            for q in queries[:5]
+        ]
+        results.append(
+            {
+                "items": stats["items"],
+                "index": stats["index"]["type"],
+                "params": stats["index"]["params"],
+                "index_build_seconds": index_s,
+                "recall_at_10_vs_exact": round(float(recall), 4),
+                "foodvec_warm_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+                "baseline_st_encode_semantic_search_ms": {
+                    "p50": pct(base_lat, 50),
+                    "p99": pct(base_lat, 99),
+                },
+                "cold_foodvec_search_s": {
+                    "median": round(statistics.median(cold), 3),
+                    "runs": cold,
+                },
+            }
+        )
+        shutil.rmtree(tmp)
     emit(
         {
             "bench": "search",
-            "items": stats["items"],
-            "index": stats["index"],
-            "build_seconds": build_s,
             "queries": len(queries),
             "k": args.k,
-            "foodvec_warm_ms": {
-                "p50": round(percentile(lat, 50), 2),
-                "p99": round(percentile(lat, 99), 2),
-            },
-            "baseline_st_semantic_search_ms": {
-                "p50": round(percentile(base_lat, 50), 2),
-                "p99": round(percentile(base_lat, 99), 2),
-            },
-            "cold_process_s": {"median": round(statistics.median(cold), 3), "runs": cold},
+            "results": results,
             "machine": machine(),
         }
     )
-    tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from . import ann as ann_mod
@@ -55,6 +57,8 @@ class FoodIndex:
         self._embedder = embedder
         self._ann: AnnIndex | None = None
         self._ann_meta: dict[str, Any] | None = None
+        self._published_gen: int | None = None
+        self.lock = threading.RLock()
 
     def close(self) -> None:
         self.store.close()
@@ -123,10 +127,15 @@ class FoodIndex:
         return summary
 
     def upsert(
-        self, records: Iterable[dict[str, Any]], opts: BuildOptions | None = None
+        self,
+        records: Iterable[dict[str, Any]],
+        opts: BuildOptions | None = None,
+        publish: bool = True,
     ) -> BuildSummary:
         """Insert or update items given as dicts with ``id``, ``text`` and metadata keys
-        (or ``metadata``: a dict)."""
+        (or ``metadata``: a dict). The write is durable when this returns; with
+        ``publish=False`` the FAISS file is left for a later ``publish()`` (the
+        database and its change log are enough to bring it up to date)."""
         flat = []
         for r in records:
             r = dict(r)
@@ -134,10 +143,10 @@ class FoodIndex:
             flat.append({**meta, **r})
         opts = opts or BuildOptions(progress=False)
         summary = build(self.store, self.embedder, [memory_table(flat)], opts)
-        self.sync(publish=True)
+        self.sync(publish=publish)
         return summary
 
-    def delete(self, ext_ids: Sequence[str]) -> int:
+    def delete(self, ext_ids: Sequence[str], publish: bool = True) -> int:
         """Delete items by id, all or none: unknown ids raise NotFoundError."""
         ext_ids = [str(e) for e in dict.fromkeys(ext_ids)]
         with self.store.write() as tx:
@@ -149,7 +158,7 @@ class FoodIndex:
                     f"not in the index: {shown}{', …' if len(unknown) > 5 else ''}; "
                     "nothing was deleted"
                 )
-        self.sync(publish=True)
+        self.sync(publish=publish)
         return len(deleted)
 
     # -- the FAISS index ------------------------------------------------------------
@@ -173,7 +182,12 @@ class FoodIndex:
         must change). ``publish=True`` saves the result atomically; ``None`` (the
         default) saves it only when the published index was found behind the database,
         which is how a crash between a commit and its index write is repaired on open.
+        Thread-safe: mutations and searches of the index hold ``self.lock``.
         """
+        with self.lock:
+            return self._sync(publish, kind, force_rebuild)
+
+    def _sync(self, publish, kind, force_rebuild) -> AnnIndex | None:
         gen_now, model = self.store.state()
         if model is None:
             self._ann, self._ann_meta = None, None
@@ -192,9 +206,7 @@ class FoodIndex:
         dim = int(info["dim"]) if info else 0
         from_disk = False
         if self._ann is None:
-            loaded = AnnIndex.load(self.index_dir)
-            if loaded is not None:
-                self._ann, self._ann_meta = loaded
+            self._load_published()
             from_disk = True
         meta = self._ann_meta or {}
         requested = kind or meta.get("requested", "auto")
@@ -213,7 +225,14 @@ class FoodIndex:
         )
         if not rebuild and old_gen < gen:
             delta = self.store.changes_since(old_gen)
-            if delta is None:
+            if delta is None and not from_disk and self._load_published(newer_than=old_gen):
+                # Another process published a newer index and pruned the log behind it.
+                ann, meta = self._ann, self._ann_meta or {}
+                old_gen = int(meta.get("generation", -1))
+                rebuild = ann.kind != want or meta.get("model") != model or old_gen > gen
+                delta = None if rebuild else self.store.changes_since(old_gen)
+                vectors_changed = True
+            if rebuild or delta is None:
                 rebuild = True
             else:
                 touched, gen = delta
@@ -243,17 +262,52 @@ class FoodIndex:
         advanced = vectors_changed or gen != old_gen
         if publish is None:
             publish = from_disk and advanced
-        if publish and advanced:
-            sidecar = {
-                "generation": gen,
-                "model": model,
-                "requested": requested,
-                "saved_at": time.time(),
-            }
-            with self._lock():
-                ann.save(self.index_dir, sidecar, vectors_changed=vectors_changed)
-            self.store.prune_changes(gen)
+        if publish and (advanced or self._published_gen != gen):
+            self._save(ann, gen, model, requested, vectors_changed)
         return ann
+
+    def _load_published(self, newer_than: int = -1) -> bool:
+        loaded = AnnIndex.load(self.index_dir)
+        if loaded is None or int(loaded[1].get("generation", -1)) <= newer_than:
+            return False
+        self._ann, self._ann_meta = loaded
+        self._published_gen = int(loaded[1]["generation"])
+        return True
+
+    def _save(
+        self, ann: AnnIndex, gen: int, model: str, requested: str, vectors_changed: bool = True
+    ) -> None:
+        sidecar = {
+            "generation": gen,
+            "model": model,
+            "requested": requested,
+            "saved_at": time.time(),
+        }
+        with self._lock():
+            on_disk = ann_mod.read_sidecar(self.index_dir) or {}
+            if on_disk.get("model") == model and int(on_disk.get("generation", -1)) > gen:
+                return  # another process already published a newer index
+            ann.save(self.index_dir, sidecar, vectors_changed=vectors_changed)
+        self._published_gen = gen
+        self.store.prune_changes(gen)
+
+    def publish(self) -> bool:
+        """Save the in-memory index if it is newer than the published one (the server's
+        periodic compaction). The copy is taken under the lock, written outside it."""
+        with self.lock:
+            if self._ann is None or self._ann_meta is None:
+                return False
+            meta = dict(self._ann_meta)
+            if meta["generation"] == self._published_gen:
+                return False
+            copy = AnnIndex(
+                self._ann.kind,
+                self._ann.dim,
+                faiss.clone_index(self._ann.index),
+                dict(self._ann.params),
+            )
+        self._save(copy, meta["generation"], meta["model"], meta["requested"])
+        return True
 
     @property
     def ann(self) -> AnnIndex | None:

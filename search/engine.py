@@ -76,16 +76,24 @@ class Searcher:
             normed.append(nq)
         idx = self.index
         idx.check_model()
-        ann = idx.sync()
-        if ann is None or ann.count == 0:
-            return [[] for _ in normed]
+        # Encoding is the slow part and needs no lock; the FAISS index is read under
+        # the index lock, at the database's current generation.
         qv = idx.embedder.encode(normed)
-        if qv.shape[1] != ann.dim:
-            raise ModelMismatchError(
-                f"the model makes {qv.shape[1]}-dimensional vectors; the index holds {ann.dim}"
-            )
         allowed = idx.store.filtered_ids(filters) if filters else None
-        if allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX:
+        with idx.lock:
+            ann = idx.sync()
+            if ann is None or ann.count == 0:
+                return [[] for _ in normed]
+            if qv.shape[1] != ann.dim:
+                raise ModelMismatchError(
+                    f"the model makes {qv.shape[1]}-dimensional vectors; the index holds {ann.dim}"
+                )
+            exact_subset = (
+                allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
+            )
+            if not exact_subset:
+                scores, ids = ann.search(qv, k, allowed)
+        if exact_subset:
             # A narrow filter: exact search over that subset beats a graph walk that
             # would have to skip nearly every node it visits.
             model = idx.store.active_model()
@@ -99,8 +107,6 @@ class Searcher:
             if len(sub_ids) == 0:
                 return [[] for _ in normed]
             scores, ids = top_k_exact(qv, sub_ids, sub_vecs, k)
-        else:
-            scores, ids = ann.search(qv, k, allowed)
         rows = idx.store.items_by_ids({int(i) for i in ids.ravel() if i >= 0})
         out: list[list[Hit]] = []
         for qscores, qids in zip(scores, ids, strict=True):
