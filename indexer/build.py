@@ -313,7 +313,7 @@ def _embed_missing(conn, store: Store, embedder: Embedder, valid, summary) -> No
     with conn.begin():
         cached = store.cached_hashes(conn, fp, list(texts_by_hash))
     missing = [h for h in texts_by_hash if h not in cached]
-    summary.cached += sum(1 for v in valid if v.hash in cached)
+    summary.cached += len(valid) - len(missing)  # rows whose vector was reused
     summary.embedded += len(missing)
     if not missing:
         return

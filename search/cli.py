@@ -737,6 +737,38 @@ def jobs(as_json, home, model, db) -> None:
         )
 
 
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. A non-loopback address needs a token (or --insecure).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--token",
+    envvar="FOODVEC_TOKEN",
+    metavar="TOKEN",
+    help="Require `Authorization: Bearer TOKEN` for writes (or set FOODVEC_TOKEN).",
+)
+@click.option("--protect-reads", is_flag=True, help="Require the token for reads too.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without a token.")
+@click.option(
+    "--compact-every",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Seconds between saves of the FAISS index (0: only at shutdown).",
+)
+@_common
+@_friendly
+def serve(host, port, token, protect_reads, insecure, compact_every, home, model, db) -> None:
+    """Serve search, live updates and mining jobs over HTTP (OpenAPI at /docs)."""
+    from .service import serve as run
+
+    run(home, model, db, host, port, token, protect_reads, insecure, compact_every)
+
+
 def main() -> None:
     cli(prog_name="foodvec")
 

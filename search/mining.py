@@ -192,6 +192,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def start_job(idx: FoodIndex, params: dict[str, Any]) -> int:
+    """Record a new mining job as running (``run_mining_job`` then does the work)."""
+    gen, model = idx.store.state()
+    return _start_job(idx.store, params, model, gen)
+
+
+def get_job(idx: FoodIndex, job_id: int) -> dict[str, Any] | None:
+    return next((j for j in list_jobs(idx) if j["id"] == job_id), None)
+
+
 def run_mining_job(
     idx: FoodIndex,
     threshold: float = 0.9,
@@ -200,6 +210,7 @@ def run_mining_job(
     filters: dict[str, str] | None = None,
     max_pairs: int | None = None,
     progress: bool = False,
+    job_id: int | None = None,
 ) -> MineResult:
     """Mine the current index, recording the job and its pairs in the database."""
     if not -1.0 <= threshold <= 1.0:
@@ -209,12 +220,7 @@ def run_mining_job(
     if mode not in ("auto", "exact", "approximate"):
         raise BadInputError(f"mode must be auto, exact or approximate, not {mode!r}")
     store = idx.store
-    model = store.active_model()
-    if model is None:
-        raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
-    info = store.model_info(model)
-    dim = int(info["dim"])
-    gen = store.generation()
+    gen, model = store.state()
     params = {
         "threshold": threshold,
         "top_k": top_k,
@@ -222,9 +228,15 @@ def run_mining_job(
         "filters": filters or {},
         "max_pairs": max_pairs,
     }
-    job_id = _start_job(store, params, model, gen)
+    if job_id is None:
+        if model is None:
+            raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
+        job_id = _start_job(store, params, model, gen)
     t0 = time.perf_counter()
     try:
+        if model is None:
+            raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
+        dim = int(store.model_info(model)["dim"])
         allowed = store.filtered_ids(filters) if filters else None
         parts = list(store.vectors_for_items(model, dim, allowed))
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)

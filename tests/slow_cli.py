@@ -1,5 +1,5 @@
-"""Runs the foodvec CLI with a fake embedder that takes time, so a test can kill it
-mid-build. Usage: python -m tests.slow_cli ARGS..."""
+"""Runs the foodvec CLI with a fake embedder that takes a little time per batch, so a
+test can kill it mid-build or mid-request. Usage: python -m tests.slow_cli ARGS..."""
 
 from __future__ import annotations
 
