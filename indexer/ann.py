@@ -55,7 +55,9 @@ class AnnIndex:
 
     # -- construction -------------------------------------------------------------
     @classmethod
-    def empty(cls, kind: str, dim: int, train: np.ndarray | None = None) -> AnnIndex:
+    def empty(
+        cls, kind: str, dim: int, train: np.ndarray | None = None, nlist: int | None = None
+    ) -> AnnIndex:
         if kind == "flat":
             return cls("flat", dim, faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), {})
         if kind == "hnsw":
@@ -70,7 +72,7 @@ class AnnIndex:
             return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
         if kind == "ivf":
             n = 0 if train is None else len(train)
-            nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
+            nlist = nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
             quantizer = faiss.IndexFlatIP(dim)
             ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.cp.seed = 1234

@@ -43,7 +43,7 @@ class BuildOptions:
     format: str = "auto"
     on_error: str = "fail"
     fix_encoding: bool = False
-    batch_size: int = 256
+    batch_size: int = 2048  # rows validated, embedded and staged together
     report: Path | None = None
     reembed: bool = False
     progress: bool = True

@@ -108,7 +108,22 @@ def check_model_folder(path: Path) -> None:
         )
 
 
-class SentenceTransformerEmbedder:
+class ProbedDim:
+    """``dim`` for encoders whose output size is not declared: encode once and look."""
+
+    _dim: int | None = None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.encode(["dimension probe"]).shape[1])
+        return self._dim
+
+
+class SentenceTransformerEmbedder(ProbedDim):
     """The reference encoder: sentence-transformers ``encode`` with normalisation."""
 
     def __init__(
@@ -137,12 +152,6 @@ class SentenceTransformerEmbedder:
             hf_logging.set_verbosity_error()
             self._model = SentenceTransformer(str(self.path), device=self.device)
         return self._model
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.encode(["dimension probe"]).shape[1])
-        return self._dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .embedder import ProbedDim
 from .errors import FoodvecError
 
 GRAPH = "model.onnx"
@@ -109,7 +110,7 @@ def export(model_path: Path, out_dir: Path) -> Path:
     return out_dir / GRAPH
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(ProbedDim):
     """Same interface as ``SentenceTransformerEmbedder``; see the module docstring."""
 
     def __init__(
@@ -146,12 +147,6 @@ class OnnxEmbedder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length(self.path))
         self._dim = int(self.session.get_outputs()[0].shape[1] or 0) or None
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.encode(["dimension probe"]).shape[1])
-        return self._dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

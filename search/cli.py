@@ -142,7 +142,7 @@ def init(home, model, db) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=256,
+    default=2048,
     show_default=True,
     help="Rows embedded and written per batch.",
 )

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 from sqlalchemy import text
 
+from indexer.ann import AnnIndex
 from indexer.errors import BadInputError, FoodvecError, NotFoundError
 from indexer.home import FoodIndex
 
@@ -72,6 +72,29 @@ def _keep(rows_i: np.ndarray, nbr: np.ndarray, sc: np.ndarray, top_k: int, thres
     return rows_i[r], nbr[r, c], sc[r, c]
 
 
+def _mine(
+    n: int,
+    step: int,
+    neighbours: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    top_k: int,
+    threshold: float,
+    progress: Callable[[int], None] | None,
+) -> Pairs:
+    """Collect pairs from ``neighbours(start, stop)``: each row's (k+1)-best scores and
+    positions, best first, for rows start..stop-1."""
+    rows, cols, scores = [], [], []
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        sc, nbr = neighbours(start, stop)
+        i, j, v = _keep(np.arange(start, stop), nbr, sc, top_k, threshold)
+        rows.append(i)
+        cols.append(j)
+        scores.append(v)
+        if progress:
+            progress(stop - start)
+    return _finalize(rows, cols, scores)
+
+
 def mine_exact(
     vecs: np.ndarray,
     top_k: int = 10,
@@ -82,26 +105,19 @@ def mine_exact(
     n = len(vecs)
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     kk = min(top_k + 1, n)
-    chunk = max(16, min(4096, CHUNK_BYTES // max(4 * n, 1)))
-    rows, cols, scores = [], [], []
-    for start in range(0, n, chunk):
-        q = vecs[start : start + chunk]
-        s = q @ vecs.T
+
+    def neighbours(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        s = vecs[start:stop] @ vecs.T
         if kk < n:
             part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
         else:
-            part = np.tile(np.arange(n), (len(q), 1))
+            part = np.tile(np.arange(n), (stop - start, 1))
         ps = np.take_along_axis(s, part, axis=1)
         order = np.argsort(-ps, axis=1, kind="stable")
-        nbr = np.take_along_axis(part, order, axis=1)
-        sc = np.take_along_axis(ps, order, axis=1)
-        i, j, v = _keep(np.arange(start, start + len(q)), nbr, sc, top_k, threshold)
-        rows.append(i)
-        cols.append(j)
-        scores.append(v)
-        if progress:
-            progress(len(q))
-    return _finalize(rows, cols, scores)
+        return np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1)
+
+    step = max(16, min(4096, CHUNK_BYTES // max(4 * n, 1)))
+    return _mine(n, step, neighbours, top_k, threshold, progress)
 
 
 def ivf_params(n: int) -> dict[str, int]:
@@ -117,34 +133,16 @@ def mine_ivf(
     nprobe: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Pairs:
-    """Approximate mining: an IVF index built for the job, each item searched for its
-    top_k + 1 neighbours in ``nprobe`` of ``nlist`` cells."""
+    """Approximate mining: an IVF index built for the job (positions as ids), each item
+    searched for its top_k + 1 neighbours in ``nprobe`` of ``nlist`` cells."""
     n, d = vecs.shape
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     p = ivf_params(n)
-    nlist = nlist or p["nlist"]
-    nprobe = nprobe or p["nprobe"]
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(0)
-    train = vecs if n <= 64 * nlist else vecs[rng.choice(n, 64 * nlist, replace=False)]
-    index.cp.seed = 0
-    index.train(train)
-    index.add(vecs)
-    index.nprobe = nprobe
+    ann = AnnIndex.empty("ivf", d, train=vecs, nlist=nlist or p["nlist"])
+    ann.add(np.arange(n, dtype=np.int64), vecs)
+    ann.index.nprobe = nprobe or p["nprobe"]
     kk = min(top_k + 1, n)
-    rows, cols, scores = [], [], []
-    step = 8192
-    for start in range(0, n, step):
-        q = vecs[start : start + step]
-        sc, nbr = index.search(q, kk)
-        i, j, v = _keep(np.arange(start, start + len(q)), nbr, sc, top_k, threshold)
-        rows.append(i)
-        cols.append(j)
-        scores.append(v)
-        if progress:
-            progress(len(q))
-    return _finalize(rows, cols, scores)
+    return _mine(n, 8192, lambda a, b: ann.index.search(vecs[a:b], kk), top_k, threshold, progress)
 
 
 def clusters(pairs: Pairs) -> list[list[int]]:
