@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import faiss
 import numpy as np
 from sqlalchemy import text
 
@@ -27,8 +28,8 @@ from indexer.home import FoodIndex
 
 # Above this many items, "auto" mines with an approximate (IVF) kNN.
 EXACT_MAX = 20_000
-# Bytes of score matrix one exact step may hold.
-CHUNK_BYTES = 256 * 1024 * 1024
+# Rows searched per exact step (FAISS blocks the database side itself).
+EXACT_STEP = 4096
 
 
 @dataclass
@@ -101,28 +102,19 @@ def mine_exact(
     threshold: float = 0.9,
     progress: Callable[[int], None] | None = None,
 ) -> Pairs:
-    """Exact mining in row chunks, so memory stays bounded whatever the size."""
-    n = len(vecs)
+    """Exact mining: every row against every row (FAISS flat inner product, which works
+    through the rows in blocks, so memory stays bounded whatever the size)."""
+    n, d = vecs.shape
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+    flat = faiss.IndexFlatIP(d)
+    flat.add(vecs)
     kk = min(top_k + 1, n)
-
-    def neighbours(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        s = vecs[start:stop] @ vecs.T
-        if kk < n:
-            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-        else:
-            part = np.tile(np.arange(n), (stop - start, 1))
-        ps = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        return np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-    step = max(16, min(4096, CHUNK_BYTES // max(4 * n, 1)))
-    return _mine(n, step, neighbours, top_k, threshold, progress)
+    return _mine(n, EXACT_STEP, lambda a, b: flat.search(vecs[a:b], kk), top_k, threshold, progress)
 
 
 def ivf_params(n: int) -> dict[str, int]:
     nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
-    return {"nlist": nlist, "nprobe": min(nlist, 16)}
+    return {"nlist": nlist, "nprobe": min(nlist, 32)}
 
 
 def mine_ivf(

@@ -51,7 +51,7 @@ def test_exact_chunking_does_not_change_the_answer(monkeypatch):
 
     vecs = clustered_vectors(seed=3)
     whole = mine_exact(vecs, 5, 0.8)
-    monkeypatch.setattr(mining, "CHUNK_BYTES", 4 * len(vecs) * 16)  # 16 rows per step
+    monkeypatch.setattr(mining, "EXACT_STEP", 16)
     chunked = mine_exact(vecs, 5, 0.8)
     as_dict = [
         {(int(a), int(b)): float(v) for a, b, v in zip(p.a, p.b, p.score, strict=True)}
