@@ -12,6 +12,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ IVF_TRAIN_PER_LIST = 64
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
+# Query batches this small are searched on one thread (see _one_omp_thread).
+FEW_QUERIES = 4
 # When a filter keeps at most this many items, search exactly over that subset.
 EXACT_SUBSET_MAX = 20_000
 
@@ -151,6 +155,14 @@ class AnnIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k inner products; ``allowed`` restricts the search to those item ids."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(q) <= FEW_QUERIES:
+            with _one_omp_thread():
+                return self._search(q, k, allowed)
+        return self._search(q, k, allowed)
+
+    def _search(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, self.count)) if self.count else 0
         if k == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
@@ -223,6 +235,20 @@ class AnnIndex:
                 "efSearch", HNSW_EF_SEARCH
             )
         return ann, meta
+
+
+@contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    """Run FAISS on one OpenMP thread (a per-thread setting, so concurrent searches do
+    not disturb each other). For a query or two, waking OpenMP's threads while the
+    encoder's own thread pool is still spinning costs more than it saves: at 20,000
+    items it doubled the search's median time (bench/search.py)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def read_sidecar(folder: Path) -> dict[str, Any] | None:

@@ -183,6 +183,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         index.sync(publish=None)  # catch up on whatever happened while we were down
+        if index.store.state()[1] is not None:
+            index.embedder.encode(["warm up"])  # load the model before the first request
         if compact_every > 0:
             threading.Thread(target=compactor, name="foodvec-compactor", daemon=True).start()
         yield
