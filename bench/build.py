@@ -17,33 +17,20 @@ from bench.usda import sample_rows, write_csv
 
 
 def measure(name: str, csv_path: Path, model: str, home: Path) -> dict:
-    build = run_measured(
-        [
-            str(BIN / "foodvec"),
-            "build",
-            str(csv_path),
-            "--model",
-            model,
-            "--home",
-            str(home),
-            "-q",
-            "--json",
-        ]
-    )
+    cmd = [
+        str(BIN / "foodvec"),
+        "build",
+        str(csv_path),
+        "--model",
+        model,
+        "--home",
+        str(home),
+        "-q",
+        "--json",
+    ]
+    build = run_measured(cmd)
     summary = json.loads(build["stdout"])
-    again = run_measured(
-        [
-            str(BIN / "foodvec"),
-            "build",
-            str(csv_path),
-            "--model",
-            model,
-            "--home",
-            str(home),
-            "-q",
-            "--json",
-        ]
-    )
+    again = run_measured(cmd)  # the same file again: every row unchanged
     base = run_measured([str(BIN / "python"), "-m", "bench.st_encode", str(csv_path), model])
     base_out = json.loads(base["stdout"])
     rows = summary["rows_read"]

@@ -257,20 +257,26 @@ def run_mining_job(
             pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
         _store_pairs(store, job_id, ids[pairs.a], ids[pairs.b], pairs.score)
         seconds = time.perf_counter() - t0
-        _finish_job(store, job_id, "done", chosen, n, len(pairs), left_out, seconds, params)
+        _finish_job(
+            store,
+            job_id,
+            "done",
+            seconds,
+            params,
+            mode=chosen,
+            items=n,
+            pairs=len(pairs),
+            left_out=left_out,
+        )
         return MineResult(job_id, chosen, n, len(pairs), left_out, round(seconds, 3), params)
     except KeyboardInterrupt:
         _finish_job(
             store,
             job_id,
             "interrupted",
-            None,
-            None,
-            None,
-            None,
             time.perf_counter() - t0,
             params,
-            "interrupted by the user",
+            error="interrupted by the user",
         )
         raise
     except Exception as exc:
@@ -278,13 +284,9 @@ def run_mining_job(
             store,
             job_id,
             "failed",
-            None,
-            None,
-            None,
-            None,
             time.perf_counter() - t0,
             params,
-            f"{type(exc).__name__}: {exc}",
+            error=f"{type(exc).__name__}: {exc}",
         )
         raise
 
@@ -333,7 +335,16 @@ def _store_pairs(store, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray
 
 
 def _finish_job(
-    store, job_id, status, mode, items, pairs, left_out, seconds, params, error=None
+    store,
+    job_id: int,
+    status: str,
+    seconds: float,
+    params: dict[str, Any],
+    mode: str | None = None,
+    items: int | None = None,
+    pairs: int | None = None,
+    left_out: int | None = None,
+    error: str | None = None,
 ) -> None:
     with store.engine.connect() as conn:
         conn.info["immediate"] = True
@@ -383,13 +394,9 @@ def list_jobs(idx: FoodIndex) -> list[dict[str, Any]]:
                 idx.store,
                 job["id"],
                 "interrupted",
-                job["mode"],
-                job["items"],
-                job["pair_count"],
-                job["left_out"],
                 job["seconds"] or 0.0,
                 job["params"],
-                "the process ended before the job finished",
+                error="the process ended before the job finished",
             )
             job["status"] = "interrupted"
         out.append(job)
