@@ -12,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,11 @@ FEW_QUERIES = 4
 EXACT_SUBSET_MAX = 20_000
 
 KINDS = ("flat", "hnsw", "ivf")
+
+
+def ivf_nlist(n: int) -> int:
+    """About 4 * sqrt(n) lists, with at least 39 vectors a list to train on."""
+    return max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
 
 
 def choose_kind(requested: str, count: int) -> str:
@@ -76,7 +81,7 @@ class AnnIndex:
             return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
         if kind == "ivf":
             n = 0 if train is None else len(train)
-            nlist = nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
+            nlist = nlist or ivf_nlist(n)
             quantizer = faiss.IndexFlatIP(dim)
             ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.cp.seed = 1234
@@ -93,16 +98,25 @@ class AnnIndex:
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
 
     @classmethod
-    def build(cls, kind: str, dim: int, batches) -> AnnIndex:
-        """Build from an iterable of (ids, vectors) batches."""
-        ids_parts, vec_parts = [], []
-        for ids, vecs in batches:
-            ids_parts.append(ids)
-            vec_parts.append(vecs)
-        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
-        vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
-        ann = cls.empty(kind, dim, train=vecs if kind == "ivf" else None)
-        ann.add(ids, vecs)
+    def build(
+        cls,
+        kind: str,
+        dim: int,
+        batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
+        count: int,
+    ) -> AnnIndex:
+        """Build from ``batches()``, a fresh iterable of (ids, vectors) batches per call,
+        adding batch by batch so that memory holds the index and one batch, not a second
+        copy of every vector. IVF first trains on a sample taken in a separate pass."""
+        train = None
+        if kind == "ivf":
+            want = min(count, IVF_TRAIN_PER_LIST * ivf_nlist(count))
+            every = max(1, count // max(want, 1))
+            parts = [vecs[::every] for _, vecs in batches()]
+            train = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        ann = cls.empty(kind, dim, train=train, nlist=ivf_nlist(count) if kind == "ivf" else None)
+        for ids, vecs in batches():
+            ann.add(ids, vecs)
         return ann
 
     # -- updates ------------------------------------------------------------------

@@ -247,7 +247,9 @@ class FoodIndex:
                     vectors_changed = True
         if rebuild:
             gen = self.store.generation()
-            ann = AnnIndex.build(want, dim, self.store.vectors_for_items(model, dim))
+            ann = AnnIndex.build(
+                want, dim, lambda: self.store.vectors_for_items(model, dim), self.store.count()
+            )
             vectors_changed = True
         self._ann = ann
         self._ann_meta = {

@@ -9,7 +9,6 @@ records a job, stores its pairs and marks it done only when every pair is stored
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import sys
@@ -22,7 +21,7 @@ import faiss
 import numpy as np
 from sqlalchemy import text
 
-from indexer.ann import AnnIndex
+from indexer.ann import AnnIndex, ivf_nlist
 from indexer.errors import BadInputError, FoodvecError, NotFoundError
 from indexer.home import FoodIndex
 
@@ -113,7 +112,7 @@ def mine_exact(
 
 
 def ivf_params(n: int) -> dict[str, int]:
-    nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+    nlist = ivf_nlist(n)
     return {"nlist": nlist, "nprobe": min(nlist, 32)}
 
 
