@@ -128,16 +128,23 @@ class Store:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[WriteTx]:
-        """One write transaction: holds the write lock, bumps the generation on commit."""
+    def immediate(self) -> Iterator[Connection]:
+        """A write transaction that does not count as a change of the items (jobs,
+        bookkeeping): holds the write lock, does not bump the generation."""
         with self.engine.connect() as conn:
             conn.info["immediate"] = True
             with conn.begin():
-                gen = self._get_int(conn, "generation", 0) + 1
-                tx = WriteTx(conn, gen)
-                yield tx
-                if tx.touched:
-                    self._set(conn, "generation", str(gen))
+                yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[WriteTx]:
+        """One write transaction: holds the write lock, bumps the generation on commit."""
+        with self.immediate() as conn:
+            gen = self._get_int(conn, "generation", 0) + 1
+            tx = WriteTx(conn, gen)
+            yield tx
+            if tx.touched:
+                self._set(conn, "generation", str(gen))
 
     # -- state --------------------------------------------------------------------
     @staticmethod
@@ -307,13 +314,11 @@ class Store:
 
     def prune_changes(self, upto: int) -> None:
         """Forget the change log up to ``upto``, once an index at that generation is saved."""
-        with self.engine.connect() as conn:
-            conn.info["immediate"] = True
-            with conn.begin():
-                if upto <= self._get_int(conn, "log_floor", 0):
-                    return
-                conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": upto})
-                self._set(conn, "log_floor", str(upto))
+        with self.immediate() as conn:
+            if upto <= self._get_int(conn, "log_floor", 0):
+                return
+            conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": upto})
+            self._set(conn, "log_floor", str(upto))
 
     def stats(self) -> dict[str, Any]:
         with self.read() as conn:

@@ -291,22 +291,20 @@ def run_mining_job(
 
 
 def _start_job(store, params, model, gen) -> int:
-    with store.engine.connect() as conn:
-        conn.info["immediate"] = True
-        with conn.begin():
-            return conn.execute(
-                text(
-                    "INSERT INTO jobs(kind, status, params, model_fp, generation, host, pid) "
-                    "VALUES ('mine', 'running', :p, :m, :g, :h, :pid) RETURNING id"
-                ),
-                {
-                    "p": json.dumps(params),
-                    "m": model,
-                    "g": gen,
-                    "h": socket.gethostname(),
-                    "pid": os.getpid(),
-                },
-            ).scalar_one()
+    with store.immediate() as conn:
+        return conn.execute(
+            text(
+                "INSERT INTO jobs(kind, status, params, model_fp, generation, host, pid) "
+                "VALUES ('mine', 'running', :p, :m, :g, :h, :pid) RETURNING id"
+            ),
+            {
+                "p": json.dumps(params),
+                "m": model,
+                "g": gen,
+                "h": socket.gethostname(),
+                "pid": os.getpid(),
+            },
+        ).scalar_one()
 
 
 def _store_pairs(store, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> None:
@@ -321,16 +319,13 @@ def _store_pairs(store, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray
                 strict=True,
             )
         ]
-        with store.engine.connect() as conn:
-            conn.info["immediate"] = True
-            with conn.begin():
-                conn.execute(
-                    text(
-                        "INSERT INTO job_pairs(job_id, item_a, item_b, score) "
-                        "VALUES (:j, :a, :b, :s)"
-                    ),
-                    rows,
-                )
+        with store.immediate() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO job_pairs(job_id, item_a, item_b, score) VALUES (:j, :a, :b, :s)"
+                ),
+                rows,
+            )
 
 
 def _finish_job(
@@ -345,27 +340,25 @@ def _finish_job(
     left_out: int | None = None,
     error: str | None = None,
 ) -> None:
-    with store.engine.connect() as conn:
-        conn.info["immediate"] = True
-        with conn.begin():
-            conn.execute(
-                text(
-                    "UPDATE jobs SET status = :st, mode = :mo, items = :it, pair_count = :pc, "
-                    "left_out = :lo, seconds = :se, params = :pa, error = :er, "
-                    "ended_at = CURRENT_TIMESTAMP WHERE id = :id"
-                ),
-                {
-                    "st": status,
-                    "mo": mode,
-                    "it": items,
-                    "pc": pairs,
-                    "lo": left_out,
-                    "se": round(seconds, 3),
-                    "pa": json.dumps(params),
-                    "er": error,
-                    "id": job_id,
-                },
-            )
+    with store.immediate() as conn:
+        conn.execute(
+            text(
+                "UPDATE jobs SET status = :st, mode = :mo, items = :it, pair_count = :pc, "
+                "left_out = :lo, seconds = :se, params = :pa, error = :er, "
+                "ended_at = CURRENT_TIMESTAMP WHERE id = :id"
+            ),
+            {
+                "st": status,
+                "mo": mode,
+                "it": items,
+                "pc": pairs,
+                "lo": left_out,
+                "se": round(seconds, 3),
+                "pa": json.dumps(params),
+                "er": error,
+                "id": job_id,
+            },
+        )
 
 
 def list_jobs(idx: FoodIndex) -> list[dict[str, Any]]:
