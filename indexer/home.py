@@ -1,7 +1,7 @@
 """An index home: one folder with the database, the FAISS index and the models.
 
 ``FoodIndex`` is the library's entry point for writes (build, upsert, delete) and
-keeps the FAISS index in step with the database (see DESIGN.md, consistency).
+keeps the FAISS index in step with the database (README, "Consistency").
 """
 
 from __future__ import annotations
