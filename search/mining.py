@@ -188,7 +188,8 @@ def start_job(idx: FoodIndex, params: dict[str, Any]) -> int:
 
 
 def get_job(idx: FoodIndex, job_id: int) -> dict[str, Any] | None:
-    return next((j for j in list_jobs(idx) if j["id"] == job_id), None)
+    found = list_jobs(idx, job_id)
+    return found[0] if found else None
 
 
 def run_mining_job(
@@ -361,18 +362,20 @@ def _finish_job(
         )
 
 
-def list_jobs(idx: FoodIndex) -> list[dict[str, Any]]:
-    """All jobs, newest first. A 'running' job whose process is gone on this host is
-    marked interrupted: a killed job is never shown as running or done."""
+def list_jobs(idx: FoodIndex, job_id: int | None = None) -> list[dict[str, Any]]:
+    """All jobs (or the one given), newest first. A 'running' job whose process is gone
+    on this host is marked interrupted: a killed job is never shown as running or done."""
     host = socket.gethostname()
+    where = "" if job_id is None else "WHERE id = :j"
     with idx.store.read() as conn:
         rows = (
             conn.execute(
                 text(
                     "SELECT id, kind, status, params, model_fp, generation, items, mode, "
                     "pair_count, left_out, error, host, pid, started_at, ended_at, seconds "
-                    "FROM jobs ORDER BY id DESC"
-                )
+                    f"FROM jobs {where} ORDER BY id DESC"
+                ),
+                {"j": job_id},
             )
             .mappings()
             .all()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -38,6 +39,7 @@ MAX_ITEMS_PER_REQUEST = 1000
 MAX_QUERIES_PER_REQUEST = 100
 RAW_TEXT_LIMIT = 4 * MAX_TEXT_CHARS  # before white space is folded
 
+JobId = Annotated[int, FastAPIPath(ge=1, le=2**62)]  # SQLite integers are 64-bit
 Text = Annotated[str, Field(min_length=1, max_length=RAW_TEXT_LIMIT)]
 Scalar = str | int | float | bool
 
@@ -289,7 +291,7 @@ def create_app(
         return {"job": job}
 
     @app.get("/jobs/{job_id}", dependencies=[Depends(read_access)])
-    def job_status(job_id: int) -> dict[str, Any]:
+    def job_status(job_id: JobId) -> dict[str, Any]:
         from .mining import get_job
 
         job = get_job(index, job_id)
@@ -299,7 +301,7 @@ def create_app(
 
     @app.get("/jobs/{job_id}/pairs", dependencies=[Depends(read_access)])
     def pairs(
-        job_id: int,
+        job_id: JobId,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
