@@ -184,3 +184,22 @@ def test_empty_index_search(fakes, home):
     res = run("search", "두부", "--json")
     assert res.exit_code == 0
     assert json.loads(res.output)["results"] == []
+
+
+def test_filter_keys_with_quotes_dots_and_control_characters(built):
+    with FoodIndex(built) as idx:
+        idx.upsert(
+            [
+                {
+                    "id": "q1",
+                    "text": "특이한 키",
+                    "metadata": {'a"b.c': "x", "\x00": "0", "a\\b": "y"},
+                }
+            ]
+        )
+        s = Searcher(idx)
+        assert [h.id for h in s.search("x", k=5, filters={'a"b.c': "x"})[0]] == ["q1"]
+        assert [h.id for h in s.search("x", k=5, filters={"a\\b": "y"})[0]] == ["q1"]
+        # SQLite's JSON functions stop a key at NUL, so it cannot match, but it is no error
+        assert s.search("x", k=5, filters={"\x00": "0"})[0] == []
+        assert s.search("x", k=5, filters={"$.": "x"})[0] == []
