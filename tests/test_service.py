@@ -163,7 +163,7 @@ def test_openapi_fuzz_finds_no_server_error(index):
         operation = op.ok()
 
         @settings(
-            max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
         def check(case):
             response = case.call()
