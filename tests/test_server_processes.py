@@ -89,8 +89,11 @@ def test_kill_minus_9_under_load_loses_no_acknowledged_write(built_home):
     try:
         with httpx.Client(base_url=server.url, timeout=10) as c:
             for ext_id in random.Random(1).sample(sorted(acked), min(25, len(acked))):
-                r = c.post("/search", json={"query": acked[ext_id], "k": 1})
-                assert r.json()["results"][0]["id"] == ext_id
+                r = c.post("/search", json={"query": acked[ext_id], "k": 10})
+                hits = r.json()["results"]
+                # the fake embedder hashes character pairs, so "1161" and "1611" embed
+                # alike: the item must be among the hits that share the top score
+                assert ext_id in {h["id"] for h in hits if h["score"] >= hits[0]["score"] - 1e-6}
     finally:
         server.stop()
     with FoodIndex(built_home, embedder=FakeEmbedder(64)) as idx:
