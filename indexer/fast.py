@@ -6,6 +6,14 @@ checks it) and is batch invariant, bit for bit (a test checks that too): texts a
 grouped by exact token length, so no text is ever padded, and no batch has a single row
 (ONNX Runtime computes a one-row batch along another path, differing in the last bits
 from every larger batch, which all agree).
+
+Because nothing is padded, the graph takes no attention mask: attention runs without
+masking operators and the pooling is a plain mean. Batches hold about
+``TOKENS_PER_BATCH`` tokens, small enough for a core's cache, and run on one
+single-threaded session per core, each taking the next batch as it finishes its last;
+this beats one session spreading every operator over all cores, which waits at each
+operator for the slowest thread. A session's result for a batch does not depend on its
+thread count or on which session runs it (a test checks that too).
 The graph is exported once per model fingerprint (that step needs torch) and cached.
 """
 
@@ -13,8 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +32,9 @@ import numpy as np
 from .embedder import ProbedDim
 from .errors import FoodvecError
 
-GRAPH = "model.onnx"
+GRAPH = "encoder.onnx"  # inputs input_ids, token_type_ids; output embedding
+STALE_GRAPHS = ("model.onnx",)  # earlier exports (with an attention-mask input)
+TOKENS_PER_BATCH = 512
 
 
 def supported(path: Path) -> bool:
@@ -62,8 +74,20 @@ def max_seq_length(path: Path) -> int:
         return 256
 
 
+def worker_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def export(model_path: Path, out_dir: Path) -> Path:
-    """Export Transformer + mean pooling + normalisation to ONNX (needs torch)."""
+    """Export Transformer + mean pooling + normalisation to ONNX (needs torch).
+
+    The graph has no attention-mask input: the encoder never pads, so every token of a
+    row is a real token and the mean runs over all of them.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -75,13 +99,9 @@ def export(model_path: Path, out_dir: Path) -> Path:
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.m(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(out.dtype)
-            emb = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(emb, p=2, dim=1)
+        def forward(self, input_ids, token_type_ids):
+            out = self.m(input_ids=input_ids, token_type_ids=token_type_ids).last_hidden_state
+            return torch.nn.functional.normalize(out.mean(1), p=2, dim=1)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (GRAPH + f".{os.getpid()}.tmp")
@@ -93,13 +113,12 @@ def export(model_path: Path, out_dir: Path) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Encoder(bert),
-            (example, example, torch.zeros_like(example)),
+            (example, torch.zeros_like(example)),
             str(tmp),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            input_names=["input_ids", "token_type_ids"],
             output_names=["embedding"],
             dynamic_axes={
                 "input_ids": axes,
-                "attention_mask": axes,
                 "token_type_ids": axes,
                 "embedding": {0: "batch"},
             },
@@ -107,11 +126,19 @@ def export(model_path: Path, out_dir: Path) -> Path:
             dynamo=False,
         )
     os.replace(tmp, out_dir / GRAPH)
+    for stale in STALE_GRAPHS:
+        (out_dir / stale).unlink(missing_ok=True)
     return out_dir / GRAPH
 
 
 class OnnxEmbedder(ProbedDim):
-    """Same interface as ``SentenceTransformerEmbedder``; see the module docstring."""
+    """Same interface as ``SentenceTransformerEmbedder``; see the module docstring.
+
+    ``batch_size`` caps the rows of a batch, ``tokens_per_batch`` its tokens (a batch
+    always has at least two rows); ``workers`` is the number of sessions (default: one
+    per core). The first session is made at once, the others by their workers on the
+    first encode that has work for them, so a one-query process loads the graph once.
+    """
 
     def __init__(
         self,
@@ -119,58 +146,105 @@ class OnnxEmbedder(ProbedDim):
         fingerprint: str,
         cache_dir: Path,
         batch_size: int = 64,
-        threads: int | None = None,
+        workers: int | None = None,
+        tokens_per_batch: int = TOKENS_PER_BATCH,
     ):
         self.path = Path(path)
         self.name = str(self.path)
         self.fingerprint = fingerprint
-        self.batch_size = batch_size
-        graph = cache_dir / fingerprint / GRAPH
-        if not graph.exists():
-            export(self.path, graph.parent)
-        import onnxruntime as ort
+        self.batch_size = max(2, batch_size)
+        self.tokens_per_batch = tokens_per_batch
+        self.workers = max(1, workers or worker_count())
+        self.graph = cache_dir / fingerprint / GRAPH
+        if not self.graph.exists():
+            export(self.path, self.graph.parent)
         from tokenizers import Tokenizer
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(graph), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # a broken cache file: say where it is
-            raise FoodvecError(
-                f"cannot load the ONNX graph {graph}: {exc}; delete it to export again"
-            ) from None
+        self._sessions = [self._session()]
+        self._grow = threading.Lock()
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length(self.path))
-        self._dim = int(self.session.get_outputs()[0].shape[1] or 0) or None
+        self._dim = int(self._sessions[0].get_outputs()[0].shape[1] or 0) or None
+
+    def _session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(str(self.graph), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a broken cache file: say where it is
+            raise FoodvecError(
+                f"cannot load the ONNX graph {self.graph}: {exc}; delete it to export again"
+            ) from None
+
+    def _worker_session(self, k: int):
+        """Session ``k``, made on first use (inside the worker, while the others work)."""
+        with self._grow:
+            if k < len(self._sessions):
+                return self._sessions[k]
+        session = self._session()
+        with self._grow:
+            if k < len(self._sessions):  # another encode made it meanwhile
+                return self._sessions[k]
+            self._sessions.append(session)
+            return session
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices grouped by exact token length, then cut to the batch limits."""
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, n in enumerate(lengths):
+            by_len[n].append(i)
+        out = []
+        for length in sorted(by_len, reverse=True):  # longest first: better balance
+            idx = by_len[length]
+            step = max(2, min(self.batch_size, self.tokens_per_batch // max(length, 1)))
+            out.extend(idx[start : start + step] for start in range(0, len(idx), step))
+        return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
         encs = self.tokenizer.encode_batch(list(texts))
-        by_len: dict[int, list[int]] = defaultdict(list)
-        for i, e in enumerate(encs):
-            by_len[len(e.ids)].append(i)
-        out: np.ndarray | None = None
-        for length in sorted(by_len):
-            idx = by_len[length]
-            for start in range(0, len(idx), self.batch_size):
-                rows = idx[start : start + self.batch_size]
-                # ONNX Runtime's kernels take another path for a batch of one, whose
-                # last bits differ from any larger batch: a lone text is run twice.
-                feed = rows if len(rows) > 1 else rows * 2
-                ids = np.array([encs[i].ids for i in feed], dtype=np.int64)
-                types = np.array([encs[i].type_ids for i in feed], dtype=np.int64)
-                mask = np.ones_like(ids)
-                vecs = self.session.run(
-                    None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-                )[0][: len(rows)]
-                if out is None:
-                    out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
-                out[rows] = vecs
-        assert out is not None
+        batches = self.batches([len(e.ids) for e in encs])
+
+        def run(session, rows: list[int]) -> np.ndarray:
+            # ONNX Runtime's kernels take another path for a batch of one, whose
+            # last bits differ from any larger batch: a lone text is run twice.
+            feed = rows if len(rows) > 1 else rows * 2
+            ids = np.array([encs[i].ids for i in feed], dtype=np.int64)
+            types = np.array([encs[i].type_ids for i in feed], dtype=np.int64)
+            return session.run(None, {"input_ids": ids, "token_type_ids": types})[0][: len(rows)]
+
+        if self._dim is None:  # a graph that does not declare its width: look once
+            self._dim = int(run(self._sessions[0], batches[0]).shape[1])
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        workers = min(self.workers, len(batches))
+        if workers == 1:
+            for rows in batches:
+                out[rows] = run(self._sessions[0], rows)
+            return out
+        claim = threading.Lock()
+        next_batch = iter(range(len(batches)))
+        failed = threading.Event()
+
+        def worker(k: int) -> None:
+            session = self._worker_session(k)
+            while not failed.is_set():
+                with claim:
+                    j = next(next_batch, None)
+                if j is None:
+                    return
+                try:
+                    out[batches[j]] = run(session, batches[j])
+                except BaseException:
+                    failed.set()  # the other workers stop at their next batch
+                    raise
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="foodvec-encode") as pool:
+            for done in [pool.submit(worker, k) for k in range(workers)]:
+                done.result()  # re-raises a worker's error
         return out

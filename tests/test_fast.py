@@ -58,6 +58,75 @@ def test_batch_invariance_bit_for_bit(encoders):
     assert np.array_equal(together[shuffled_order], shuffled)
 
 
+def test_sessions_and_batch_limits_do_not_change_a_bit(encoders, tmp_path):
+    """One session or one per core, small or large batches: the same bits."""
+    _, fast = encoders
+    texts = corpus()
+    parallel = fast.encode(texts)
+    lengths = [len(e.ids) for e in fast.tokenizer.encode_batch(texts)]
+    assert len(fast._sessions) == min(fast.workers, len(fast.batches(lengths)))
+    from indexer.fast import OnnxEmbedder
+
+    graph_dir = fast.graph.parent.parent
+    for workers, rows, tokens in ((1, 64, 512), (3, 5, 64), (2, 256, 4096)):
+        other = OnnxEmbedder(
+            fast.path,
+            fast.fingerprint,
+            graph_dir,
+            batch_size=rows,
+            workers=workers,
+            tokens_per_batch=tokens,
+        )
+        assert np.array_equal(other.encode(texts), parallel), (workers, rows, tokens)
+
+
+def test_batches_are_exact_length_groups_within_limits(encoders):
+    _, fast = encoders
+    lengths = [7] * 5 + [40] * 30 + [3]
+    batches = fast.batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len({lengths[i] for i in b}) == 1
+        n = lengths[b[0]]
+        assert len(b) <= max(2, min(fast.batch_size, fast.tokens_per_batch // n))
+    assert [i for b in batches for i in b][-1] == 35  # longest first, the shortest last
+
+
+def test_a_failing_worker_fails_the_encode(encoders, monkeypatch):
+    _, fast = encoders
+    texts = corpus()
+    fast.encode(texts)
+    calls = []
+
+    class Broken:
+        def __init__(self, real):
+            self.real = real
+
+        def run(self, *a, **kw):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("session failed")
+            return self.real.run(*a, **kw)
+
+    monkeypatch.setattr(fast, "_sessions", [Broken(s) for s in fast._sessions])
+    with pytest.raises(RuntimeError, match="session failed"):
+        fast.encode(texts)
+
+
+def test_graph_has_no_mask_input_and_replaces_old_exports(tmp_path):
+    from indexer.embedder import base_model_path, model_fingerprint
+    from indexer.fast import GRAPH, OnnxEmbedder
+
+    fp = model_fingerprint(base_model_path())
+    stale = tmp_path / fp / "model.onnx"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an export from an earlier version")
+    enc = OnnxEmbedder(base_model_path(), fp, tmp_path, workers=1)
+    assert not stale.exists() and (tmp_path / fp / GRAPH).exists()
+    assert [i.name for i in enc._sessions[0].get_inputs()] == ["input_ids", "token_type_ids"]
+    assert enc.encode(["두부", "가"]).shape == (2, 384)
+
+
 def test_query_path_does_not_import_torch(tmp_path):
     home = tmp_path / "h"
     env = {**os.environ, "FOODVEC_HOME": str(home), "FOODVEC_MODEL": "base"}
