@@ -12,8 +12,9 @@ masking operators and the pooling is a plain mean. Batches hold about
 ``TOKENS_PER_BATCH`` tokens, small enough for a core's cache, and run on one
 single-threaded session per core, each taking the next batch as it finishes its last;
 this beats one session spreading every operator over all cores, which waits at each
-operator for the slowest thread. A session's result for a batch does not depend on its
-thread count or on which session runs it (a test checks that too).
+operator for the slowest thread. A lone batch (a query) runs on a session that uses
+every core, which is what one batch needs. A session's result for a batch does not
+depend on its thread count or on which session runs it (a test checks that too).
 The graph is exported once per model fingerprint (that step needs torch) and cached.
 """
 
@@ -136,8 +137,10 @@ class OnnxEmbedder(ProbedDim):
 
     ``batch_size`` caps the rows of a batch, ``tokens_per_batch`` its tokens (a batch
     always has at least two rows); ``workers`` is the number of sessions (default: one
-    per core). The first session is made at once, the others by their workers on the
-    first encode that has work for them, so a one-query process loads the graph once.
+    per core). A session over all cores is made at once and runs any encode that is a
+    single batch, such as a query; the single-threaded worker sessions are made by their
+    workers on the first encode that has work for them, so a one-query process loads
+    the graph once.
     """
 
     def __init__(
@@ -160,19 +163,22 @@ class OnnxEmbedder(ProbedDim):
             export(self.path, self.graph.parent)
         from tokenizers import Tokenizer
 
-        self._sessions = [self._session()]
+        # One session over every core for an encode that is a single batch (a query),
+        # one single-threaded session per worker for the rest, made when first needed.
+        self._single = self._session(threads=self.workers)
+        self._sessions: list = []
         self._grow = threading.Lock()
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length(self.path))
-        self._dim = int(self._sessions[0].get_outputs()[0].shape[1] or 0) or None
+        self._dim = int(self._single.get_outputs()[0].shape[1] or 0) or None
 
-    def _session(self):
+    def _session(self, threads: int = 1):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         try:
             return ort.InferenceSession(str(self.graph), opts, providers=["CPUExecutionProvider"])
@@ -220,12 +226,12 @@ class OnnxEmbedder(ProbedDim):
             return session.run(None, {"input_ids": ids, "token_type_ids": types})[0][: len(rows)]
 
         if self._dim is None:  # a graph that does not declare its width: look once
-            self._dim = int(run(self._sessions[0], batches[0]).shape[1])
+            self._dim = int(run(self._single, batches[0]).shape[1])
         out = np.empty((len(texts), self._dim), dtype=np.float32)
         workers = min(self.workers, len(batches))
         if workers == 1:
             for rows in batches:
-                out[rows] = run(self._sessions[0], rows)
+                out[rows] = run(self._single, rows)
             return out
         claim = threading.Lock()
         next_batch = iter(range(len(batches)))

@@ -94,9 +94,11 @@ def test_batches_are_exact_length_groups_within_limits(encoders):
 
 def test_a_failing_worker_fails_the_encode(encoders, monkeypatch):
     _, fast = encoders
-    texts = corpus()
-    fast.encode(texts)
+    from indexer.fast import OnnxEmbedder
+
+    enc = OnnxEmbedder(fast.path, fast.fingerprint, fast.graph.parent.parent, workers=2)
     calls = []
+    real_session = enc._session
 
     class Broken:
         def __init__(self, real):
@@ -108,9 +110,10 @@ def test_a_failing_worker_fails_the_encode(encoders, monkeypatch):
                 raise RuntimeError("session failed")
             return self.real.run(*a, **kw)
 
-    monkeypatch.setattr(fast, "_sessions", [Broken(s) for s in fast._sessions])
+    monkeypatch.setattr(enc, "_session", lambda threads=1: Broken(real_session(threads)))
     with pytest.raises(RuntimeError, match="session failed"):
-        fast.encode(texts)
+        enc.encode(corpus())
+    assert len(calls) < len(enc.batches([len(e.ids) for e in enc.tokenizer.encode_batch(corpus())]))
 
 
 def test_graph_has_no_mask_input_and_replaces_old_exports(tmp_path):
@@ -123,7 +126,7 @@ def test_graph_has_no_mask_input_and_replaces_old_exports(tmp_path):
     stale.write_bytes(b"an export from an earlier version")
     enc = OnnxEmbedder(base_model_path(), fp, tmp_path, workers=1)
     assert not stale.exists() and (tmp_path / fp / GRAPH).exists()
-    assert [i.name for i in enc._sessions[0].get_inputs()] == ["input_ids", "token_type_ids"]
+    assert [i.name for i in enc._single.get_inputs()] == ["input_ids", "token_type_ids"]
     assert enc.encode(["두부", "가"]).shape == (2, 384)
 
 
