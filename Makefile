@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
 	mkdir -p bench/out
 	$(PY) -m bench.embed > bench/out/embed.json
+	$(PY) -m bench.precision > bench/out/precision.json
 	$(PY) -m bench.build --rows 20000 --korean 5000 > bench/out/build.json
 	$(PY) -m bench.train > bench/out/train.json
 	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
