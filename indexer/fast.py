@@ -83,17 +83,77 @@ def worker_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def export(model_path: Path, out_dir: Path) -> Path:
+def plain_bert(model) -> bool:
+    """True for a BERT encoder that ``bert_forward`` writes out exactly."""
+    cfg = model.config
+    return (
+        type(model).__name__ == "BertModel"
+        and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
+        and not getattr(cfg, "is_decoder", False)
+        and not getattr(cfg, "add_cross_attention", False)
+    )
+
+
+def bert_forward(model):
+    """BERT's forward pass for unpadded rows, written out for export.
+
+    The same modules and weights as ``BertModel``, in the same order; what differs is
+    the shape of the exported graph. Dense layers see (rows x tokens, hidden) matrices,
+    so each exports as one Gemm with its bias inside (a 3-D MatMul exports as MatMul
+    plus a separate Add), and there is no attention mask to apply.
+    """
+    import math
+
+    import torch
+
+    cfg = model.config
+    hidden, heads = cfg.hidden_size, cfg.num_attention_heads
+    size = hidden // heads
+
+    class BertMean(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, token_type_ids):
+            batch, tokens = input_ids.shape
+            emb = self.m.embeddings
+            positions = torch.arange(tokens, device=input_ids.device).unsqueeze(0)
+            x = (
+                emb.word_embeddings(input_ids)
+                + emb.token_type_embeddings(token_type_ids)
+                + emb.position_embeddings(positions)
+            )
+            x = emb.LayerNorm(x).reshape(-1, hidden)
+            for layer in self.m.encoder.layer:
+                att = layer.attention
+                q = att.self.query(x).view(batch, tokens, heads, size).transpose(1, 2)
+                k = att.self.key(x).view(batch, tokens, heads, size).permute(0, 2, 3, 1)
+                v = att.self.value(x).view(batch, tokens, heads, size).transpose(1, 2)
+                weights = torch.softmax(torch.matmul(q, k) / math.sqrt(size), dim=-1)
+                ctx = torch.matmul(weights, v).transpose(1, 2).reshape(-1, hidden)
+                x = att.output.LayerNorm(att.output.dense(ctx) + x)
+                h = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
+                x = layer.output.LayerNorm(layer.output.dense(h) + x)
+            mean = x.view(batch, tokens, hidden).mean(1)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    return BertMean(model)
+
+
+def export(model_path: Path, out_dir: Path, generic: bool = False) -> Path:
     """Export Transformer + mean pooling + normalisation to ONNX (needs torch).
 
     The graph has no attention-mask input: the encoder never pads, so every token of a
-    row is a real token and the mean runs over all of them.
+    row is a real token and the mean runs over all of them. BERT models (MiniLM among
+    them) export through ``bert_forward``; others, or ``generic``, through the model's
+    own forward.
     """
     import torch
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(model_path), device="cpu")
-    bert = st[0].auto_model.eval()
+    model = st[0].auto_model.eval()
 
     class Encoder(torch.nn.Module):
         def __init__(self, m):
@@ -104,6 +164,7 @@ def export(model_path: Path, out_dir: Path) -> Path:
             out = self.m(input_ids=input_ids, token_type_ids=token_type_ids).last_hidden_state
             return torch.nn.functional.normalize(out.mean(1), p=2, dim=1)
 
+    body = Encoder(model) if generic or not plain_bert(model) else bert_forward(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (GRAPH + f".{os.getpid()}.tmp")
     example = torch.ones((2, 8), dtype=torch.long)
@@ -113,7 +174,7 @@ def export(model_path: Path, out_dir: Path) -> Path:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            Encoder(bert),
+            body,
             (example, torch.zeros_like(example)),
             str(tmp),
             input_names=["input_ids", "token_type_ids"],
@@ -171,7 +232,8 @@ class OnnxEmbedder(ProbedDim):
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length(self.path))
-        self._dim = int(self._single.get_outputs()[0].shape[1] or 0) or None
+        width = self._single.get_outputs()[0].shape[1]  # a number, or a symbolic name
+        self._dim = width if isinstance(width, int) and width > 0 else None
 
     def _session(self, threads: int = 1):
         import onnxruntime as ort
@@ -213,7 +275,7 @@ class OnnxEmbedder(ProbedDim):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self._dim or 0), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         encs = self.tokenizer.encode_batch(list(texts))
         batches = self.batches([len(e.ids) for e in encs])
 

@@ -130,6 +130,24 @@ def test_graph_has_no_mask_input_and_replaces_old_exports(tmp_path):
     assert enc.encode(["두부", "가"]).shape == (2, 384)
 
 
+def test_bert_forward_agrees_with_the_models_own_forward(encoders, tmp_path):
+    """The written-out BERT pass and the generic export give the same vectors."""
+    import onnx
+
+    from indexer.fast import GRAPH, OnnxEmbedder, export
+
+    _, fast = encoders
+    assert {n.op_type for n in onnx.load(str(fast.graph)).graph.node} >= {"Gemm"}
+    export(fast.path, tmp_path / fast.fingerprint, generic=True)
+    generic = OnnxEmbedder(fast.path, fast.fingerprint, tmp_path)
+    assert "Gemm" not in {
+        n.op_type for n in onnx.load(str(tmp_path / fast.fingerprint / GRAPH)).graph.node
+    }
+    texts = corpus()
+    cos = (fast.encode(texts) * generic.encode(texts)).sum(axis=1)
+    assert cos.min() >= 0.99999, cos.min()
+
+
 def test_query_path_does_not_import_torch(tmp_path):
     home = tmp_path / "h"
     env = {**os.environ, "FOODVEC_HOME": str(home), "FOODVEC_MODEL": "base"}
