@@ -8,13 +8,15 @@ grouped by exact token length, so no text is ever padded, and no batch has a sin
 from every larger batch, which all agree).
 
 Because nothing is padded, the graph takes no attention mask: attention runs without
-masking operators and the pooling is a plain mean. Batches hold about
-``TOKENS_PER_BATCH`` tokens, small enough for a core's cache, and run on one
-single-threaded session per core, each taking the next batch as it finishes its last;
-this beats one session spreading every operator over all cores, which waits at each
-operator for the slowest thread. A lone batch (a query) runs on a session that uses
-every core, which is what one batch needs. A session's result for a batch does not
-depend on its thread count or on which session runs it (a test checks that too).
+masking operators and the pooling is a plain mean. BERT models export through a
+written-out forward pass whose dense layers are single Gemm operators (``bert_forward``).
+Batches hold about ``TOKENS_PER_BATCH`` tokens (the fastest size measured on Korean
+phrases; larger batches outgrow the caches) and run on one single-threaded session per
+core, each taking the next batch as it finishes its last; this beats one session
+spreading every operator over all cores, which waits at each operator for the slowest
+thread. A lone batch (a query) runs on a session that uses every core, which is what one
+batch needs. A session's result for a batch does not depend on its thread count or on
+which session runs it (a test checks that too).
 The graph is exported once per model fingerprint (that step needs torch) and cached.
 """
 
