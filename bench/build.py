@@ -17,10 +17,6 @@ from bench.korean import write_korean_csv
 from bench.usda import sample_rows, write_csv
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def measure(name: str, csv_path: Path, model: str, home: Path, repeat: int) -> dict:
     """``repeat`` rounds, each a fresh build then the baseline, one after the other, so
     that both see the same machine; the figures are the medians of the rounds."""
@@ -53,9 +49,9 @@ def measure(name: str, csv_path: Path, model: str, home: Path, repeat: int) -> d
         "rows": rows,
         "rounds": repeat,
         "foodvec_build": {
-            "seconds_in_build": _median([b["summary"]["seconds"] for b in builds]),
-            "process_seconds": _median([b["seconds"] for b in builds]),
-            "rows_per_s": round(_median(build_rates), 1),
+            "seconds_in_build": statistics.median([b["summary"]["seconds"] for b in builds]),
+            "process_seconds": statistics.median([b["seconds"] for b in builds]),
+            "rows_per_s": round(statistics.median(build_rates), 1),
             "rows_per_s_each_round": [round(x, 1) for x in build_rates],
             "peak_rss_mib": max(b["peak_rss_mib"] for b in builds),
             "embedded": builds[0]["summary"]["embedded"],
@@ -65,12 +61,14 @@ def measure(name: str, csv_path: Path, model: str, home: Path, repeat: int) -> d
             "rows_per_s": round(rows / max(again["seconds"], 1e-9), 1),
         },
         "baseline_st_encode": {
-            "seconds": _median([b["out"]["seconds"] for b in bases]),
-            "rows_per_s": round(_median(base_rates), 1),
+            "seconds": statistics.median([b["out"]["seconds"] for b in bases]),
+            "rows_per_s": round(statistics.median(base_rates), 1),
             "rows_per_s_each_round": [round(x, 1) for x in base_rates],
             "process_peak_rss_mib": max(b["peak_rss_mib"] for b in bases),
         },
-        "build_vs_encode_speed": round(_median(build_rates) / _median(base_rates), 3),
+        "build_vs_encode_speed": round(
+            statistics.median(build_rates) / statistics.median(base_rates), 3
+        ),
         "build_vs_encode_speed_each_round": [
             round(a / b, 3) for a, b in zip(build_rates, base_rates, strict=True)
         ],

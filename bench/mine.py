@@ -55,8 +55,7 @@ def main() -> None:
             out["index_build_seconds"] = round(time.perf_counter() - t0, 1)
         model = idx.store.active_model()
         dim = idx.stats()["dim"]
-        parts = list(idx.store.vectors_for_items(model, dim))
-    vecs = np.concatenate([p[1] for p in parts])
+        vecs = idx.store.gather_vectors(model, dim)[1]
     out["corpus_items"] = len(vecs)
     rng = np.random.default_rng(0)
     sub = vecs[np.sort(rng.choice(len(vecs), min(args.subset, len(vecs)), replace=False))]

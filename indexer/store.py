@@ -278,6 +278,15 @@ class Store:
                         unpack_vectors([r[1] for r in rows], dim),
                     )
 
+    def gather_vectors(
+        self, model_fp: str, dim: int, ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All of ``vectors_for_items`` in one pair of arrays: (item ids, vectors)."""
+        parts = list(self.vectors_for_items(model_fp, dim, ids))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     def missing_vectors(self, model_fp: str) -> int:
         """Items that have no vector for this model (should be 0 after any build)."""
         with self.read() as conn:

@@ -21,6 +21,10 @@ from indexer.errors import FoodvecError
 from indexer.home import FoodIndex
 from indexer.readers import FORMATS
 
+INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
 
 def _common(f: Callable) -> Callable:
     """--home, --model and --db, accepted by every command."""
@@ -43,7 +47,7 @@ def _common(f: Callable) -> Callable:
         "--home",
         envvar="FOODVEC_HOME",
         metavar="DIR",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=FOLDER,
         help="Folder holding the database, index and models "
         "(default: $FOODVEC_HOME or ~/.local/share/foodvec).",
     )(f)
@@ -111,9 +115,7 @@ def init(home, model, db) -> None:
 
 
 @cli.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--text-column", default="text", show_default=True, help="Column holding the food description."
 )
@@ -156,7 +158,7 @@ def init(home, model, db) -> None:
 )
 @click.option(
     "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Where --on-error skip writes rejected rows (JSONL). "
     "Default: HOME/reports/rejected-<time>.jsonl.",
 )
@@ -344,12 +346,12 @@ def verify(home, model, db) -> None:
 @cli.command()
 @click.option(
     "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Training CSV with text and label (0/1) columns. Default: data/train.csv.",
 )
 @click.option(
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER,
     help="Where to save the model. Default: HOME/models/default.",
 )
 @click.option(
@@ -465,17 +467,17 @@ def _print_figures(figures: dict[str, dict[str, float]]) -> None:
 @click.option("--base", default="base", show_default=True, help="The model to compare with.")
 @click.option(
     "--heldout",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Held-out CSV (text, label). Default: data/heldout.csv.",
 )
 @click.option(
     "--train-data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Training CSV for the nearest-training-phrase accuracy.",
 )
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Draw the held-out phrases in 2-D (PCA), base and tuned, to this PNG.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -550,7 +552,7 @@ def eval_model(base, heldout, train_data, plot, as_json, home, model, db) -> Non
 )
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Write every pair to FILE (.csv, .jsonl or .parquet).",
 )
 @click.option(

@@ -97,13 +97,7 @@ class Searcher:
             # A narrow filter: exact search over that subset beats a graph walk that
             # would have to skip nearly every node it visits.
             model = idx.store.active_model()
-            parts = list(idx.store.vectors_for_items(model, ann.dim, allowed))
-            sub_ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-            sub_vecs = (
-                np.concatenate([p[1] for p in parts])
-                if parts
-                else np.zeros((0, ann.dim), np.float32)
-            )
+            sub_ids, sub_vecs = idx.store.gather_vectors(model, ann.dim, allowed)
             if len(sub_ids) == 0:
                 return [[] for _ in normed]
             scores, ids = top_k_exact(qv, sub_ids, sub_vecs, k)

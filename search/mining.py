@@ -228,9 +228,7 @@ def run_mining_job(
             raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
         dim = int(store.model_info(model)["dim"])
         allowed = store.filtered_ids(filters) if filters else None
-        parts = list(store.vectors_for_items(model, dim, allowed))
-        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        vecs = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dim), np.float32)
+        ids, vecs = store.gather_vectors(model, dim, allowed)
         n = len(ids)
         chosen = mode if mode != "auto" else ("exact" if n <= EXACT_MAX else "approximate")
         bar = None
