@@ -24,6 +24,7 @@ from .embedder import Embedder
 from .errors import BadInputError, BadRowError, ModelMismatchError
 from .readers import RawRow, Table, open_table
 from .store import Store, WriteTx, canonical_json
+from .terms import item_name, name_key
 from .text import (
     MAX_TEXT_CHARS,
     content_hash,
@@ -40,6 +41,7 @@ ON_ERROR = ("fail", "skip")
 class BuildOptions:
     text_column: str = "text"
     id_column: str | None = None  # None: use "id" when the input has it, else derive
+    name_column: str | None = None  # None: use "name" when the input has it
     format: str = "auto"
     on_error: str = "fail"
     fix_encoding: bool = False
@@ -76,6 +78,7 @@ class _Valid:
     hash: str
     meta: str
     where: str
+    name: str | None
 
 
 class _Rejects:
@@ -106,7 +109,7 @@ class _Rejects:
 
 
 def _validate(
-    raw: RawRow, text_col: str, id_col: str | None, fix: bool
+    raw: RawRow, text_col: str, id_col: str | None, fix: bool, name_col: str = "name"
 ) -> tuple[_Valid | None, str | None, bool]:
     """(valid row, None, repaired) or (None, reason, False)."""
     if raw.error:
@@ -159,7 +162,9 @@ def _validate(
         for k, v in meta.items():
             if isinstance(v, str) and looks_misdecoded(v):
                 meta[k] = repair_encoding(v) or v
-    return _Valid(ext_id, norm, content_hash(norm), canonical_json(meta), raw.where), None, repaired
+    name = item_name(data.get(name_col), norm)
+    valid = _Valid(ext_id, norm, content_hash(norm), canonical_json(meta), raw.where, name)
+    return valid, None, repaired
 
 
 def _snippet(s: str, n: int = 40) -> str:
@@ -174,6 +179,11 @@ def _check_columns(table: Table, opts: BuildOptions) -> str | None:
             raise BadInputError(
                 f"{table.path}: no text column {opts.text_column!r} (columns: {found}); "
                 "name it with --text-column"
+            )
+        if opts.name_column is not None and opts.name_column not in table.columns:
+            raise BadInputError(
+                f"{table.path}: no name column {opts.name_column!r} (columns: {found}); "
+                "name it with --name-column"
             )
         if opts.id_column is not None and opts.id_column not in table.columns:
             raise BadInputError(
@@ -231,7 +241,8 @@ def _stage_setup(conn: Connection) -> None:
         conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
         conn.exec_driver_sql(
             "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL)"
+            "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "name TEXT, nkey TEXT)"
         )
 
 
@@ -265,7 +276,9 @@ def _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, 
                 col = id_col
                 if jsonl_derive and raw.data is not None and "id" not in raw.data:
                     col = None
-                row, reason, repaired = _validate(raw, opts.text_column, col, opts.fix_encoding)
+                row, reason, repaired = _validate(
+                    raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name"
+                )
                 if row is None:
                     rejects.reject(raw, reason or "invalid row")
                     continue
@@ -327,8 +340,8 @@ def _stage(conn, valid: list[_Valid], seq_base: int) -> None:
     with conn.begin():
         conn.execute(
             text(
-                "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq) "
-                "VALUES (:e, :t, :h, :m, :s, :q)"
+                "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq, name, nkey) "
+                "VALUES (:e, :t, :h, :m, :s, :q, :n, :k)"
             ),
             [
                 {
@@ -338,6 +351,8 @@ def _stage(conn, valid: list[_Valid], seq_base: int) -> None:
                     "m": v.meta,
                     "s": v.where,
                     "q": seq_base + n,
+                    "n": v.name,
+                    "k": name_key(v.name) if v.name else None,
                 }
                 for n, v in enumerate(valid)
             ],
@@ -374,13 +389,26 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
         summary.unchanged = conn.execute(
             text(
                 "SELECT count(*) FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
-                "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta"
+                "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
+                "AND i.name IS s.name"
             )
         ).scalar_one()
+        # A new name changes what the lexical index holds for an item whose vector stays.
+        renamed = (
+            conn.execute(
+                text(
+                    "SELECT i.id FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
+                    "WHERE i.content_hash = s.hash AND i.name IS NOT s.name"
+                )
+            )
+            .scalars()
+            .all()
+        )
         reembedded = (
             conn.execute(
                 text(
                     "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
+                    "name = s.name, name_key = s.nkey, "
                     "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
                     "WHERE items.ext_id = s.ext_id AND items.content_hash != s.hash "
                     "RETURNING items.id"
@@ -393,9 +421,11 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
             conn.execute(
                 text(
                     "UPDATE items SET text = s.text, metadata = s.meta, "
+                    "name = s.name, name_key = s.nkey, "
                     "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
                     "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
-                    "AND (items.text != s.text OR items.metadata != s.meta) RETURNING items.id"
+                    "AND (items.text != s.text OR items.metadata != s.meta "
+                    "OR items.name IS NOT s.name) RETURNING items.id"
                 )
             )
             .scalars()
@@ -404,8 +434,9 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
         new_ids = (
             conn.execute(
                 text(
-                    "INSERT INTO items(ext_id, text, content_hash, metadata) "
-                    "SELECT ext_id, text, hash, meta FROM temp.staging s WHERE NOT EXISTS "
+                    "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
+                    "SELECT ext_id, text, hash, meta, name, nkey FROM temp.staging s "
+                    "WHERE NOT EXISTS "
                     "(SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) ORDER BY seq RETURNING id"
                 )
             )
@@ -416,7 +447,7 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
         summary.updated = len(reembedded) + len(meta_only)
         assert summary.new + summary.updated + summary.unchanged == staged
         tx = WriteTx(conn, gen)
-        tx.log(list(reembedded) + list(new_ids), "u")
+        tx.log(list(reembedded) + list(new_ids) + list(renamed), "u")
         active = Store._get(conn, "model")
         if active is None or opts.reembed:
             tx.set_model(embedder.fingerprint, embedder.name, int(embedder.dim))

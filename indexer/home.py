@@ -24,6 +24,7 @@ from .ann import AnnIndex, choose_kind
 from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
 from .embedder import Embedder, load_embedder
 from .errors import FoodvecError, ModelNotFoundError, NotFoundError
+from .lexical import LexicalIndex
 from .store import Store
 
 DEFAULT_MODEL_NAME = "default"
@@ -58,6 +59,8 @@ class FoodIndex:
         self._ann: AnnIndex | None = None
         self._ann_meta: dict[str, Any] | None = None
         self._published_gen: int | None = None
+        # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
+        self._lex: LexicalIndex | None = None
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -190,7 +193,7 @@ class FoodIndex:
     def _sync(self, publish, kind, force_rebuild) -> AnnIndex | None:
         gen_now, model = self.store.state()
         if model is None:
-            self._ann, self._ann_meta = None, None
+            self._ann, self._ann_meta, self._lex = None, None, None
             return None
         meta = self._ann_meta or {}
         if (
@@ -215,6 +218,8 @@ class FoodIndex:
         ann = self._ann
         old_gen = int(meta.get("generation", -1))
         vectors_changed = False
+        lex = self._lex
+        lex_changed = False
         rebuild = (
             force_rebuild
             or ann is None
@@ -227,7 +232,7 @@ class FoodIndex:
             delta = self.store.changes_since(old_gen)
             if delta is None and not from_disk and self._load_published(newer_than=old_gen):
                 # Another process published a newer index and pruned the log behind it.
-                ann, meta = self._ann, self._ann_meta or {}
+                ann, meta, lex = self._ann, self._ann_meta or {}, self._lex
                 old_gen = int(meta.get("generation", -1))
                 rebuild = ann.kind != want or meta.get("model") != model or old_gen > gen
                 delta = None if rebuild else self.store.changes_since(old_gen)
@@ -245,13 +250,20 @@ class FoodIndex:
                     for got_ids, vecs in self.store.vectors_for_items(model, dim, ids):
                         ann.add(got_ids, vecs)
                     vectors_changed = True
+                    if lex is not None:
+                        lex.update(ids.tolist(), self.store.named_docs(ids))
+                        lex_changed = True
         if rebuild:
             gen = self.store.generation()
             ann = AnnIndex.build(
                 want, dim, lambda: self.store.vectors_for_items(model, dim), self.store.count()
             )
             vectors_changed = True
+        if rebuild or lex is None:
+            lex = LexicalIndex.build(self.store.named_docs())
+            lex_changed = True
         self._ann = ann
+        self._lex = lex
         self._ann_meta = {
             **meta,
             "generation": gen,
@@ -263,9 +275,9 @@ class FoodIndex:
         }
         advanced = vectors_changed or gen != old_gen
         if publish is None:
-            publish = from_disk and advanced
-        if publish and (advanced or self._published_gen != gen):
-            self._save(ann, gen, model, requested, vectors_changed)
+            publish = from_disk and (advanced or lex_changed)
+        if publish and (advanced or lex_changed or self._published_gen != gen):
+            self._save(ann, gen, model, requested, vectors_changed, lex.to_bytes())
         return ann
 
     def _load_published(self, newer_than: int = -1) -> bool:
@@ -274,10 +286,19 @@ class FoodIndex:
             return False
         self._ann, self._ann_meta = loaded
         self._published_gen = int(loaded[1]["generation"])
+        name = loaded[1].get("lexical")
+        # A missing or unreadable lexical file is rebuilt from the database by _sync.
+        self._lex = LexicalIndex.load(self.index_dir / name) if name else None
         return True
 
     def _save(
-        self, ann: AnnIndex, gen: int, model: str, requested: str, vectors_changed: bool = True
+        self,
+        ann: AnnIndex,
+        gen: int,
+        model: str,
+        requested: str,
+        vectors_changed: bool,
+        lexical: bytes,
     ) -> None:
         sidecar = {
             "generation": gen,
@@ -289,7 +310,13 @@ class FoodIndex:
             on_disk = ann_mod.read_sidecar(self.index_dir) or {}
             if on_disk.get("model") == model and int(on_disk.get("generation", -1)) > gen:
                 return  # another process already published a newer index
-            ann.save(self.index_dir, sidecar, vectors_changed=vectors_changed)
+            # The lexical file goes first; the sidecar that names it is replaced last.
+            name = f"lexical-{gen}-{os.getpid()}.npz"
+            ann_mod.write_file_atomic(self.index_dir / name, lexical)
+            ann.save(self.index_dir, {**sidecar, "lexical": name}, vectors_changed=vectors_changed)
+            for old in self.index_dir.glob("lexical-*.npz"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
         self._published_gen = gen
         self.store.prune_changes(gen)
 
@@ -308,12 +335,26 @@ class FoodIndex:
                 faiss.clone_index(self._ann.index),
                 dict(self._ann.params),
             )
-        self._save(copy, meta["generation"], meta["model"], meta["requested"])
+            lexical = self._lex.to_bytes() if self._lex is not None else b""
+        self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
         return True
 
     @property
     def ann(self) -> AnnIndex | None:
         return self.sync()
+
+    def lexical_scores(
+        self, query: str, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 of every item sharing a term with ``query`` (restricted to ``allowed``),
+        as (item ids, scores, the score of a full match); at the database's generation."""
+        with self.lock:
+            self.sync()
+            lex = self._lex
+            if lex is None:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
+            ids, scores = lex.score(query, allowed=allowed)
+            return ids, scores, lex.full_score(query)
 
     # -- reports ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -390,6 +431,27 @@ class FoodIndex:
             )
         if worst > 1e-5:
             problems.append(f"index vectors differ from the stored ones (max |diff| {worst:.3g})")
+        problems.extend(self._verify_lexical(meta))
+        return problems
+
+    def _verify_lexical(self, meta: dict[str, Any]) -> list[str]:
+        """The published lexical index holds exactly the items' terms."""
+        name = meta.get("lexical")
+        lex = LexicalIndex.load(self.index_dir / name) if name else None
+        if lex is None:
+            return [f"no readable lexical index in {self.index_dir} (sidecar names {name!r})"]
+        wrong, extra = lex.mismatches(self.store.named_docs())
+        problems = []
+        if wrong:
+            problems.append(
+                f"{len(wrong)} items are missing from the lexical index or indexed with "
+                f"other terms (item ids {_few(np.array(wrong))})"
+            )
+        if extra:
+            problems.append(
+                f"the lexical index holds {len(extra)} ids that the database does not "
+                f"(ids {_few(np.array(extra))})"
+            )
         return problems
 
 

@@ -24,6 +24,10 @@ class Item(Base):
     ext_id: Mapped[str] = mapped_column(String, unique=True, nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # The food's name (the build's name column, else the text's label before a colon)
+    # and its key for the exact-name rule of hybrid search (``terms.name_key``).
+    name: Mapped[str | None] = mapped_column(Text)
+    name_key: Mapped[str | None] = mapped_column(Text, index=True)
     # Canonical JSON (sorted keys), so that equal metadata compares equal as text.
     meta: Mapped[str] = mapped_column("metadata", Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(

@@ -19,7 +19,7 @@ from .errors import FoodvecError
 
 # The newest migration; ``open`` skips Alembic entirely when the database is already
 # there (a test checks this constant against the migration scripts).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
 
@@ -286,6 +286,52 @@ class Store:
         if not parts:
             return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def named_docs(
+        self, ids: Sequence[int] | None = None, batch: int = 20000
+    ) -> Iterator[tuple[int, str | None, str]]:
+        """(item id, name, text) of all items, or of the given ones: what the lexical
+        index is made of."""
+        with self.read() as conn:
+            if ids is None:
+                last = -1
+                while True:
+                    rows = conn.execute(
+                        text(
+                            "SELECT id, name, text FROM items WHERE id > :last "
+                            "ORDER BY id LIMIT :n"
+                        ),
+                        {"last": last, "n": batch},
+                    ).all()
+                    if not rows:
+                        return
+                    last = rows[-1][0]
+                    yield from ((r[0], r[1], r[2]) for r in rows)
+            else:
+                for chunk in _chunks([int(i) for i in ids], SQL_BATCH):
+                    rows = conn.execute(
+                        text(
+                            "SELECT id, name, text FROM items "
+                            f"WHERE id IN ({','.join(map(str, chunk))})"
+                        )
+                    ).all()
+                    yield from ((r[0], r[1], r[2]) for r in rows)
+
+    def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
+        """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
+        if not keys:
+            return {}
+        params = {f"k{n}": k for n, k in enumerate(keys)}
+        marks = ",".join(f":k{n}" for n in range(len(keys)))
+        out: dict[str, list[int]] = {}
+        with self.read() as conn:
+            rows = conn.execute(
+                text(f"SELECT name_key, id FROM items WHERE name_key IN ({marks}) ORDER BY id"),
+                params,
+            )
+            for key, item_id in rows:
+                out.setdefault(key, []).append(item_id)
+        return out
 
     def missing_vectors(self, model_fp: str) -> int:
         """Items that have no vector for this model (should be 0 after any build)."""

@@ -126,6 +126,12 @@ def init(home, model, db) -> None:
     "an id derived from the text (t- and 16 hex digits of its SHA-256).",
 )
 @click.option(
+    "--name-column",
+    default=None,
+    help="Column holding each food's name, for the exact-name rule of search. Default: "
+    "`name` if the file has it, else the text's leading label before a colon.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(("auto",) + FORMATS),
@@ -180,6 +186,7 @@ def build(
     files,
     text_column,
     id_column,
+    name_column,
     fmt,
     index_kind,
     batch_size,
@@ -202,6 +209,7 @@ def build(
     opts = BuildOptions(
         text_column=text_column,
         id_column=id_column,
+        name_column=name_column,
         format=fmt,
         on_error=on_error,
         fix_encoding=fix_encoding,
@@ -281,17 +289,36 @@ def delete(ids, home, model, db) -> None:
     metavar="KEY=VALUE",
     help="Only items whose metadata KEY equals VALUE (as text); repeatable.",
 )
-@click.option("--min-score", type=float, help="Drop results whose cosine is below this.")
+@click.option(
+    "--mode",
+    type=click.Choice(("hybrid", "dense", "lexical")),
+    default="hybrid",
+    show_default=True,
+    help="hybrid: meaning and keywords fused, an exact name first. dense: cosine of "
+    "the model's vectors only. lexical: Korean-aware keyword (BM25) search only.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    help="Drop results whose score is below this (cosine in dense mode; see --mode).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
 @_common
 @_friendly
-def search(queries, k, filters, min_score, as_json, home, model, db) -> None:
-    """Find the foods most like each QUERY (cosine similarity)."""
+def search(queries, k, filters, mode, min_score, as_json, home, model, db) -> None:
+    """Find the foods that best answer each QUERY.
+
+    The default hybrid mode fuses the model's cosine similarity with a Korean-aware
+    keyword search, so names, spellings and nutrients match as typed (spacing and
+    particles do not matter) while needs said in other words still find their foods.
+    """
     from .engine import Searcher
 
     flt = _parse_pairs(filters, "--filter")
     with _open(home, model, db) as idx:
-        results = Searcher(idx).search(list(queries), k=k, filters=flt or None, min_score=min_score)
+        results = Searcher(idx).search(
+            list(queries), k=k, filters=flt or None, min_score=min_score, mode=mode
+        )
     for q, hits in zip(queries, results, strict=True):
         if as_json:
             _emit({"query": q, "results": [h.as_dict() for h in hits]})

@@ -1,9 +1,18 @@
-"""The read path: encode queries, top-k inner-product search, join the rows."""
+"""The read path: dense, lexical and hybrid search over one ``FoodIndex``.
+
+- ``dense``: encode the query, top-k cosine in FAISS (exactly the plain vector search).
+- ``lexical``: BM25 over Korean-aware terms (``indexer.terms``); score = BM25.
+- ``hybrid`` (the default): both legs' candidates, each scored by both, fused as
+  ``ALPHA * cosine + (1 - ALPHA) * coverage``, where coverage is the BM25 score divided
+  by the score of an item holding every query term once (about 1 for a full match).
+  An item whose name equals the query (spacing, case and a trailing particle ignored)
+  comes first. Filters restrict both legs before they rank.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,9 +20,15 @@ import numpy as np
 from indexer.ann import EXACT_SUBSET_MAX
 from indexer.errors import BadInputError, ModelMismatchError
 from indexer.home import FoodIndex
+from indexer.terms import query_name_keys
 from indexer.text import MAX_TEXT_CHARS, normalize_text
 
 MAX_K = 1000
+MODES = ("hybrid", "dense", "lexical")
+# Chosen on the dev half of data/lookup (bench.lookup --tune; README "Search"): the
+# weight of the cosine in the fused score, and how many candidates each leg offers.
+ALPHA = 0.5
+CANDIDATES = 50
 
 
 @dataclass
@@ -22,9 +37,16 @@ class Hit:
     text: str
     score: float
     metadata: dict[str, Any]
+    dense: float | None = None
+    lexical: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {"id": self.id, "text": self.text, "score": self.score, "metadata": self.metadata}
+        if self.dense is not None:
+            out["dense"] = self.dense
+        if self.lexical is not None:
+            out["lexical"] = self.lexical
+        return out
 
 
 def top_k_exact(
@@ -43,11 +65,25 @@ def top_k_exact(
     return np.take_along_axis(scores, cols, axis=1), ids[cols]
 
 
-class Searcher:
-    """Semantic lookup over one ``FoodIndex``."""
+def fuse(
+    dense: dict[int, float], lexical: dict[int, float], alpha: float, first: Sequence[int] = ()
+) -> list[tuple[int, float]]:
+    """Rank candidates by ``alpha * dense + (1 - alpha) * lexical`` (a missing score
+    counts 0), the ids in ``first`` ahead of all others; ties by id (pure)."""
+    ids = set(dense) | set(lexical) | set(first)
+    scored = [(i, alpha * dense.get(i, 0.0) + (1.0 - alpha) * lexical.get(i, 0.0)) for i in ids]
+    lead = set(first)
+    scored.sort(key=lambda p: (p[0] not in lead, -p[1], p[0]))
+    return scored
 
-    def __init__(self, index: FoodIndex):
+
+class Searcher:
+    """Food lookup over one ``FoodIndex``."""
+
+    def __init__(self, index: FoodIndex, alpha: float = ALPHA, candidates: int = CANDIDATES):
         self.index = index
+        self.alpha = alpha
+        self.candidates = candidates
 
     def search(
         self,
@@ -55,15 +91,18 @@ class Searcher:
         k: int = 10,
         filters: dict[str, str] | None = None,
         min_score: float | None = None,
+        mode: str = "hybrid",
     ) -> list[list[Hit]]:
         """One list of hits per query, best first. ``filters`` are metadata key=value
-        pairs (compared as text), applied inside the vector search."""
+        pairs (compared as text), applied inside each leg's search."""
         if isinstance(queries, str):
             queries = [queries]
         if not queries:
             raise BadInputError("no query given")
         if not 1 <= k <= MAX_K:
             raise BadInputError(f"k must be between 1 and {MAX_K}, not {k}")
+        if mode not in MODES:
+            raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
         normed = []
         for n, q in enumerate(queries, 1):
             nq = normalize_text(q)
@@ -76,14 +115,43 @@ class Searcher:
             normed.append(nq)
         idx = self.index
         idx.check_model()
+        allowed = idx.store.filtered_ids(filters) if filters else None
+        if mode == "dense":
+            ranked = self._dense(normed, k, allowed)
+            found = [[(i, s, None, None) for i, s in zip(*r, strict=True)] for r in ranked]
+        elif mode == "lexical":
+            found = [self._lexical_only(q, k, allowed) for q in normed]
+        else:
+            found = self._hybrid(normed, k, allowed)
+        rows = idx.store.items_by_ids({i for hits in found for i, *_ in hits})
+        out: list[list[Hit]] = []
+        for hits in found:
+            got = []
+            for i, score, dense, lexical in hits:
+                row = rows.get(int(i))
+                if row is None or (min_score is not None and score < min_score):
+                    continue
+                got.append(Hit(row.ext_id, row.text, float(score), row.metadata, dense, lexical))
+            out.append(got)
+        return out
+
+    # -- the legs -------------------------------------------------------------------
+    def _encode(self, normed: list[str]) -> np.ndarray:
+        return self.index.embedder.encode(normed)
+
+    def _dense(
+        self, normed: list[str], k: int, allowed: np.ndarray | None, qv: np.ndarray | None = None
+    ) -> list[tuple[list[int], list[float]]]:
+        """Top-k cosine per query: (item ids, scores)."""
+        idx = self.index
         # Encoding is the slow part and needs no lock; the FAISS index is read under
         # the index lock, at the database's current generation.
-        qv = idx.embedder.encode(normed)
-        allowed = idx.store.filtered_ids(filters) if filters else None
+        if qv is None:
+            qv = self._encode(normed)
         with idx.lock:
             ann = idx.sync()
             if ann is None or ann.count == 0:
-                return [[] for _ in normed]
+                return [([], []) for _ in normed]
             if qv.shape[1] != ann.dim:
                 raise ModelMismatchError(
                     f"the model makes {qv.shape[1]}-dimensional vectors; the index holds {ann.dim}"
@@ -99,18 +167,61 @@ class Searcher:
             model = idx.store.active_model()
             sub_ids, sub_vecs = idx.store.gather_vectors(model, ann.dim, allowed)
             if len(sub_ids) == 0:
-                return [[] for _ in normed]
+                return [([], []) for _ in normed]
             scores, ids = top_k_exact(qv, sub_ids, sub_vecs, k)
-        rows = idx.store.items_by_ids({int(i) for i in ids.ravel() if i >= 0})
-        out: list[list[Hit]] = []
-        for qscores, qids in zip(scores, ids, strict=True):
-            hits = []
-            for s, i in zip(qscores, qids, strict=True):
-                row = rows.get(int(i))
-                if i < 0 or row is None:
-                    continue
-                if min_score is not None and s < min_score:
-                    continue
-                hits.append(Hit(row.ext_id, row.text, float(s), row.metadata))
-            out.append(hits)
+        out = []
+        for qs, qi in zip(scores, ids, strict=True):
+            keep = qi >= 0
+            out.append((qi[keep].tolist(), qs[keep].tolist()))
+        return out
+
+    def _name_matches(self, query: str, allowed: np.ndarray | None) -> list[int]:
+        keys = query_name_keys(query)
+        by_key = self.index.store.ids_by_name_keys(keys)
+        keep = set(allowed.tolist()) if allowed is not None else None
+        for key in keys:  # the query as typed wins over the query without its particle
+            ids = by_key.get(key, [])
+            if keep is not None:
+                ids = [i for i in ids if i in keep]
+            if ids:
+                return ids
+        return []
+
+    def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple]:
+        ids, scores, _ = self.index.lexical_scores(query, allowed)
+        first = self._name_matches(query, allowed)
+        ranked = fuse({}, dict(zip(ids.tolist(), scores.tolist(), strict=True)), 0.0, first)
+        return [(i, s, None, s) for i, s in ranked[:k]]
+
+    def _hybrid(self, normed: list[str], k: int, allowed: np.ndarray | None) -> list[list[tuple]]:
+        idx = self.index
+        n = max(k, self.candidates)
+        qv = self._encode(normed)
+        dense_lists = self._dense(normed, n, allowed, qv)
+        model = idx.store.active_model()
+        out = []
+        for q, vec, (d_ids, d_scores) in zip(normed, qv, dense_lists, strict=True):
+            lex_ids, lex_scores, full = idx.lexical_scores(q, allowed)
+            cover = lex_scores / full if full > 0 else lex_scores
+            lexical: dict[int, float] = {}
+            if len(lex_ids):
+                top = np.argsort(-cover, kind="stable")[:n]
+                lexical = dict(zip(lex_ids[top].tolist(), cover[top].tolist(), strict=True))
+                # Dense candidates take their lexical score too.
+                order = np.argsort(lex_ids)
+                sorted_ids = lex_ids[order]
+                for i in d_ids:
+                    pos = np.searchsorted(sorted_ids, i)
+                    if pos < len(sorted_ids) and sorted_ids[pos] == i:
+                        lexical[i] = float(cover[order[pos]])
+            first = self._name_matches(q, allowed)
+            dense = dict(zip(d_ids, d_scores, strict=True))
+            # Lexical candidates (and exact names) the dense leg did not reach take
+            # their cosine from the stored vectors.
+            need = [i for i in set(lexical) | set(first) if i not in dense]
+            if need and model is not None:
+                ids, vecs = idx.store.gather_vectors(model, len(vec), need)
+                dense.update(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
+            ranked = fuse(dense, lexical, self.alpha, first)[:k]
+            out.append([(i, s, dense.get(i, 0.0), lexical.get(i, 0.0)) for i, s in ranked])
         return out

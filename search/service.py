@@ -13,7 +13,7 @@ import os
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as FastAPIPath
@@ -54,7 +54,9 @@ class SearchRequest(BaseModel):
     filters: dict[Annotated[str, Field(min_length=1, max_length=200)], Scalar] = Field(
         default_factory=dict, max_length=20
     )
-    min_score: float | None = Field(None, ge=-1.0, le=1.0)
+    # The scale of ``score`` depends on the mode (README "Search"), so no fixed bounds.
+    min_score: float | None = Field(None, allow_inf_nan=False)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
 
     @model_validator(mode="after")
     def one_of_query_or_queries(self):
@@ -237,6 +239,7 @@ def create_app(
             k=req.k,
             filters={k: _as_text(v) for k, v in req.filters.items()} or None,
             min_score=req.min_score,
+            mode=req.mode,
         )
         lists = [[h.as_dict() for h in hits] for hits in results]
         if req.query is not None:

@@ -39,7 +39,7 @@ QUERIES = ["비타민이 풍부한 과일", "나트륨 과다 가공식품", "�
 def test_search_equals_exact_search(built, fakes):
     rows = sample_rows()
     with FoodIndex(built) as idx:
-        results = Searcher(idx).search(QUERIES, k=10)
+        results = Searcher(idx).search(QUERIES, k=10, mode="dense")
     for q, hits in zip(QUERIES, results, strict=True):
         want = brute_force(fakes["fake"], rows, q, 10)
         assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
@@ -60,7 +60,9 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
     rows = sample_rows()
     dairy = [r for r in rows if r["category"] == "유제품"]
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search("탄산음료 설탕", k=5, filters={"category": "유제품"})[0]
+        hits = Searcher(idx).search(
+            "탄산음료 설탕", k=5, filters={"category": "유제품"}, mode="dense"
+        )[0]
         assert len(hits) == 5
         assert all(h.metadata["category"] == "유제품" for h in hits)
         want = brute_force(
@@ -77,7 +79,7 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
 def test_min_score(built):
     with FoodIndex(built) as idx:
         hits = Searcher(idx).search(
-            "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원", k=10, min_score=0.99
+            "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원", k=10, min_score=0.99, mode="dense"
         )[0]
     assert [h.id for h in hits] == ["k097"]
 
@@ -88,13 +90,19 @@ def test_search_json_contract(built):
     lines = [json.loads(x) for x in res.output.splitlines()]
     assert [x["query"] for x in lines] == ["두부", "김치"]
     hit = lines[0]["results"][0]
-    assert set(hit) == {"id", "text", "score", "metadata"}
+    # hybrid (the default) adds each leg's score beside the fused one
+    assert set(hit) == {"id", "text", "score", "metadata", "dense", "lexical"}
     assert set(hit["metadata"]) == {"name", "category", "healthy"}
+    assert hit["id"] == "k097" and lines[1]["results"][0]["id"] == "k131"
+    dense = json.loads(run("search", "두부", "--mode", "dense", "--json").output)
+    assert set(dense["results"][0]) == {"id", "text", "score", "metadata"}
 
 
 def test_human_output_and_stats(built):
     res = run("search", "두부", "-k", "1")
-    assert res.exit_code == 0 and "두부" in res.output
+    assert res.exit_code == 0
+    # the query is echoed on the first line; the hit is on the second
+    assert "k097" in res.output.splitlines()[1] and "두부:" in res.output.splitlines()[1]
     s = json.loads(run("stats", "--json").output)
     assert s["items"] == len(sample_rows())
     assert s["index"]["type"] == "flat" and s["generation"] == 1

@@ -1,0 +1,119 @@
+"""Korean food lookup: nDCG@10 by query kind, names found first, for every search mode.
+
+The corpus and graded queries are data/lookup (written by bench.lookup_data; the rules
+are in data/README.md). Parameters are chosen on the ``dev`` half (``--tune``); the
+figures to report are the ``test`` half's.
+
+    python -m bench.lookup                          # base and default models, all modes
+    python -m bench.lookup --models base --tune     # grid of fusion weights on dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from indexer import BuildOptions, FoodIndex
+from search.engine import MODES, Searcher
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "lookup"
+NAME_KINDS = ("name", "typed")
+KINDS = ("name", "typed", "nutrient", "need", "english")
+
+
+def load_queries(path: Path = DATA / "queries.jsonl") -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    dcg = sum((2 ** relevant.get(i, 0) - 1) / math.log2(n + 2) for n, i in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum((2**g - 1) / math.log2(n + 2) for n, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def evaluate(searcher: Searcher, queries: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """Mean nDCG@10 per kind and overall, and hit@1 over name queries."""
+    results = searcher.search([q["query"] for q in queries], k=10, mode=mode)
+    per_kind: dict[str, list[float]] = {}
+    hits1: list[float] = []
+    for q, hits in zip(queries, results, strict=True):
+        ranked = [h.id for h in hits]
+        per_kind.setdefault(q["kind"], []).append(ndcg_at(ranked, q["relevant"]))
+        if q["kind"] in NAME_KINDS:
+            top = ranked[0] if ranked else None
+            hits1.append(float(q["relevant"].get(top, 0) == 2))
+    allv = [v for vals in per_kind.values() for v in vals]
+    out: dict[str, Any] = {
+        "mean_ndcg10": round(sum(allv) / len(allv), 4),
+        "names_hit1": round(sum(hits1) / len(hits1), 4) if hits1 else None,
+    }
+    for kind in KINDS:
+        vals = per_kind.get(kind, [])
+        out[f"{kind}_ndcg10"] = round(sum(vals) / len(vals), 4) if vals else None
+    out["queries"] = len(queries)
+    return out
+
+
+def build_home(folder: Path, model: str) -> FoodIndex:
+    idx = FoodIndex(folder, model=model)
+    idx.build([DATA / "corpus.csv"], BuildOptions(progress=False))
+    return idx
+
+
+def tune(idx: FoodIndex, dev: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for alpha in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        for cand in (20, 50, 100):
+            got = evaluate(Searcher(idx, alpha=alpha, candidates=cand), dev, "hybrid")
+            rows.append({"alpha": alpha, "candidates": cand, **got})
+    rows.sort(key=lambda r: -r["mean_ndcg10"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--models",
+        default="base,default",
+        help="Comma-separated model specs: base, default (HOME/models/default), or folders.",
+    )
+    ap.add_argument("--home", type=Path, help="Home whose models/default is the default model.")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--tune", action="store_true", help="Grid of fusion parameters on dev.")
+    args = ap.parse_args(argv)
+    queries = load_queries()
+    halves = {s: [q for q in queries if q["split"] == s] for s in ("dev", "test")}
+    report: dict[str, Any] = {
+        "corpus": sum(1 for _ in open(DATA / "corpus.csv", encoding="utf-8")) - 1,
+        "queries": {s: len(v) for s, v in halves.items()},
+        "results": [],
+    }
+    for spec in args.models.split(","):
+        model = spec
+        if spec == "default":
+            home = args.home or FoodIndex(None).home
+            model = str(home / "models" / "default")
+        with tempfile.TemporaryDirectory() as tmp:
+            idx = build_home(Path(tmp) / "home", model)
+            try:
+                if args.tune:
+                    report.setdefault("tuning", {})[spec] = tune(idx, halves["dev"])[:10]
+                for mode in args.modes.split(","):
+                    for split, qs in halves.items():
+                        got = evaluate(Searcher(idx), qs, mode)
+                        report["results"].append(
+                            {"model": spec, "mode": mode, "split": split, **got}
+                        )
+            finally:
+                idx.close()
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
