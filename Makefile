@@ -24,12 +24,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@test -d "$(FOODVEC_HOME)/models/default" || { \
-	  echo "The default model is not trained yet: training it now (under a minute)."; \
-	  $(VENV)/bin/foodvec train --recipe foodvec; }
-	$(VENV)/bin/foodvec build data/sample_foods.csv
-	$(VENV)/bin/foodvec search "비타민 C 풍부, 면역력 강화" "나트륨 과다, 혈압 상승 위험" -k 5
-	$(VENV)/bin/foodvec search "칼슘 풍부, 뼈 건강 지원" --filter category=유제품 -k 3
+	@test -f "$(FOODVEC_HOME)/models/default/foodvec_model.json" || { \
+	  echo "The default model is not trained yet: training it now (about 4 minutes on 2 cores)."; \
+	  $(VENV)/bin/foodvec train; }
+	$(VENV)/bin/foodvec build data/sample_foods.csv --reembed
+	$(VENV)/bin/foodvec search "김치" "우유" "비타민 C" -k 3
+	$(VENV)/bin/foodvec search "뼈에 좋은 음식" "김치 찌개" -k 5
+	$(VENV)/bin/foodvec search "칼슘 풍부" --filter category=유제품 -k 3
 	$(VENV)/bin/foodvec stats
 	$(VENV)/bin/foodvec verify
 
@@ -50,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.precision > bench/out/precision.json
 	$(PY) -m bench.build --rows 20000 --korean 5000 > bench/out/build.json
 	$(PY) -m bench.train > bench/out/train.json
+	$(PY) -m bench.lookup > bench/out/lookup.json
 	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
 	$(PY) -m bench.search --source-home $(USDA_HOME) --sizes 10000,100000,390380 > bench/out/search.json
 

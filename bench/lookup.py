@@ -12,52 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from indexer import BuildOptions, FoodIndex
 from search.engine import MODES, Searcher
+from search.quality import LOOKUP, load_queries, lookup_scores
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "lookup"
-NAME_KINDS = ("name", "typed")
-KINDS = ("name", "typed", "nutrient", "need", "english")
-
-
-def load_queries(path: Path = DATA / "queries.jsonl") -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
-    dcg = sum((2 ** relevant.get(i, 0) - 1) / math.log2(n + 2) for n, i in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum((2**g - 1) / math.log2(n + 2) for n, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
+DATA = LOOKUP
 
 
 def evaluate(searcher: Searcher, queries: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     """Mean nDCG@10 per kind and overall, and hit@1 over name queries."""
     results = searcher.search([q["query"] for q in queries], k=10, mode=mode)
-    per_kind: dict[str, list[float]] = {}
-    hits1: list[float] = []
-    for q, hits in zip(queries, results, strict=True):
-        ranked = [h.id for h in hits]
-        per_kind.setdefault(q["kind"], []).append(ndcg_at(ranked, q["relevant"]))
-        if q["kind"] in NAME_KINDS:
-            top = ranked[0] if ranked else None
-            hits1.append(float(q["relevant"].get(top, 0) == 2))
-    allv = [v for vals in per_kind.values() for v in vals]
-    out: dict[str, Any] = {
-        "mean_ndcg10": round(sum(allv) / len(allv), 4),
-        "names_hit1": round(sum(hits1) / len(hits1), 4) if hits1 else None,
-    }
-    for kind in KINDS:
-        vals = per_kind.get(kind, [])
-        out[f"{kind}_ndcg10"] = round(sum(vals) / len(vals), 4) if vals else None
-    out["queries"] = len(queries)
-    return out
+    return lookup_scores([[h.id for h in hits] for hits in results], queries)
 
 
 def build_home(folder: Path, model: str) -> FoodIndex:

@@ -11,6 +11,9 @@ by the rules in data/README.md, so the grading is reproducible and reviewable:
 - needs said in other words: 2 for a healthy food tagged with a primary tag of the
   need, 1 for a healthy food with a secondary tag; unhealthy foods get 0.
 
+Every fourth food of the test half gets a reworded copy in planted.csv (other phrasings, another
+order): the near-duplicate pairs that ``foodvec mine`` should find.
+
 Foods are split into halves by a hash of their name; a name query belongs to the half
 of its food, every other query to a half by a hash of its text. ``bench.lookup``
 tunes on ``dev`` and reports ``test``.
@@ -146,6 +149,17 @@ def describe(f: Food) -> str:
         extra = f" [{', '.join(glosses[:2])}]" if glosses else ""
         return f"{brand} {shown_name} {portion} - {profile}{extra}"
     return f"{shown_name}: {profile}"
+
+
+def reword(f: Food) -> str:
+    """A near-duplicate of the food's description: the same food and facts, other
+    phrasings in another order (the planted pairs that mining should find)."""
+    h = _h("reword:" + f.name)
+    parts = []
+    for n, tag in enumerate(reversed(f.tags)):
+        phrases, _, _ = PHRASES[tag]
+        parts.append(phrases[(h >> n) % len(phrases)])
+    return f"{f.name} - {', '.join(dict.fromkeys(parts))}"
 
 
 # -- the queries, written before any tuning ---------------------------------------------
@@ -421,9 +435,16 @@ def main() -> None:
     foods = read_foods()
     with open(DATA / "corpus.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "name", "text", "category", "healthy"])
+        w.writerow(["id", "name", "text", "category", "healthy", "en", "split"])
         for f in foods:
-            w.writerow([f.id, f.name, describe(f), f.category, int(f.healthy)])
+            row = [f.id, f.name, describe(f), f.category, int(f.healthy), f.en or ""]
+            w.writerow([*row, split_of(f.name)])
+    with open(DATA / "planted.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "original", "text"])
+        test_half = [f for f in foods if split_of(f.name) == "test"]
+        for n, f in enumerate(test_half[::4], 1):
+            w.writerow([f"P{n:03d}", f.id, reword(f)])
     queries = make_queries(foods)
     with open(DATA / "queries.jsonl", "w", encoding="utf-8") as fh:
         for q in queries:

@@ -4,7 +4,9 @@ For each size: a home holding that many items (copied from --source-home, whose
 database already holds every USDA vector, so nothing is embedded twice), the index
 kind that `auto` picks, then in the same run:
 - warm in-process single-query search (encode + top-10 + rows), p50/p99 over 200
-  queries, against sentence-transformers' encode + exact `util.semantic_search`;
+  queries, in the default hybrid mode and in dense mode, against
+  sentence-transformers' encode + exact `util.semantic_search`;
+- the index files' size on disk (FAISS and lexical);
 - recall@10 of the index against exact search over the same vectors;
 - a cold `foodvec search` process's wall time (median of 5).
 
@@ -53,6 +55,14 @@ def make_home(source: Path, dest: Path, size: int, kind: str) -> float:
     return round(time.perf_counter() - t0, 1)
 
 
+def index_sizes(folder: Path) -> dict[str, float]:
+    mib = 1024 * 1024
+    return {
+        "faiss": round(sum(p.stat().st_size for p in folder.glob("faiss-*.index")) / mib, 1),
+        "lexical": round(sum(p.stat().st_size for p in folder.glob("lexical-*.npz")) / mib, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--source-home", type=Path, required=True)
@@ -78,12 +88,12 @@ def main() -> None:
         with FoodIndex(tmp / "home") as idx:
             s = Searcher(idx)
             s.search(queries[:2], k=args.k)
-            lat, got = [], []
-            for q in queries:
-                t0 = time.perf_counter()
-                hits = s.search(q, k=args.k)[0]
-                lat.append((time.perf_counter() - t0) * 1000)
-                got.append([h.id for h in hits])
+            lat: dict[str, list[float]] = {"hybrid": [], "dense": []}
+            for q in queries:  # the modes interleaved, so both see the same machine
+                for mode, times in lat.items():
+                    t0 = time.perf_counter()
+                    s.search(q, k=args.k, mode=mode)
+                    times.append((time.perf_counter() - t0) * 1000)
             ann = idx.sync()
             ids, vecs = idx.store.gather_vectors(idx.store.active_model(), ann.dim)
             qv = idx.embedder.encode(queries)
@@ -122,7 +132,15 @@ def main() -> None:
                 "params": stats["index"]["params"],
                 "index_build_seconds": index_s,
                 "recall_at_10_vs_exact": round(float(recall), 4),
-                "foodvec_warm_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+                "foodvec_hybrid_warm_ms": {
+                    "p50": pct(lat["hybrid"], 50),
+                    "p99": pct(lat["hybrid"], 99),
+                },
+                "foodvec_dense_warm_ms": {
+                    "p50": pct(lat["dense"], 50),
+                    "p99": pct(lat["dense"], 99),
+                },
+                "index_mib": index_sizes(tmp / "home" / "index"),
                 "baseline_st_encode_semantic_search_ms": {
                     "p50": pct(base_lat, 50),
                     "p99": pct(base_lat, 99),

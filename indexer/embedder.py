@@ -56,7 +56,7 @@ def _model_files(path: Path) -> list[Path]:
         and (p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"})
         and not p.name.startswith(".")
         and "onnx" not in p.parts
-        and p.name != "foodvec_training.json"
+        and p.name not in ("foodvec_training.json", "foodvec_model.json")
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,15 @@ def evaluate_model(
         data = json.loads(Path(english_path).read_text(encoding="utf-8"))
         out["english_ndcg@10"] = retrieval_ndcg(encode, data)
     return {k: round(v, 4) for k, v in out.items()}
+
+
+def calibrate_threshold(encode, texts: Sequence[str], share: float = 0.005) -> float:
+    """The mining threshold a model should use: the cosine that only ``share`` of the
+    pairs of distinct foods reach, rounded up to 0.01 (distinct foods are rarely
+    near-duplicates, so few of their pairs should be mined)."""
+    v = encode(list(texts))
+    upper = (v @ v.T)[np.triu_indices(len(texts), k=1)]
+    return float(min(0.99, math.ceil(float(np.quantile(upper, 1.0 - share)) * 100) / 100))
 
 
 def pca_2d(emb: np.ndarray) -> np.ndarray:

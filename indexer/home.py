@@ -7,6 +7,7 @@ keeps the FAISS index in step with the database (README, "Consistency").
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 import time
@@ -28,6 +29,9 @@ from .lexical import LexicalIndex
 from .store import Store
 
 DEFAULT_MODEL_NAME = "default"
+# Mining threshold for a model that was not calibrated when trained (the base model).
+DEFAULT_MINE_THRESHOLD = 0.9
+MODEL_SETTINGS = "foodvec_model.json"
 
 
 def default_home() -> Path:
@@ -101,6 +105,19 @@ class FoodIndex:
         if self._embedder is None:
             self._embedder = load_embedder(self.model_spec(), cache_dir=self.models_dir)
         return self._embedder
+
+    def mining_threshold(self) -> float:
+        """The model's calibrated mining threshold (written by ``foodvec train``), else
+        ``DEFAULT_MINE_THRESHOLD``."""
+        try:
+            spec = self.model_spec()
+        except ModelNotFoundError:
+            return DEFAULT_MINE_THRESHOLD
+        try:
+            settings = json.loads((Path(spec) / MODEL_SETTINGS).read_text())
+            return float(settings["mine_threshold"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return DEFAULT_MINE_THRESHOLD
 
     def check_model(self) -> None:
         """Refuse to search or extend an index with a model it was not built with."""
@@ -370,6 +387,7 @@ class FoodIndex:
             "model_name": info["name"] if info else None,
             "dim": info["dim"] if info else None,
             "vectors_cached": s["vectors"],
+            "mine_threshold": self.mining_threshold(),
             "index": {
                 "type": side.get("kind"),
                 "params": side.get("params"),

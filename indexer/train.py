@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import random
+import shutil
 import sys
 import tempfile
 import time
@@ -17,16 +19,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .embedder import base_model_path, check_model_folder, load_embedder
-from .evaluate import DATA_DIR, evaluate_model, load_labelled
+from .evaluate import DATA_DIR, calibrate_threshold, evaluate_model, load_labelled
+from .pairs import read_foods
 
-# The seed card's recipe, and ours: the same but 8 epochs at 1e-4. The card trained on
-# 22 phrases repeated to 81 rows; on 81 distinct phrases its 18 steps barely move the
-# model (held-out label margin 0.10), 48 steps at 1e-4 reach 1.06 (bench/train.py).
+# Two recipes. ``card`` reproduces the seed card: BatchHardTripletLoss, margin 5 on
+# Euclidean distance, 3 epochs at 5e-5. Between unit vectors no distance exceeds 2, so
+# that margin is never met and the loss pulls each health class towards one point
+# (README, "The model"). ``foodvec``, the default, makes a search model that also knows
+# health: the missing Hangul jamo added to the vocabulary, MultipleNegativesRankingLoss
+# on (query, description) pairs, the triplet loss on cosine distance with a margin that
+# unit vectors can meet, and English food names distilled towards the base model.
 RECIPES: dict[str, dict[str, float | int]] = {
-    "card": {"epochs": 3, "lr": 5e-5},
-    "foodvec": {"epochs": 8, "lr": 1e-4},
+    "card": {"epochs": 3, "lr": 5e-5, "batch_size": 16, "margin": 5.0},
+    # 2 epochs at 1.5e-4: 4.5 minutes on 2 cores (the budget is 5); 1 epoch at 1e-4 or
+    # 2e-4 scored lower on the lookup benchmark's dev half.
+    "foodvec": {"epochs": 2, "lr": 1.5e-4, "batch_size": 32, "margin": 0.3},
 }
-DEFAULT_MODEL_RECIPE = "foodvec"
 
 
 @dataclass
@@ -34,18 +42,116 @@ class TrainConfig:
     data: Path = DATA_DIR / "train.csv"
     output: Path | None = None
     base: str = "base"
-    epochs: int = 3
-    batch_size: int = 16
-    lr: float = 5e-5
+    recipe: str = "foodvec"
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1.5e-4
     seed: int = 42
     max_seq_length: int = 256
     warmup_ratio: float = 0.0
     scheduler: str = "linear"
-    margin: float = 5.0
+    margin: float = 0.3
+
+    @classmethod
+    def for_recipe(cls, recipe: str, **overrides) -> TrainConfig:
+        """The recipe's settings, then any given override that is not None."""
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(recipe=recipe, **{**RECIPES[recipe], **given})
+
+
+# Search pairs come from the demo corpus and the dev half of the lookup benchmark (never
+# its test half); health labels from the training phrases and both corpora's foods.
+SEARCH_SOURCES = (DATA_DIR / "sample_foods.csv", DATA_DIR / "lookup" / "corpus.csv")
+ENGLISH_NAMES_SPLIT = "dev"
+TRAIN_SEQ_LENGTH = 64
+
+
+def hangul_jamo() -> list[str]:
+    """The conjoining jamo that the base tokenizer's NFD normalisation produces."""
+    codes = [*range(0x1100, 0x1113), *range(0x1161, 0x1176), *range(0x11A8, 0x11C3)]
+    return [chr(c) for c in codes]
+
+
+def extend_vocabulary(src: Path, dst: Path) -> list[str]:
+    """Copy the model folder ``src`` to ``dst`` with every Hangul jamo (and its ``##``
+    continuation form) in the WordPiece vocabulary; returns the tokens added. Without
+    them a word holding any missing jamo becomes one ``[UNK]``."""
+    shutil.copytree(src, dst)
+    tok_path = dst / "tokenizer.json"
+    tok = json.loads(tok_path.read_text(encoding="utf-8"))
+    vocab: dict[str, int] = tok["model"]["vocab"]
+    added = [t for j in hangul_jamo() for t in (j, "##" + j) if t not in vocab]
+    for t in added:
+        vocab[t] = len(vocab)
+    tok_path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    vocab_txt = dst / "vocab.txt"
+    if vocab_txt.exists():
+        with open(vocab_txt, "a", encoding="utf-8") as fh:
+            fh.writelines(t + "\n" for t in added)
+    return added
+
+
+def _init_new_rows(model, added: list[str]) -> None:
+    """Grow the embedding matrix; each new jamo starts from the same consonant in
+    another position when the vocabulary has it (choseong and jongseong), else from
+    the mean of the known jamo of its kind (word-initial or ``##``)."""
+    import unicodedata
+
+    import torch
+
+    tokenizer = model.tokenizer
+    bert = model[0].auto_model
+    old = bert.get_input_embeddings().weight.shape[0]
+    bert.resize_token_embeddings(old + len(added))
+    weight = bert.get_input_embeddings().weight
+    vocab = tokenizer.get_vocab()
+    known = {t: i for t, i in vocab.items() if i < old}
+
+    def letter(tok: str) -> str:
+        name = unicodedata.name(tok.removeprefix("##"), "")
+        return name.split(" ")[-1]
+
+    with torch.no_grad():
+        for cont in (False, True):
+            kind = [
+                i
+                for t, i in known.items()
+                if t.startswith("##") == cont and t.removeprefix("##") in set(hangul_jamo())
+            ]
+            mean = weight[kind].mean(dim=0)
+            for t in added:
+                if t.startswith("##") != cont:
+                    continue
+                twin = next(
+                    (
+                        i
+                        for k, i in known.items()
+                        if k.startswith("##") == cont
+                        and k.removeprefix("##") in set(hangul_jamo())
+                        and letter(k) == letter(t)
+                    ),
+                    None,
+                )
+                weight[vocab[t]] = weight[twin] if twin is not None else mean
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Fine-tune and save a sentence-transformers folder at ``cfg.output``."""
+    """Fine-tune and save a sentence-transformers folder at ``cfg.output``, with the
+    mining threshold calibrated for it (``foodvec_model.json``)."""
+    info = train_search(cfg, progress) if cfg.recipe == "foodvec" else train_card(cfg, progress)
+    encode = load_embedder(str(cfg.output), encoder="torch").encode
+    texts = [f.text for f in read_foods(SEARCH_SOURCES[0])]
+    info["mine_threshold"] = calibrate_threshold(encode, texts)
+    (Path(cfg.output) / "foodvec_model.json").write_text(
+        json.dumps({"mine_threshold": info["mine_threshold"]}, indent=2)
+    )
+    return info
+
+
+def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
+    """The seed card's recipe: BatchHardTripletLoss on the labelled phrases."""
     import torch
     from datasets import Dataset
     from sentence_transformers import (
@@ -57,7 +163,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    assert cfg.output is not None
+    if cfg.output is None:
+        raise ValueError("TrainConfig.output is required")
     texts, labels = load_labelled(cfg.data)
     base = base_model_path() if cfg.base == "base" else Path(cfg.base)
     check_model_folder(base)
@@ -110,6 +217,128 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     return info
 
 
+def _health_rows(cfg: TrainConfig, foods) -> tuple[list[str], list[int]]:
+    """The labelled phrases, and each food's profile (its text after the name)."""
+    texts, labels = load_labelled(cfg.data)
+    out_t, out_l = list(texts), [int(x) for x in labels]
+    for f in foods:
+        profile = f.text.split(":", 1)[-1].split(" - ", 1)[-1].strip()
+        out_t.append(profile)
+        out_l.append(int(f.healthy))
+    return out_t, out_l
+
+
+def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
+    """The default recipe: a search model that also separates healthy from unhealthy."""
+    import torch
+    from datasets import Dataset, DatasetDict
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import (
+        BatchHardTripletLoss,
+        BatchHardTripletLossDistanceFunction,
+        MSELoss,
+        MultipleNegativesRankingLoss,
+    )
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        MultiDatasetBatchSamplers,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from .pairs import search_pairs
+
+    hf_logging.set_verbosity_error()
+    if cfg.output is None:
+        raise ValueError("TrainConfig.output is required")
+    base = base_model_path() if cfg.base == "base" else Path(cfg.base)
+    check_model_folder(base)
+    sample, lookup = SEARCH_SOURCES
+    foods = read_foods(sample) + read_foods(lookup, split=ENGLISH_NAMES_SPLIT)
+    pairs = search_pairs(foods, seed=cfg.seed)
+    health_t, health_l = _health_rows(cfg, foods)
+    english = sorted({f.english for f in foods if f.english})
+    t0 = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        grown = Path(scratch) / "base"
+        added = extend_vocabulary(base, grown)
+        model = SentenceTransformer(str(grown), device="cpu")
+        # Training texts are short; a shorter cap pads batches less. The saved model
+        # reads up to cfg.max_seq_length tokens, as the card's.
+        model.max_seq_length = min(cfg.max_seq_length, TRAIN_SEQ_LENGTH)
+        # English food names keep the base model's vectors (no jamo in them, so the
+        # model before training is the base model for them).
+        targets = model.encode(english, convert_to_numpy=True, normalize_embeddings=True)
+        _init_new_rows(model, added)
+        data = DatasetDict(
+            {
+                "search": Dataset.from_dict(
+                    {"anchor": [q for q, _ in pairs], "positive": [t for _, t in pairs]}
+                ),
+                "health": Dataset.from_dict({"sentence": health_t, "label": health_l}),
+                "english": Dataset.from_dict(
+                    {"sentence": english, "label": [list(map(float, v)) for v in targets]}
+                ),
+            }
+        )
+        losses = {
+            "search": MultipleNegativesRankingLoss(model),
+            "health": BatchHardTripletLoss(
+                model,
+                distance_metric=BatchHardTripletLossDistanceFunction.cosine_distance,
+                margin=cfg.margin,
+            ),
+            "english": MSELoss(model),
+        }
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(Path(scratch) / "run"),
+            num_train_epochs=cfg.epochs,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr,
+            lr_scheduler_type=cfg.scheduler,
+            **({"warmup_ratio": cfg.warmup_ratio} if cfg.warmup_ratio else {}),
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            seed=cfg.seed,
+            save_strategy="no",
+            report_to="none",
+            logging_strategy="epoch" if progress else "no",
+            disable_tqdm=not progress,
+            use_cpu=True,
+            dataloader_num_workers=0,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=data, loss=losses
+        )
+        with contextlib.redirect_stdout(sys.stderr):
+            result = trainer.train()
+        seconds = time.perf_counter() - t0
+        out = Path(cfg.output)
+        out.mkdir(parents=True, exist_ok=True)
+        model.max_seq_length = cfg.max_seq_length
+        model.save(str(out))
+    info = {
+        "seconds": round(seconds, 2),
+        "steps": int(result.global_step),
+        "train_loss": round(float(result.training_loss), 4),
+        "rows": len(pairs) + len(health_t) + len(english),
+        "search_pairs": len(pairs),
+        "health_rows": len(health_t),
+        "english_names": len(english),
+        "tokens_added": len(added),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+    }
+    (out / "foodvec_training.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    return info
+
+
 def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]]) -> None:
     """A model card in the seed card's form, plus our evaluation figures."""
     import sentence_transformers
@@ -117,6 +346,35 @@ def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]
     import transformers
 
     cfg = info["config"]
+    if cfg.get("recipe") == "foodvec":
+        summary = (
+            "Maps Korean food descriptions and what people type to find them (names, "
+            "nutrients, needs said in other words, English names) to 384-dimensional, "
+            "normalised vectors for search, while keeping healthy (label 1) and "
+            "unhealthy (label 0) nutrition profiles apart. Trained by `foodvec train`."
+        )
+        loss_line = (
+            f"- Vocabulary: {info.get('tokens_added', 0)} Hangul jamo tokens added, so no "
+            "Hangul syllable is `[UNK]`\n"
+            f"- Losses: MultipleNegativesRankingLoss on {info.get('search_pairs')} "
+            f"(query, description) pairs; BatchHardTripletLoss on cosine distance (margin "
+            f"{cfg['margin']}) on {info.get('health_rows')} labelled texts; MSELoss towards "
+            f"the base model on {info.get('english_names')} English food names"
+        )
+        tag = "loss:MultipleNegativesRankingLoss"
+    else:
+        summary = (
+            "Maps short Korean nutrition-profile phrases (and other text) to "
+            "384-dimensional, normalised vectors, so that phrases describing a healthy "
+            "profile (label 1) sit together and phrases describing an unhealthy profile "
+            "(label 0) sit apart from them. Trained by `foodvec train --recipe card`, "
+            "reproducing the recipe of the seed model card."
+        )
+        loss_line = (
+            f"- Data: `{Path(cfg['data']).name}`, {info['rows']} phrases with labels 0/1\n"
+            f"- Loss: BatchHardTripletLoss (margin {cfg['margin']}, Euclidean distance)"
+        )
+        tag = "loss:BatchHardTripletLoss"
     rows = "\n".join(
         f"| {name} | {figures['base'].get(name, '-')} | {figures['tuned'].get(name, '-')} |"
         for name in figures["tuned"]
@@ -127,7 +385,7 @@ tags:
 - sentence-similarity
 - feature-extraction
 - dataset_size:{info["rows"]}
-- loss:BatchHardTripletLoss
+- {tag}
 base_model: sentence-transformers/all-MiniLM-L6-v2
 pipeline_tag: sentence-similarity
 library_name: sentence-transformers
@@ -135,10 +393,7 @@ library_name: sentence-transformers
 
 # foodvec default model: all-MiniLM-L6-v2 fine-tuned on Korean nutrition profiles
 
-Maps short Korean nutrition-profile phrases (and other text) to 384-dimensional,
-normalised vectors, so that phrases describing a healthy profile (label 1) sit together
-and phrases describing an unhealthy profile (label 0) sit apart from them. Trained by
-`foodvec train`, reproducing the recipe of the seed model card.
+{summary}
 
 ## Model Details
 - **Model Type:** Sentence Transformer
@@ -158,8 +413,7 @@ SentenceTransformer(
 ```
 
 ## Training Details
-- Data: `{Path(cfg["data"]).name}`, {info["rows"]} phrases with labels 0/1
-- Loss: BatchHardTripletLoss (margin {cfg["margin"]}, Euclidean distance)
+{loss_line}
 - Hyperparameters: per_device_train_batch_size {cfg["batch_size"]}, learning_rate
   {cfg["lr"]}, num_train_epochs {cfg["epochs"]}, lr_scheduler_type {cfg["scheduler"]},
   warmup_ratio {cfg["warmup_ratio"]}, weight_decay 0.0, max_grad_norm 1, seed {cfg["seed"]},

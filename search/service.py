@@ -89,7 +89,8 @@ class UpsertRequest(BaseModel):
 
 class MineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(0.9, ge=-1.0, le=1.0)
+    # None: the model's calibrated threshold (as `foodvec mine`).
+    threshold: float | None = Field(None, ge=-1.0, le=1.0)
     top_k: int = Field(10, ge=1, le=100)
     filters: dict[Annotated[str, Field(min_length=1, max_length=200)], Scalar] = Field(
         default_factory=dict, max_length=20
@@ -269,8 +270,9 @@ def create_app(
     def start_mine(req: MineRequest) -> dict[str, Any]:
         from .mining import run_mining_job, start_job
 
+        threshold = req.threshold if req.threshold is not None else index.mining_threshold()
         params = {
-            "threshold": req.threshold,
+            "threshold": threshold,
             "top_k": req.top_k,
             "filters": {k: _as_text(v) for k, v in req.filters.items()},
         }
@@ -280,7 +282,7 @@ def create_app(
             try:
                 run_mining_job(
                     index,
-                    threshold=req.threshold,
+                    threshold=threshold,
                     top_k=req.top_k,
                     filters=params["filters"] or None,
                     job_id=job,

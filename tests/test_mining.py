@@ -157,3 +157,28 @@ def test_mine_bad_usage_and_empty(fakes, home):
     assert run("mine", "--threshold", "2").exit_code == 2
     res = run("mine")
     assert res.exit_code == 1 and "empty" in res.output
+
+
+def test_mine_defaults_to_the_models_calibrated_threshold(fakes, home, monkeypatch, tmp_path):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from indexer import BuildOptions, FoodIndex
+    from search.cli import cli
+    from tests.conftest import SAMPLE
+
+    with FoodIndex(home) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False))
+        assert idx.mining_threshold() == 0.9  # no calibration for this model
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "foodvec_model.json").write_text(_json.dumps({"mine_threshold": 0.42}))
+    monkeypatch.setattr(FoodIndex, "model_spec", lambda self: str(folder))
+    with FoodIndex(home) as idx:
+        assert idx.mining_threshold() == 0.42 and idx.stats()["mine_threshold"] == 0.42
+    res = CliRunner().invoke(cli, ["mine", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    pairs = [_json.loads(x) for x in res.output.splitlines()]
+    assert pairs and min(p["score"] for p in pairs) >= 0.42
+    assert any(p["score"] < 0.9 for p in pairs)

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer import BuildOptions, FoodIndex, load_embedder
+from indexer.embedder import base_model_path
 from indexer.evaluate import DATA_DIR, label_margin, load_labelled
 from search import Searcher
 from search.cli import cli
@@ -118,7 +119,8 @@ def test_training_runs_saves_reloads_is_deterministic_and_improves(small_sets, t
     outs = []
     for n in (1, 2):
         out = tmp_path / f"m{n}"
-        info = train(TrainConfig(data=small_sets, output=out, epochs=4, lr=1e-4), progress=False)
+        cfg = TrainConfig.for_recipe("card", data=small_sets, output=out, epochs=4, lr=1e-4)
+        info = train(cfg, progress=False)
         assert info["steps"] == 8
         outs.append(out)
     he_texts, he_labels = load_labelled(DATA_DIR / "heldout.csv")
@@ -130,7 +132,8 @@ def test_training_runs_saves_reloads_is_deterministic_and_improves(small_sets, t
 
 def test_train_cli_writes_model_card_and_becomes_default(small_sets, home):
     r = CliRunner().invoke(
-        cli, ["train", "--data", str(small_sets), "--epochs", "1", "-q", "--json"]
+        cli,
+        ["train", "--recipe", "card", "--data", str(small_sets), "--epochs", "1", "-q", "--json"],
     )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -148,18 +151,32 @@ def test_eval_model_cli_and_plot(small_sets, home, tmp_path):
     from indexer.train import TrainConfig, train
 
     out = tmp_path / "m"
-    train(TrainConfig(data=small_sets, output=out, epochs=1), progress=False)
+    train(TrainConfig.for_recipe("card", data=small_sets, output=out, epochs=1), progress=False)
     png = tmp_path / "plot.png"
     r = CliRunner().invoke(cli, ["eval-model", "--model", str(out), "--plot", str(png), "--json"])
     assert r.exit_code == 0, r.output
     figs = json.loads(r.stdout)
     for side in ("base", "tuned"):
-        assert set(figs[side]) == {
+        assert {
+            "lookup_dense_ndcg10",
+            "lookup_dense_names_hit1",
+            "lookup_dense_need_ndcg10",
             "heldout_label_margin",
             "heldout_1nn_accuracy",
-            "heldout_1nn_from_train_accuracy",
             "english_ndcg@10",
-        }
+            "unk_rate_hangul_words",
+            "mine_threshold",
+            "sample_pairs_above_threshold",
+            "planted_ap",
+        } <= set(figs[side])
+    # the base tokenizer turns many Hangul words into [UNK]; the card recipe keeps it
+    assert figs["base"]["unk_rate_hangul_words"] > 0.05
+    assert figs["base"]["mine_threshold"] == 0.9
+    # a trained model carries its calibrated threshold
+    assert (
+        figs["tuned"]["mine_threshold"]
+        == json.loads((out / "foodvec_model.json").read_text())["mine_threshold"]
+    )
     assert png.stat().st_size > 10_000
 
 
@@ -182,3 +199,36 @@ def test_training_set_leaves_out_the_heldout_topics():
     ]:
         assert not any(word in t for t in texts), word
         assert any(word in t for t in held), word
+
+
+def test_default_recipe_trains_a_model_without_unk_that_exports_and_mines(tmp_path, monkeypatch):
+    """The foodvec recipe end to end on a few foods (the real run takes minutes)."""
+    import indexer.train as tr
+    from indexer.fast import OnnxEmbedder
+    from tests.conftest import write_csv
+
+    rows = sample_rows()[:24]
+    small = write_csv(tmp_path / "foods.csv", rows)
+    monkeypatch.setattr(tr, "SEARCH_SOURCES", (small, small))
+    out = tmp_path / "m"
+    info = tr.train(tr.TrainConfig.for_recipe("foodvec", output=out), progress=False)
+    assert info["tokens_added"] == 64 and info["search_pairs"] > 24
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    syllables = [chr(c) for c in range(0xAC00, 0xD7A4)]
+    assert len(syllables) == 11172
+    enc = tok.encode_batch(syllables, add_special_tokens=False)
+    assert not [s for s, e in zip(syllables, enc, strict=True) if "[UNK]" in e.tokens]
+    base_tok = Tokenizer.from_file(str(base_model_path() / "tokenizer.json"))
+    assert "[UNK]" in base_tok.encode("김치찌개", add_special_tokens=False).tokens
+    settings = json.loads((out / "foodvec_model.json").read_text())
+    assert 0 < settings["mine_threshold"] < 1
+    # the fast path exports the grown vocabulary and agrees with sentence-transformers
+    ref = load_embedder(out, encoder="torch")
+    fast = load_embedder(out, cache_dir=tmp_path / "onnx")
+    assert isinstance(fast, OnnxEmbedder)
+    texts = ["김치찌개: 나트륨 과다", "떡국", "뼈에 좋은 음식", "kimchi"]
+    cos = (ref.encode(texts) * fast.encode(texts)).sum(axis=1)
+    assert cos.min() > 0.9999
+    assert fast.fingerprint != load_embedder("base", encoder="torch").fingerprint

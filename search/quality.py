@@ -1,0 +1,154 @@
+"""How good a model is for foodvec's jobs (pure functions over an ``encode``):
+Korean lookup nDCG@10 by query kind, planted near-duplicates found by mining, the
+share of random pairs above the mining threshold, and ``[UNK]`` on Hangul."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.evaluate import DATA_DIR
+
+from .mining import mine_exact
+
+LOOKUP = DATA_DIR / "lookup"
+NAME_KINDS = ("name", "typed")
+KINDS = ("name", "typed", "nutrient", "need", "english")
+Encode = Callable[[Sequence[str]], np.ndarray]
+
+
+def load_queries(path: Path = LOOKUP / "queries.jsonl") -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def load_corpus(path: Path = LOOKUP / "corpus.csv") -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def ndcg_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    dcg = sum((2 ** relevant.get(i, 0) - 1) / math.log2(n + 2) for n, i in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum((2**g - 1) / math.log2(n + 2) for n, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def lookup_scores(
+    rankings: Sequence[Sequence[str]], queries: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Mean nDCG@10 per query kind and overall, and names found first (hit@1 over the
+    name and typed-name queries), from each query's ranked ids."""
+    per_kind: dict[str, list[float]] = {}
+    hits1: list[float] = []
+    for q, ranked in zip(queries, rankings, strict=True):
+        per_kind.setdefault(q["kind"], []).append(ndcg_at(ranked, q["relevant"]))
+        if q["kind"] in NAME_KINDS:
+            hits1.append(float(bool(ranked) and q["relevant"].get(ranked[0], 0) == 2))
+    allv = [v for vals in per_kind.values() for v in vals]
+    out: dict[str, Any] = {
+        "mean_ndcg10": round(float(np.mean(allv)), 4) if allv else None,
+        "names_hit1": round(float(np.mean(hits1)), 4) if hits1 else None,
+    }
+    for kind in KINDS:
+        vals = per_kind.get(kind)
+        out[f"{kind}_ndcg10"] = round(float(np.mean(vals)), 4) if vals else None
+    out["queries"] = len(queries)
+    return out
+
+
+def dense_lookup(encode: Encode, split: str = "test") -> dict[str, Any]:
+    """Dense-only lookup on the benchmark half ``split``: cosine ranking, no index."""
+    corpus = load_corpus()
+    queries = [q for q in load_queries() if q["split"] == split]
+    docs = encode([r["text"] for r in corpus])
+    qv = encode([q["query"] for q in queries])
+    ids = [r["id"] for r in corpus]
+    order = np.argsort(-(qv @ docs.T), axis=1, kind="stable")[:, :10]
+    return lookup_scores([[ids[j] for j in row] for row in order], queries)
+
+
+def planted_ap(encode: Encode, threshold: float, top_k: int = 10) -> dict[str, float]:
+    """Average precision of the planted near-duplicate pairs (data/lookup/planted.csv)
+    in the list that ``mine`` returns over the corpus and the planted copies."""
+    corpus = load_corpus()
+    with open(LOOKUP / "planted.csv", encoding="utf-8", newline="") as fh:
+        planted = list(csv.DictReader(fh))
+    texts = [r["text"] for r in corpus] + [p["text"] for p in planted]
+    pos = {r["id"]: n for n, r in enumerate(corpus)}
+    want = {
+        (min(pos[p["original"]], len(corpus) + n), max(pos[p["original"]], len(corpus) + n))
+        for n, p in enumerate(planted)
+    }
+    pairs = mine_exact(encode(texts), top_k=top_k, threshold=threshold)
+    found, precision_sum = 0, 0.0
+    for rank, (a, b) in enumerate(zip(pairs.a.tolist(), pairs.b.tolist(), strict=True), 1):
+        if (a, b) in want:
+            found += 1
+            precision_sum += found / rank
+    return {
+        "planted_ap": round(precision_sum / len(want), 4),
+        "planted_found": found,
+        "planted": len(want),
+        "mined_pairs": len(pairs),
+    }
+
+
+def share_above(encode: Encode, texts: Sequence[str], threshold: float) -> float:
+    """Share of all pairs of ``texts`` whose cosine reaches ``threshold``."""
+    v = encode(list(texts))
+    sims = v @ v.T
+    upper = sims[np.triu_indices(len(texts), k=1)]
+    return round(float((upper >= threshold).mean()), 4)
+
+
+def unk_rate(tokenizer_json: Path, texts: Sequence[str]) -> float:
+    """Share of the distinct Hangul words of ``texts`` that tokenize to ``[UNK]``."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    words = sorted({w for t in texts for w in t.split() if any("가" <= c <= "힣" for c in w)})
+    if not words:
+        return 0.0
+    unk = sum(1 for w in words if "[UNK]" in tok.encode(w, add_special_tokens=False).tokens)
+    return round(unk / len(words), 4)
+
+
+def model_report(spec: str) -> dict[str, Any]:
+    """Every figure foodvec judges a model by (README, "The model")."""
+    from indexer.embedder import base_model_path, load_embedder
+    from indexer.evaluate import evaluate_model
+    from indexer.home import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS
+
+    encode = load_embedder(spec, encoder="torch").encode
+    folder = base_model_path() if spec == "base" else Path(spec)
+    try:
+        threshold = float(json.loads((folder / MODEL_SETTINGS).read_text())["mine_threshold"])
+    except (OSError, ValueError, KeyError):
+        threshold = DEFAULT_MINE_THRESHOLD
+    sample = [r["text"] for r in load_corpus(DATA_DIR / "sample_foods.csv")]
+    lookup = dense_lookup(encode, "test")
+    out: dict[str, Any] = {
+        "lookup_dense_ndcg10": lookup["mean_ndcg10"],
+        "lookup_dense_names_hit1": lookup["names_hit1"],
+        "lookup_dense_need_ndcg10": lookup["need_ndcg10"],
+        **evaluate_model(
+            encode,
+            DATA_DIR / "train.csv",
+            DATA_DIR / "heldout.csv",
+            DATA_DIR / "english_food_queries.json",
+        ),
+        "unk_rate_hangul_words": unk_rate(
+            folder / "tokenizer.json", [r["text"] for r in load_corpus()] + sample
+        ),
+        "mine_threshold": threshold,
+        "sample_pairs_above_threshold": share_above(encode, sample, threshold),
+        **planted_ap(encode, threshold),
+    }
+    return out
