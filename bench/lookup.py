@@ -29,6 +29,33 @@ def evaluate(searcher: Searcher, queries: list[dict[str, Any]], mode: str) -> di
     return lookup_scores([[h.id for h in hits] for hits in results], queries)
 
 
+def english_set(folder: Path, model: str, modes: list[str]) -> dict[str, float]:
+    """nDCG@10 per mode on data/english_food_queries.json (general English retrieval)."""
+    import csv
+
+    data = json.loads((DATA.parent / "english_food_queries.json").read_text(encoding="utf-8"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "english.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text"])
+        w.writerows(data["corpus"].items())
+    idx = FoodIndex(folder / "home", model=model)
+    try:
+        idx.build([path], BuildOptions(progress=False))
+        out = {}
+        for mode in modes:
+            res = Searcher(idx).search([q["query"] for q in data["queries"]], k=10, mode=mode)
+            scores = lookup_scores(
+                [[h.id for h in hits] for hits in res],
+                [{"kind": "english", **q} for q in data["queries"]],
+            )
+            out[mode] = scores["mean_ndcg10"]
+        return out
+    finally:
+        idx.close()
+
+
 def build_home(folder: Path, model: str) -> FoodIndex:
     idx = FoodIndex(folder, model=model)
     idx.build([DATA / "corpus.csv"], BuildOptions(progress=False))
@@ -36,11 +63,27 @@ def build_home(folder: Path, model: str) -> FoodIndex:
 
 
 def tune(idx: FoodIndex, dev: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Grid over the fusion weight, the candidates per leg and the lexical field
+    weights (name, text, syllables), on the dev half."""
+    import indexer.lexical as lexical
+
     rows = []
-    for alpha in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        for cand in (20, 50, 100):
-            got = evaluate(Searcher(idx, alpha=alpha, candidates=cand), dev, "hybrid")
-            rows.append({"alpha": alpha, "candidates": cand, **got})
+    chosen = lexical.WEIGHTS
+    try:
+        for weights in (
+            (2.0, 1.0, 0.2),
+            (1.0, 1.0, 0.2),
+            (3.0, 1.0, 0.2),
+            (2.0, 1.0, 0.5),
+            (2.0, 1.0, 0.0),
+        ):
+            lexical.WEIGHTS = weights
+            for alpha in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+                for cand in (20, 50, 100):
+                    got = evaluate(Searcher(idx, alpha=alpha, candidates=cand), dev, "hybrid")
+                    rows.append({"weights": weights, "alpha": alpha, "candidates": cand, **got})
+    finally:
+        lexical.WEIGHTS = chosen
     rows.sort(key=lambda r: -r["mean_ndcg10"])
     return rows
 
@@ -81,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
                         )
             finally:
                 idx.close()
+            report.setdefault("english_food_queries", {})[spec] = english_set(
+                Path(tmp) / "english", model, args.modes.split(",")
+            )
     print(json.dumps(report, ensure_ascii=False, indent=1))
 
 

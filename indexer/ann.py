@@ -236,14 +236,24 @@ class AnnIndex:
 
     @classmethod
     def load(cls, folder: Path) -> tuple[AnnIndex, dict[str, Any]] | None:
+        """The published index and its sidecar; None when either is missing or damaged
+        (the index is derived data: the caller rebuilds it from the database)."""
         meta = read_sidecar(folder)
         if meta is None or meta.get("format") != FORMAT:
             return None
-        path = folder / meta["file"]
-        if not path.exists():
+        try:
+            path = folder / str(meta["file"])
+            kind, dim = str(meta["kind"]), int(meta["dim"])
+            params = dict(meta.get("params") or {})
+            int(meta["generation"])
+            if kind not in KINDS or not path.is_file():
+                return None
+            index = faiss.read_index(str(path))
+        except (KeyError, TypeError, ValueError, RuntimeError, OSError):
             return None
-        index = faiss.read_index(str(path))
-        ann = cls(meta["kind"], int(meta["dim"]), index, dict(meta.get("params", {})))
+        if index.d != dim or index.ntotal != int(meta.get("count", index.ntotal)):
+            return None
+        ann = cls(kind, dim, index, params)
         if ann.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = ann.params.get(
                 "efSearch", HNSW_EF_SEARCH
@@ -266,10 +276,12 @@ def _one_omp_thread() -> Iterator[None]:
 
 
 def read_sidecar(folder: Path) -> dict[str, Any] | None:
+    """The sidecar as a dict; None when it is missing, unreadable or not an object."""
     try:
-        return json.loads((folder / SIDECAR).read_text())
+        data = json.loads((folder / SIDECAR).read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:

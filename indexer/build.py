@@ -10,6 +10,7 @@ write transaction that bumps the generation: a build lands whole or not at all.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -27,8 +28,10 @@ from .store import Store, WriteTx, canonical_json
 from .terms import item_name, name_key
 from .text import (
     MAX_TEXT_CHARS,
+    clean_metadata,
     content_hash,
     derived_id,
+    has_lone_surrogate,
     looks_misdecoded,
     normalize_text,
     repair_encoding,
@@ -101,7 +104,10 @@ class _Rejects:
             self.report.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.report, "w", encoding="utf-8")
         rec = {"where": raw.where, "reason": reason, "row": raw.data}
-        self._fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(rec, ensure_ascii=False, default=str)
+        if has_lone_surrogate(line):  # the rejected row itself may hold one
+            line = json.dumps(rec, ensure_ascii=True, default=str)
+        self._fh.write(line + "\n")
 
     def close(self) -> None:
         if self._fh is not None:
@@ -122,6 +128,8 @@ def _validate(
         return None, "the text is missing (null)", False
     if not isinstance(value, str):
         return None, f"the text is a {type(value).__name__}, not a string", False
+    if has_lone_surrogate(value):
+        return None, "the text holds a lone surrogate (broken UTF-16 escape)", False
     repaired = False
     if looks_misdecoded(value):
         if not fix:
@@ -151,20 +159,41 @@ def _validate(
     else:
         if id_col not in data:
             return None, f"no {id_col!r} field (fields: {', '.join(map(str, data))})", False
-        raw_id = data[id_col]
-        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-            return None, "the id is empty", False
-        if isinstance(raw_id, float) and raw_id.is_integer():
-            raw_id = int(raw_id)
-        ext_id = str(raw_id).strip()
+        ext_id, reason = _check_id(data[id_col])
+        if reason:
+            return None, reason, False
     meta = {k: v for k, v in data.items() if k != text_col and k != id_col}
     if fix:
         for k, v in meta.items():
             if isinstance(v, str) and looks_misdecoded(v):
                 meta[k] = repair_encoding(v) or v
+    try:
+        meta_json = canonical_json(clean_metadata(meta))
+    except ValueError as exc:
+        return None, str(exc), False
     name = item_name(data.get(name_col), norm)
-    valid = _Valid(ext_id, norm, content_hash(norm), canonical_json(meta), raw.where, name)
+    valid = _Valid(ext_id, norm, content_hash(norm), meta_json, raw.where, name)
     return valid, None, repaired
+
+
+def _check_id(raw_id: Any) -> tuple[str, str | None]:
+    """(the id as text, None) or ("", why it is refused). Whole floats (1.0, as CSV and
+    Parquet readers give numbers) become integers; nothing else is changed."""
+    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+        return "", "the id is empty"
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, float)):
+        return "", f"the id is a {type(raw_id).__name__}; ids are text or numbers"
+    if isinstance(raw_id, float):
+        if not math.isfinite(raw_id):
+            return "", f"the id is {raw_id!r}, not a usable id"
+        if raw_id.is_integer():
+            raw_id = int(raw_id)
+    ext_id = str(raw_id)
+    if ext_id != ext_id.strip():
+        return "", f"the id {ext_id!r} has white space at its ends; ids are kept exactly"
+    if has_lone_surrogate(ext_id):
+        return "", "the id holds a lone surrogate (broken UTF-16 escape)"
+    return ext_id, None
 
 
 def _snippet(s: str, n: int = 40) -> str:

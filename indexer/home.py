@@ -325,7 +325,12 @@ class FoodIndex:
         }
         with self._lock():
             on_disk = ann_mod.read_sidecar(self.index_dir) or {}
-            if on_disk.get("model") == model and int(on_disk.get("generation", -1)) > gen:
+            on_disk_gen = on_disk.get("generation")
+            if (
+                on_disk.get("model") == model
+                and isinstance(on_disk_gen, int)
+                and on_disk_gen > gen
+            ):
                 return  # another process already published a newer index
             # The lexical file goes first; the sidecar that names it is replaced last.
             name = f"lexical-{gen}-{os.getpid()}.npz"
@@ -427,14 +432,16 @@ class FoodIndex:
         info = self.store.model_info(model)
         dim = int(info["dim"]) if info else ann.dim
         db_ids_parts = []
-        worst = 0.0
+        differ: list[int] = []
         index_set = set(index_ids.tolist())
         for ids, vecs in self.store.vectors_for_items(model, dim):
             db_ids_parts.append(ids)
             present = np.array([i in index_set for i in ids.tolist()], dtype=bool)
             if present.any():
                 got = np.vstack([ann.reconstruct(i) for i in ids[present]])
-                worst = max(worst, float(np.abs(got - vecs[present]).max()))
+                # NaN compares false with everything, so "not close" catches it too.
+                bad = ~np.all(np.abs(got - vecs[present]) <= 1e-5, axis=1)
+                differ.extend(ids[present][bad].tolist())
         db_ids = np.concatenate(db_ids_parts) if db_ids_parts else np.zeros(0, np.int64)
         only_db = np.setdiff1d(db_ids, index_ids)
         only_index = np.setdiff1d(index_ids, db_ids)
@@ -447,8 +454,11 @@ class FoodIndex:
                 f"the index holds {len(only_index)} ids that the database does "
                 f"not (ids {_few(only_index)})"
             )
-        if worst > 1e-5:
-            problems.append(f"index vectors differ from the stored ones (max |diff| {worst:.3g})")
+        if differ:
+            problems.append(
+                f"{len(differ)} index vectors differ from the stored ones "
+                f"(item ids {_few(np.array(differ))})"
+            )
         problems.extend(self._verify_lexical(meta))
         return problems
 

@@ -28,9 +28,9 @@ from .terms import FIELDS, TERMS_VERSION, item_terms, query_terms
 FORMAT = 1
 K1 = 1.2
 B = 0.75
-# Field weights, chosen on the dev half of data/lookup (bench.lookup --tune): the name
-# counts most, single syllables only break ties.
-WEIGHTS = (2.0, 1.0, 0.2)
+# Field weights of the name, the text and its single syllables, chosen on the dev half
+# of data/lookup (bench.lookup --tune): the name counts most.
+WEIGHTS = (2.0, 1.0, 0.5)
 # Items changed since the last compaction are scored from a small tail matrix; past this
 # share of the items (or the floor), the tail is folded into the main matrix.
 TAIL_SHARE = 0.05
@@ -241,11 +241,13 @@ class LexicalIndex:
     def score(
         self,
         query: str,
-        weights: tuple[float, float, float] = WEIGHTS,
+        weights: tuple[float, float, float] | None = None,
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, BM25 scores) of every live item sharing a term with the query,
-        restricted to ``allowed`` item ids when given; unordered."""
+        restricted to ``allowed`` item ids when given; unordered. ``weights``: of the
+        name, text and syllable fields (default ``WEIGHTS``)."""
+        weights = weights or WEIGHTS
         cols = self.query_columns(query)
         if not cols or self.count == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -297,9 +299,10 @@ class LexicalIndex:
             ids, scores = ids[keep], scores[keep]
         return ids, scores
 
-    def full_score(self, query: str, weights: tuple[float, float, float] = WEIGHTS) -> float:
+    def full_score(self, query: str, weights: tuple[float, float, float] | None = None) -> float:
         """The score of an item holding each query term once, at average length: what
         a lexical score is divided by to say how much of the query an item covers."""
+        weights = weights or WEIGHTS
         n = self.count
         total = 0.0
         for f, col in self.query_columns(query):

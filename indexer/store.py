@@ -25,7 +25,10 @@ SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
 
 
 def canonical_json(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Sorted, compact JSON; never NaN or Infinity, which are not JSON."""
+    return json.dumps(
+        meta, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
 
 
 def pack_vector(vec: np.ndarray) -> bytes:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import hashlib
+import json
+import math
 import re
 import unicodedata
+from typing import Any
 
 import ftfy
 from ftfy.badness import is_bad
@@ -62,3 +67,70 @@ def repair_encoding(text: str) -> str | None:
     if looks_misdecoded(fixed):
         return None
     return fixed
+
+
+# Metadata bounds: deeper or larger values are refused with the row named. Search
+# results return metadata with every hit, and SQLite's JSON functions stop at depth
+# 1000 (deep values also overflow Python's recursion when printed).
+MAX_META_DEPTH = 16
+MAX_META_BYTES = 64 * 1024
+
+
+def has_lone_surrogate(s: str) -> bool:
+    """True when ``s`` cannot be written as UTF-8 (a lone surrogate from broken JSON)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def clean_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as JSON can hold it. Non-finite numbers (NaN, inf: a missing value in a
+    Parquet or CSV column, or an overflow like 1e400) become null; dates and times
+    become ISO 8601 strings; decimals become numbers (integers when whole); numpy
+    scalars become Python numbers. Raises ValueError, saying what and where, for
+    binary values, lone surrogates, nesting deeper than MAX_META_DEPTH and values
+    larger than MAX_META_BYTES in all."""
+    out = _clean(meta, "", 0)
+    size = len(json.dumps(out, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_META_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON; the limit is {MAX_META_BYTES}")
+    return out
+
+
+def _clean(value: Any, where: str, depth: int) -> Any:
+    if depth > MAX_META_DEPTH:
+        raise ValueError(f"metadata nests deeper than {MAX_META_DEPTH} levels (at {where!r})")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if has_lone_surrogate(value):
+            raise ValueError(f"metadata {where!r} holds a lone surrogate (not valid Unicode)")
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise ValueError(f"metadata {where!r} is binary; store it as text (e.g. base64)")
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = str(k)
+            if has_lone_surrogate(key):
+                raise ValueError(f"a metadata key under {where!r} holds a lone surrogate")
+            out[key] = _clean(v, f"{where}.{key}" if where else key, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, f"{where}[{n}]", depth + 1) for n, v in enumerate(value)]
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _clean(item(), where, depth)
+    raise ValueError(f"metadata {where!r} is a {type(value).__name__}, which JSON cannot hold")

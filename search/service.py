@@ -118,25 +118,35 @@ class BodyLimit:
                 return await JSONResponse({"detail": "bad Content-Length"}, status_code=400)(
                     scope, receive, send
                 )
-        seen = 0
-
-        async def limited():
-            nonlocal seen
+        if length is not None:
+            return await self.app(scope, receive, send)
+        # A chunked body has no declared length: read it here, up to the limit, so an
+        # oversized one gets 413 before the app's body parser sees it (which would
+        # report any failure while reading as a 400).
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return await self.app(scope, receive, send)
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                return await too_big(scope, receive, send)
+            chunks.append(body)
+            if not message.get("more_body"):
+                break
+        whole, replayed = b"".join(chunks), False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_big(scope, receive, send)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
 
 
 def _status(exc: FoodvecError) -> int:

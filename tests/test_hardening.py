@@ -1,0 +1,261 @@
+"""Faults that once broke foodvec, each named after its item in the hardening list:
+bad values in metadata and ids, corrupted index files, and a verify that tells the
+truth about them."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from indexer import BuildOptions, FoodIndex
+from indexer.text import MAX_META_DEPTH, clean_metadata
+from search import Searcher
+from search.cli import cli
+from search.service import create_app
+from tests.conftest import SAMPLE
+from tests.fakes import FakeEmbedder
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def write_jsonl(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def built(fakes, home):
+    with FoodIndex(home) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False))
+    return home
+
+
+def count(home):
+    with FoodIndex(home) as idx:
+        return idx.store.count()
+
+
+# 1. NaN or Infinity in metadata --------------------------------------------------------
+def test_nan_and_infinity_in_metadata_are_stored_as_null_and_filters_keep_working(built, tmp_path):
+    f = write_jsonl(
+        tmp_path / "nan.jsonl",
+        [
+            '{"id": "n1", "text": "귀리: 식이섬유", "x": NaN, "y": 1e400, "z": -Infinity}',
+            '{"id": "n2", "text": "보리: 식이섬유", "x": 2.5}',
+        ],
+    )
+    assert run("build", f, "-q").exit_code == 0
+    res = run("search", "귀리", "--filter", "category=곡류", "--json")
+    assert res.exit_code == 0, res.output
+    json.loads(res.output)  # valid JSON: no bare NaN
+    res = run("search", "귀리", "--json", "-k", "3")
+    hit = next(h for h in json.loads(res.output)["results"] if h["id"] == "n1")
+    assert hit["metadata"] == {"x": None, "y": None, "z": None}
+    with FoodIndex(built) as idx:
+        with TestClient(create_app(idx, compact_every=0)) as c:
+            r = c.post(
+                "/items",
+                content='{"items": [{"id": "h1", "text": "쌀: 탄수화물", "metadata": {"v": NaN}}]}',
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 200, r.text
+            r = c.post("/search", json={"query": "쌀", "filters": {"category": "곡류"}})
+            assert r.status_code == 200
+        assert idx.verify() == []
+
+
+# 2. verify misses corrupted vectors -----------------------------------------------------
+def test_verify_names_items_whose_index_vector_is_nan_or_wrong(built):
+    import faiss
+
+    side = json.loads((built / "index" / "index.json").read_text())
+    path = built / "index" / side["file"]
+    index = faiss.read_index(str(path))
+    ids = faiss.vector_to_array(index.id_map)
+    vecs = np.vstack([index.reconstruct(int(i)) for i in ids])
+    vecs[3, 0] = np.nan
+    vecs[7] *= -1
+    fresh = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
+    fresh.add_with_ids(vecs, ids)
+    faiss.write_index(fresh, str(path))
+    res = run("verify")
+    assert res.exit_code == 1
+    assert "2 index vectors differ" in res.output
+    assert str(int(ids[3])) in res.output and str(int(ids[7])) in res.output
+
+
+# 4. a damaged FAISS file or sidecar ------------------------------------------------------
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "empty", "wrong-dimension", "sidecar-list", "sidecar-one", "sidecar-format"],
+)
+def test_damaged_index_or_sidecar_is_rebuilt_from_the_database(built, damage):
+    import faiss
+
+    folder = built / "index"
+    side = json.loads((folder / "index.json").read_text())
+    path = folder / side["file"]
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "wrong-dimension":
+        other = faiss.IndexIDMap2(faiss.IndexFlatIP(8))
+        other.add_with_ids(np.ones((2, 8), np.float32), np.array([1, 2], np.int64))
+        faiss.write_index(other, str(path))
+    else:
+        content = {"sidecar-list": [], "sidecar-one": [1], "sidecar-format": {"format": 1}}
+        (folder / "index.json").write_text(json.dumps(content[damage]))
+    res = run("search", "김치", "-k", "1", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["results"][0]["id"] == "k131"
+    assert run("verify").exit_code == 0
+    assert count(built) == 234
+
+
+# 5. deep or huge metadata ----------------------------------------------------------------
+def test_deep_metadata_is_refused_with_the_row_named(built, tmp_path):
+    deep = "1"
+    for _ in range(MAX_META_DEPTH + 5):
+        deep = '{"a": ' + deep + "}"
+    f = write_jsonl(tmp_path / "deep.jsonl", ['{"id": "d1", "text": "x: y", "m": ' + deep + "}"])
+    res = run("build", f)
+    assert res.exit_code == 1 and "deep.jsonl" in res.output and "deeper than" in res.output
+    big = json.dumps({"id": "b1", "text": "x: y", "m": "가" * 40_000}, ensure_ascii=False)
+    res = run("build", write_jsonl(tmp_path / "big.jsonl", [big]))
+    assert res.exit_code == 1 and "bytes as JSON" in res.output
+    assert count(built) == 234
+    with FoodIndex(built) as idx:
+        with TestClient(create_app(idx, compact_every=0)) as c:
+            body = {"items": [{"id": "h", "text": "x", "metadata": json.loads(deep)}]}
+            r = c.post("/items", json=body)
+            assert r.status_code == 400 and "deeper than" in r.json()["detail"]
+
+
+# 7. lone surrogates ------------------------------------------------------------------------
+def test_lone_surrogates_are_refused_by_row_and_skip_mode_skips_them(built, tmp_path):
+    lines = [
+        '{"id": "s1", "text": "\\ud800 bad"}',
+        '{"id": "\\udc00", "text": "ok: id bad"}',
+        '{"id": "s3", "text": "ok: meta bad", "m": "\\udfff"}',
+        '{"id": "s4", "text": "좋은 줄: 식이섬유"}',
+    ]
+    f = write_jsonl(tmp_path / "sur.jsonl", lines)
+    res = run("build", f)
+    assert res.exit_code == 1 and "sur.jsonl" in res.output and "surrogate" in res.output
+    report = tmp_path / "rejected.jsonl"
+    res = run("build", f, "--on-error", "skip", "--report", report, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rejected"] == 3
+    assert len(report.read_text(encoding="utf-8").splitlines()) == 3
+    assert count(built) == 235
+    with FoodIndex(built) as idx:
+        with TestClient(create_app(idx, compact_every=0)) as c:
+            r = c.post(
+                "/items",
+                content='{"items": [{"id": "h", "text": "x", "metadata": {"m": "\\ud800"}}]}',
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code in (400, 422) and "surrogate" in r.text
+
+
+# 9. Parquet types ---------------------------------------------------------------------------
+def test_parquet_timestamps_decimals_and_binary(built, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table(
+        {
+            "id": ["p1", "p2"],
+            "text": ["귀리: 식이섬유", "보리: 식이섬유"],
+            "when": [datetime.datetime(2026, 12, 1, 9, 30), datetime.datetime(2026, 1, 2)],
+            "price": pa.array([decimal.Decimal("1.50"), decimal.Decimal("3")], pa.decimal128(5, 2)),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert run("build", tmp_path / "t.parquet", "-q").exit_code == 0
+    with FoodIndex(built) as idx:
+        row = idx.store.item_by_ext_id("p1")
+        assert row.metadata == {"when": "2026-12-01T09:30:00", "price": 1.5}
+        assert idx.store.item_by_ext_id("p2").metadata["price"] == 3
+    binary = pa.table({"id": ["b1"], "text": ["x: y"], "blob": pa.array([b"\x00\x01"])})
+    pq.write_table(binary, tmp_path / "b.parquet")
+    res = run("build", tmp_path / "b.parquet")
+    assert res.exit_code == 1 and "'blob' is binary" in res.output
+
+
+def test_clean_metadata_maps_each_type():
+    assert clean_metadata(
+        {"a": float("nan"), "b": decimal.Decimal("2.0"), "c": datetime.date(2026, 1, 1)}
+    ) == {"a": None, "b": 2, "c": "2026-01-01"}
+    assert clean_metadata({"n": np.float32(1.5), "i": np.int64(3)}) == {"n": 1.5, "i": 3}
+    with pytest.raises(ValueError, match="JSON cannot hold"):
+        clean_metadata({"s": {1, 2}})
+
+
+# 12. ids that would be changed silently -----------------------------------------------------
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ('{"id": "  pad  ", "text": "x: y"}', "white space at its ends"),
+        ('{"id": [1], "text": "x: y"}', "the id is a list"),
+        ('{"id": NaN, "text": "x: y"}', "not a usable id"),
+        ('{"id": true, "text": "x: y"}', "the id is a bool"),
+    ],
+)
+def test_ids_are_never_changed_silently(built, tmp_path, line, why):
+    res = run("build", write_jsonl(tmp_path / "ids.jsonl", [line]))
+    assert res.exit_code == 1 and why in res.output, res.output
+    assert count(built) == 234
+
+
+def test_whole_float_ids_become_integers(built, tmp_path):
+    assert (
+        run("build", write_jsonl(tmp_path / "f.jsonl", ['{"id": 7.0, "text": "x: y"}'])).exit_code
+        == 0
+    )
+    with FoodIndex(built) as idx:
+        assert idx.store.item_by_ext_id("7") is not None
+
+
+def test_index_with_a_fake_model_over_http_keeps_working_after_bad_writes(home):
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+    with TestClient(create_app(idx, compact_every=0)) as c:
+        for body in (
+            {"items": [{"id": "x", "text": ""}]},
+            {"items": [{"id": " x", "text": "ok"}]},
+        ):
+            assert 400 <= c.post("/items", json=body).status_code < 500
+        assert c.post("/search", json={"query": "김치"}).status_code == 200
+    assert Searcher(idx).search("김치", k=1)[0][0].id == "k131"
+    idx.close()
+
+
+# 11. a chunked body over 4 MiB ---------------------------------------------------------
+def test_chunked_body_over_the_limit_gets_413(home):
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+
+    def chunks():
+        for _ in range(5):
+            yield b"x" * (1024 * 1024)
+
+    with TestClient(create_app(idx, compact_every=0)) as c:
+        r = c.post("/items", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        small = c.post(
+            "/search",
+            content=iter([b'{"query": ', b'"\xea\xb9\x80\xec\xb9\x98"}']),
+            headers={"content-type": "application/json"},
+        )
+        assert small.status_code == 200 and small.json()["results"][0]["id"] == "k131"
+    assert idx.store.count() == 234
+    idx.close()
