@@ -42,6 +42,10 @@ EXACT_SUBSET_MAX = 20_000
 KINDS = ("flat", "hnsw", "ivf")
 
 
+class DamagedIndex(Exception):
+    """The published index or its sidecar cannot be used (the reason is the message)."""
+
+
 def ivf_nlist(n: int) -> int:
     """About 4 * sqrt(n) lists, with at least 39 vectors a list to train on."""
     return max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
@@ -236,23 +240,35 @@ class AnnIndex:
 
     @classmethod
     def load(cls, folder: Path) -> tuple[AnnIndex, dict[str, Any]] | None:
-        """The published index and its sidecar; None when either is missing or damaged
-        (the index is derived data: the caller rebuilds it from the database)."""
+        """The published index and its sidecar; None when there is none. Raises
+        DamagedIndex when they are unreadable or disagree (the index is derived data:
+        the caller rebuilds it from the database)."""
+        sidecar = folder / SIDECAR
+        if not sidecar.exists():
+            return None
         meta = read_sidecar(folder)
         if meta is None or meta.get("format") != FORMAT:
-            return None
+            raise DamagedIndex(f"{sidecar} is not a foodvec sidecar")
         try:
             path = folder / str(meta["file"])
             kind, dim = str(meta["kind"]), int(meta["dim"])
             params = dict(meta.get("params") or {})
             int(meta["generation"])
-            if kind not in KINDS or not path.is_file():
-                return None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DamagedIndex(f"{sidecar} lacks or garbles {exc}") from None
+        if kind not in KINDS:
+            raise DamagedIndex(f"{sidecar} names an unknown index kind {kind!r}")
+        try:
             index = faiss.read_index(str(path))
-        except (KeyError, TypeError, ValueError, RuntimeError, OSError):
-            return None
-        if index.d != dim or index.ntotal != int(meta.get("count", index.ntotal)):
-            return None
+        except (RuntimeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DamagedIndex(f"{path.name} cannot be read ({first[:120]})") from None
+        if index.d != dim:
+            raise DamagedIndex(f"{path.name} holds {index.d}-dimensional vectors, not {dim}")
+        if index.ntotal != int(meta.get("count", index.ntotal)):
+            raise DamagedIndex(
+                f"{path.name} holds {index.ntotal} vectors; its sidecar says {meta['count']}"
+            )
         ann = cls(kind, dim, index, params)
         if ann.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = ann.params.get(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -27,6 +28,8 @@ from .embedder import Embedder, load_embedder
 from .errors import FoodvecError, ModelNotFoundError, NotFoundError
 from .lexical import LexicalIndex
 from .store import Store
+
+log = logging.getLogger("foodvec")
 
 DEFAULT_MODEL_NAME = "default"
 # Mining threshold for a model that was not calibrated when trained (the base model).
@@ -298,7 +301,11 @@ class FoodIndex:
         return ann
 
     def _load_published(self, newer_than: int = -1) -> bool:
-        loaded = AnnIndex.load(self.index_dir)
+        try:
+            loaded = AnnIndex.load(self.index_dir)
+        except ann_mod.DamagedIndex as exc:
+            log.warning("the published index is damaged: %s; rebuilding it from the database", exc)
+            return False
         if loaded is None or int(loaded[1].get("generation", -1)) <= newer_than:
             return False
         self._ann, self._ann_meta = loaded
@@ -408,7 +415,10 @@ class FoodIndex:
         self.sync()  # an index left behind by a crashed writer is caught up first
         model = self.store.active_model()
         count = self.store.count()
-        loaded = AnnIndex.load(self.index_dir)
+        try:
+            loaded = AnnIndex.load(self.index_dir)
+        except ann_mod.DamagedIndex as exc:
+            return [f"the published index is damaged: {exc}"]
         if model is None:
             if count:
                 problems.append(f"the database holds {count} items but no model")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -103,6 +104,20 @@ def cli() -> None:
     Index a file of foods with `foodvec build`, look foods up with `foodvec search`.
     Everything of one index lives in one folder (--home / FOODVEC_HOME).
     """
+    _log_to_stderr()
+
+
+def _log_to_stderr() -> None:
+    """The library's warnings (a damaged index being rebuilt) as one line on stderr."""
+    logger = logging.getLogger("foodvec")
+    for handler in list(logger.handlers):
+        if getattr(handler, "foodvec_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.foodvec_cli = True
+    handler.setFormatter(logging.Formatter("foodvec: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 @cli.command()

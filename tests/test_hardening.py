@@ -95,7 +95,15 @@ def test_verify_names_items_whose_index_vector_is_nan_or_wrong(built):
 # 4. a damaged FAISS file or sidecar ------------------------------------------------------
 @pytest.mark.parametrize(
     "damage",
-    ["truncated", "empty", "wrong-dimension", "sidecar-list", "sidecar-one", "sidecar-format"],
+    [
+        "truncated",
+        "empty",
+        "wrong-dimension",
+        "count-differs",
+        "sidecar-list",
+        "sidecar-one",
+        "sidecar-format",
+    ],
 )
 def test_damaged_index_or_sidecar_is_rebuilt_from_the_database(built, damage):
     import faiss
@@ -111,12 +119,18 @@ def test_damaged_index_or_sidecar_is_rebuilt_from_the_database(built, damage):
         other = faiss.IndexIDMap2(faiss.IndexFlatIP(8))
         other.add_with_ids(np.ones((2, 8), np.float32), np.array([1, 2], np.int64))
         faiss.write_index(other, str(path))
+    elif damage == "count-differs":
+        side["count"] += 5
+        (folder / "index.json").write_text(json.dumps(side))
     else:
         content = {"sidecar-list": [], "sidecar-one": [1], "sidecar-format": {"format": 1}}
         (folder / "index.json").write_text(json.dumps(content[damage]))
     res = run("search", "김치", "-k", "1", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["results"][0]["id"] == "k131"
+    assert json.loads(res.stdout)["results"][0]["id"] == "k131"
+    # one line says what was wrong and that the index was rebuilt
+    warning = [line for line in res.stderr.splitlines() if "damaged" in line]
+    assert len(warning) == 1 and "rebuilding it from the database" in warning[0]
     assert run("verify").exit_code == 0
     assert count(built) == 234
 

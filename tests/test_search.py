@@ -169,8 +169,11 @@ def test_verify_detects_a_damaged_index(built):
         ann = idx.sync()
         victim = idx.store.item_by_ext_id("k010").id
         ann.remove(np.array([victim]))
-        path = idx.index_dir / json.loads((idx.index_dir / "index.json").read_text())["file"]
-        faiss.write_index(ann.index, str(path))
+        side = json.loads((idx.index_dir / "index.json").read_text())
+        faiss.write_index(ann.index, str(idx.index_dir / side["file"]))
+        # the sidecar agrees with the damaged file, so nothing looks wrong on open
+        side["count"] -= 1
+        (idx.index_dir / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1
     assert "missing from the index" in res.output and str(victim) in res.output
