@@ -22,9 +22,9 @@ from sqlalchemy import Connection, text
 from tqdm import tqdm
 
 from .embedder import Embedder
-from .errors import BadInputError, BadRowError, ModelMismatchError
+from .errors import BadInputError, BadRowError, FoodvecError, ModelMismatchError
 from .readers import RawRow, Table, open_table
-from .store import Store, WriteTx, canonical_json
+from .store import SQL_BATCH, Store, WriteTx, canonical_json
 from .terms import item_name, name_key
 from .text import (
     MAX_TEXT_CHARS,
@@ -100,7 +100,8 @@ class _Rejects:
             raise BadRowError(raw.where, reason)
         self.count += 1
         if self._fh is None:
-            assert self.report is not None
+            if self.report is None:
+                raise BadInputError("--on-error skip needs a report file (--report)")
             self.report.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.report, "w", encoding="utf-8")
         rec = {"where": raw.where, "reason": reason, "row": raw.data}
@@ -328,14 +329,18 @@ def _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, 
 
 
 def _drop_staged_duplicates(conn, valid: list[_Valid], rejects: _Rejects) -> list[_Valid]:
-    params = {f"e{n}": v.ext_id for n, v in enumerate(valid)}
-    marks = ",".join(f":e{n}" for n in range(len(valid)))
+    earlier: dict[str, str] = {}
     with conn.begin():
-        earlier = dict(
-            conn.execute(
-                text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"), params
-            ).all()
-        )
+        for start in range(0, len(valid), SQL_BATCH):
+            chunk = valid[start : start + SQL_BATCH]
+            params = {f"e{n}": v.ext_id for n, v in enumerate(chunk)}
+            marks = ",".join(f":e{n}" for n in range(len(chunk)))
+            earlier.update(
+                conn.execute(
+                    text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"),
+                    params,
+                ).all()
+            )
     if not earlier:
         return valid
     keep = []
@@ -474,7 +479,11 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
         )
         summary.new = len(new_ids)
         summary.updated = len(reembedded) + len(meta_only)
-        assert summary.new + summary.updated + summary.unchanged == staged
+        if summary.new + summary.updated + summary.unchanged != staged:
+            raise FoodvecError(
+                f"internal error: {staged} staged rows but {summary.new} new, "
+                f"{summary.updated} updated, {summary.unchanged} unchanged; nothing was written"
+            )
         tx = WriteTx(conn, gen)
         tx.log(list(reembedded) + list(new_ids) + list(renamed), "u")
         active = Store._get(conn, "model")

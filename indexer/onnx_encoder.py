@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import ProbedDim
+from .encoder import ProbedDim
 from .errors import FoodvecError
 
 GRAPH = "encoder.onnx"  # inputs input_ids, token_type_ids; output embedding
