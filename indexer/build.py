@@ -418,6 +418,14 @@ def _reembed_existing(conn, store: Store, embedder: Embedder, opts, summary) -> 
 def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
     conn.info["immediate"] = True
     with conn.begin():
+        # The model is checked again under the write lock: another writer may have set
+        # it since this build began (two first builds at once with different models).
+        active = Store._get(conn, "model")
+        switch = active is None or opts.reembed
+        if active is not None and active != embedder.fingerprint and not opts.reembed:
+            if conn.execute(text("SELECT count(*) FROM items")).scalar_one():
+                raise model_mismatch(store, embedder, active)
+            switch = True  # no items left: the home takes the new model
         gen = Store._get_int(conn, "generation", 0) + 1
         staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
         summary.unchanged = conn.execute(
@@ -486,8 +494,7 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
             )
         tx = WriteTx(conn, gen)
         tx.log(list(reembedded) + list(new_ids) + list(renamed), "u")
-        active = Store._get(conn, "model")
-        if active is None or opts.reembed:
+        if switch:
             tx.set_model(embedder.fingerprint, embedder.name, int(embedder.dim))
         if summary.updated:
             tx.mark()

@@ -273,3 +273,42 @@ def test_chunked_body_over_the_limit_gets_413(home):
         assert small.status_code == 200 and small.json()["results"][0]["id"] == "k131"
     assert idx.store.count() == 234
     idx.close()
+
+
+# 3. the model falling out of step with the items ---------------------------------------
+def test_add_with_another_model_after_deleting_everything_switches_the_home(built, fakes):
+    with FoodIndex(built) as idx:
+        ids = [r.ext_id for r in idx.store.items_by_ids(range(1, 300)).values()]
+        idx.delete(ids)
+    res = run("add", "새 음식: 단백질", "--id", "n1", "--model", "fake-other")
+    assert res.exit_code == 0 and "added" in res.output
+    with FoodIndex(built, model="fake-other") as idx:
+        assert idx.stats()["items"] == 1
+        assert idx.stats()["model"] == fakes["fake-other"].fingerprint
+        assert [h.id for h in Searcher(idx).search("새 음식", k=1)[0]] == ["n1"]
+        assert idx.verify() == []
+
+
+def test_apply_rechecks_the_model_under_the_write_lock(built, fakes, tmp_path, monkeypatch):
+    """A build whose early check saw no model (another first build had not committed
+    yet) must not land its items under the other build's model."""
+    from indexer.build import build
+    from indexer.errors import ModelMismatchError
+    from indexer.store import Store
+
+    f = tmp_path / "more.jsonl"
+    f.write_text('{"id": "m1", "text": "다른 모델: 항목"}\n', encoding="utf-8")
+    with FoodIndex(built) as idx:
+        monkeypatch.setattr(Store, "active_model", lambda self: None)
+        with pytest.raises(ModelMismatchError):
+            from indexer.build import open_sources
+
+            build(
+                idx.store,
+                fakes["fake-other"],
+                open_sources([f], "auto"),
+                BuildOptions(progress=False),
+            )
+        monkeypatch.undo()
+        assert idx.store.count() == 234 and idx.store.item_by_ext_id("m1") is None
+        assert idx.verify() == []
