@@ -28,5 +28,9 @@ class ModelNotFoundError(FoodvecError):
     """No model at the given path, or the default model has not been trained."""
 
 
+class IndexNotSavedError(FoodvecError):
+    """A write was committed but the derived index files could not be saved."""
+
+
 class NotFoundError(FoodvecError):
     """An item id that the index does not hold."""

@@ -25,7 +25,7 @@ from . import ann as ann_mod
 from .ann import AnnIndex, choose_kind
 from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
 from .embedder import Embedder, load_embedder
-from .errors import FoodvecError, ModelNotFoundError, NotFoundError
+from .errors import FoodvecError, IndexNotSavedError, ModelNotFoundError, NotFoundError
 from .lexical import LexicalIndex
 from .store import Store
 
@@ -98,7 +98,7 @@ class FoodIndex:
             return str(self.default_model_path)
         raise ModelNotFoundError(
             f"no model: the default model is not trained yet ({self.default_model_path} is "
-            "missing). Train it with `foodvec train --recipe foodvec` (about 20 seconds), or pass "
+            "missing). Train it with `foodvec train` (about 5 minutes on 2 cores), or pass "
             "--model PATH (a sentence-transformers folder, or `base` for the untuned "
             "all-MiniLM-L6-v2)"
         )
@@ -146,7 +146,9 @@ class FoodIndex:
             opts,
             report_default=self.home / "reports" / f"rejected-{stamp}.jsonl",
         )
-        self.sync(publish=True, kind=index_kind, force_rebuild=opts.reembed)
+        self._sync_after_write(
+            summary.generation, publish=True, kind=index_kind, force_rebuild=opts.reembed
+        )
         return summary
 
     def upsert(
@@ -166,7 +168,7 @@ class FoodIndex:
             flat.append({**meta, **r})
         opts = opts or BuildOptions(progress=False)
         summary = build(self.store, self.embedder, [memory_table(flat)], opts)
-        self.sync(publish=publish)
+        self._sync_after_write(summary.generation, publish=publish)
         return summary
 
     def delete(self, ext_ids: Sequence[str], publish: bool = True) -> int:
@@ -181,8 +183,20 @@ class FoodIndex:
                     f"not in the index: {shown}{', …' if len(unknown) > 5 else ''}; "
                     "nothing was deleted"
                 )
-        self.sync(publish=publish)
+        self._sync_after_write(tx.generation, publish=publish)
         return len(deleted)
+
+    def _sync_after_write(self, generation: int, **kw) -> None:
+        """Bring the indexes up to a committed write; if saving them fails, say that
+        the write itself is committed (the database is the source of truth and the
+        indexes catch up on the next open)."""
+        try:
+            self.sync(**kw)
+        except OSError as exc:
+            raise IndexNotSavedError(
+                f"the write is committed (generation {generation}), but the index could "
+                f"not be saved ({exc.strerror or exc}); it catches up on the next open"
+            ) from None
 
     # -- the FAISS index ------------------------------------------------------------
     @contextmanager
@@ -333,11 +347,7 @@ class FoodIndex:
         with self._lock():
             on_disk = ann_mod.read_sidecar(self.index_dir) or {}
             on_disk_gen = on_disk.get("generation")
-            if (
-                on_disk.get("model") == model
-                and isinstance(on_disk_gen, int)
-                and on_disk_gen > gen
-            ):
+            if on_disk.get("model") == model and isinstance(on_disk_gen, int) and on_disk_gen > gen:
                 return  # another process already published a newer index
             # The lexical file goes first; the sidecar that names it is replaced last.
             name = f"lexical-{gen}-{os.getpid()}.npz"

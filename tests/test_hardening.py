@@ -312,3 +312,20 @@ def test_apply_rechecks_the_model_under_the_write_lock(built, fakes, tmp_path, m
         monkeypatch.undo()
         assert idx.store.count() == 234 and idx.store.item_by_ext_id("m1") is None
         assert idx.verify() == []
+
+
+# 10. a reported failure that committed --------------------------------------------------
+def test_a_write_whose_index_cannot_be_saved_says_it_is_committed(built, monkeypatch):
+    from indexer.ann import AnnIndex
+
+    def fail(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(AnnIndex, "save", fail)
+        res = run("add", "새 음식: 단백질", "--id", "ro1")
+    assert res.exit_code == 1
+    assert "the write is committed" in res.output and "Permission denied" in res.output
+    with FoodIndex(built) as idx:  # the index catches up on the next open
+        assert Searcher(idx).search("새 음식: 단백질", k=1, mode="dense")[0][0].id == "ro1"
+        assert idx.verify() == []
