@@ -28,8 +28,12 @@ _EXT = {
     ".pq": "parquet",
 }
 
+# The longest line read: a row holds a text of at most 1,000 characters and at most
+# 64 KiB of metadata, so a longer line is a broken file (a missing line break, a binary
+# file). Reading stops there instead of holding the whole line in memory.
+MAX_LINE_BYTES = 1024 * 1024
 # Lets an oversized text through the CSV parser so it is reported as too long.
-csv.field_size_limit(64 * 1024 * 1024)
+csv.field_size_limit(MAX_LINE_BYTES)
 
 
 @dataclass
@@ -82,9 +86,36 @@ def _count_lines(path: Path) -> int:
     return n
 
 
+def _bounded_lines(fh, bad: dict[int, str]) -> Iterator[bytes]:
+    """The file's lines, none longer than MAX_LINE_BYTES: a longer one is recorded in
+    ``bad``, skipped in chunks (memory stays flat) and stands as a one-field line."""
+    lineno = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            size = len(raw)
+            while True:
+                more = fh.readline(MAX_LINE_BYTES)
+                size += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            bad[lineno] = (
+                f"the line is {size:,} bytes long; a row may take at most "
+                f"{MAX_LINE_BYTES:,} (is the file missing its line breaks?)"
+            )
+            raw = b"-\n"
+        yield raw
+
+
 def _decoded_lines(path: Path, bad: dict[int, str]) -> Iterator[str]:
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in enumerate(_bounded_lines(fh, bad), 1):
+            if lineno in bad:
+                yield raw.decode("ascii")
+                continue
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:

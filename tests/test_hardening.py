@@ -329,3 +329,27 @@ def test_a_write_whose_index_cannot_be_saved_says_it_is_committed(built, monkeyp
     with FoodIndex(built) as idx:  # the index catches up on the next open
         assert Searcher(idx).search("새 음식: 단백질", k=1, mode="dense")[0][0].id == "ro1"
         assert idx.verify() == []
+
+
+# 8. a file with no line breaks is not read whole -----------------------------------------
+@pytest.mark.parametrize("ext", ["csv", "jsonl"])
+def test_a_line_without_end_is_refused_without_reading_it_whole(built, tmp_path, ext):
+    import tracemalloc
+
+    from indexer.readers import MAX_LINE_BYTES
+
+    path = tmp_path / f"long.{ext}"
+    with open(path, "wb") as fh:
+        fh.write(b"id,text\n" if ext == "csv" else b"")
+        fh.write(b'{"id": "x", "text": "' if ext == "jsonl" else b"x,")
+        for _ in range(24):
+            fh.write(b"a" * MAX_LINE_BYTES)
+    tracemalloc.start()
+    res = run("build", path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert res.exit_code == 1
+    assert ("line 2" if ext == "csv" else "line 1") in res.output
+    assert "missing its line breaks" in res.output
+    assert peak < 8 * MAX_LINE_BYTES  # never the whole 24 MiB line
+    assert count(built) == 234
