@@ -594,7 +594,8 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
 @click.option(
     "--max-pairs",
     type=click.IntRange(1),
-    help="Keep at most this many pairs (the best); the number left out is reported.",
+    help="Keep at most this many pairs (the best; default 1,000,000); the number left "
+    "out is reported.",
 )
 @click.option(
     "--output",
@@ -762,13 +763,24 @@ def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per job.")
+@click.option(
+    "--delete",
+    "delete_ids",
+    type=click.IntRange(1, 2**63 - 1),
+    multiple=True,
+    metavar="JOB",
+    help="Delete this job and its pairs (a job still running is refused); repeatable.",
+)
 @_common
 @_friendly
-def jobs(as_json, home, model, db) -> None:
+def jobs(as_json, delete_ids, home, model, db) -> None:
     """List mining jobs: parameters, status, timings and pair counts."""
-    from .mining import list_jobs
+    from .mining import delete_job, list_jobs
 
     with _open(home, model, db) as idx:
+        for job_id in delete_ids:
+            delete_job(idx, job_id)
+            click.echo(f"deleted job {job_id} and its pairs", err=True)
         rows = list_jobs(idx)
     if as_json:
         for r in rows:

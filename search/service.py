@@ -37,6 +37,8 @@ from .page import PAGE
 
 log = logging.getLogger("foodvec")
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Mining jobs at once per server: each holds every vector in memory and keeps a core busy.
+MAX_RUNNING_JOBS = 2
 MAX_ITEMS_PER_REQUEST = 1000
 MAX_QUERIES_PER_REQUEST = 100
 RAW_TEXT_LIMIT = 4 * MAX_TEXT_CHARS  # before white space is folded
@@ -170,6 +172,7 @@ def create_app(
     """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``."""
     searcher = Searcher(index)
     stop = threading.Event()
+    running: set[threading.Thread] = set()
 
     def check_token(request: Request) -> None:
         if not token:
@@ -281,6 +284,14 @@ def create_app(
     def start_mine(req: MineRequest) -> dict[str, Any]:
         from .mining import run_mining_job, start_job
 
+        live = {t for t in running if t.is_alive()}
+        running.intersection_update(live)
+        if len(live) >= MAX_RUNNING_JOBS:
+            raise HTTPException(
+                429,
+                f"{len(live)} mining jobs are running (the most at once is "
+                f"{MAX_RUNNING_JOBS}); try again when one has finished",
+            )
         threshold = req.threshold if req.threshold is not None else index.mining_threshold()
         params = {
             "threshold": threshold,
@@ -302,6 +313,7 @@ def create_app(
                 log.warning("mining job %s failed: %s: %s", job, type(exc).__name__, exc)
 
         t = threading.Thread(target=work, name=f"foodvec-mine-{job}", daemon=True)
+        running.add(t)
         t.start()
         return {"job": job}
 
@@ -313,6 +325,13 @@ def create_app(
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return job
+
+    @app.delete("/jobs/{job_id}", dependencies=[Depends(check_token)])
+    def job_delete(job_id: JobId) -> dict[str, Any]:
+        from .mining import delete_job
+
+        delete_job(index, job_id)  # NotFoundError -> 404, a running job -> 400
+        return {"deleted": job_id}
 
     @app.get("/jobs/{job_id}/pairs", dependencies=[Depends(read_access)])
     def pairs(

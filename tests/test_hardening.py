@@ -353,3 +353,37 @@ def test_a_line_without_end_is_refused_without_reading_it_whole(built, tmp_path,
     assert "missing its line breaks" in res.output
     assert peak < 8 * MAX_LINE_BYTES  # never the whole 24 MiB line
     assert count(built) == 234
+
+
+# 6. mining jobs are bounded --------------------------------------------------------------
+def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
+    import search.mining as mining
+    import search.service as service
+
+    monkeypatch.setattr(mining, "DEFAULT_MAX_PAIRS", 50)
+    res = run("mine", "--threshold", "-1", "--json", "-q")
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 50
+    assert "pairs left out" in res.stderr
+    with FoodIndex(built) as idx:
+        job = mining.list_jobs(idx)[0]
+        assert job["pair_count"] == 50 and job["left_out"] > 0
+        # an interrupted job (its process gone) loses the pairs it had stored
+        with idx.store.immediate() as conn:
+            conn.execute(
+                __import__("sqlalchemy").text(
+                    "UPDATE jobs SET status = 'running', pid = 2147483646 WHERE id = :j"
+                ),
+                {"j": job["id"]},
+            )
+        assert mining.get_job(idx, job["id"])["status"] == "interrupted"
+        assert mining.job_pairs(idx, job["id"]) == []
+    assert run("jobs", "--delete", job["id"]).exit_code == 0
+    res = run("jobs", "--delete", job["id"])
+    assert res.exit_code == 1 and f"no job {job['id']}" in res.output
+    # the server runs at most MAX_RUNNING_JOBS at once and answers 429 past that
+    monkeypatch.setattr(service, "MAX_RUNNING_JOBS", 0)
+    with FoodIndex(built) as idx:
+        with TestClient(create_app(idx, compact_every=0)) as c:
+            r = c.post("/jobs/mine", json={"threshold": 0.5})
+            assert r.status_code == 429 and "try again" in r.json()["detail"]
+            assert c.delete("/jobs/999").status_code == 404
