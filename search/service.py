@@ -168,8 +168,11 @@ def create_app(
     token: str | None = None,
     protect_reads: bool = False,
     compact_every: float = 30.0,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``."""
+    """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``.
+    ``allowed_hosts``: the Host header values accepted (a loopback server accepts only
+    loopback names, so a page on another site cannot reach it by DNS rebinding)."""
     searcher = Searcher(index)
     stop = threading.Event()
     running: set[threading.Thread] = set()
@@ -239,6 +242,8 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
+        if protect_reads:
+            return {"status": "ok"}  # the generation and model are for readers with the token
         gen, model = index.store.state()
         return {"status": "ok", "generation": gen, "model": model}
 
@@ -359,7 +364,14 @@ def create_app(
         return PAGE
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app
+
+
+LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]", "::1"]
 
 
 def _as_text(v: Any) -> str:
@@ -398,5 +410,11 @@ def serve(
             "--insecure to serve writes to anyone who can reach it"
         )
     index = FoodIndex(home=home, model=model, db=db)
-    app = create_app(index, token=token, protect_reads=protect_reads, compact_every=compact_every)
+    app = create_app(
+        index,
+        token=token,
+        protect_reads=protect_reads,
+        compact_every=compact_every,
+        allowed_hosts=LOOPBACK_NAMES + [host] if is_loopback(host) else None,
+    )
     uvicorn.run(app, host=host, port=port, log_level=os.environ.get("FOODVEC_LOG", "warning"))

@@ -387,3 +387,24 @@ def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
             r = c.post("/jobs/mine", json={"threshold": 0.5})
             assert r.status_code == 429 and "try again" in r.json()["detail"]
             assert c.delete("/jobs/999").status_code == 404
+
+
+# fragile: /health with --protect-reads, and DNS rebinding against a loopback server ------
+def test_health_hides_state_when_reads_are_protected_and_hosts_are_checked(home):
+    from search.service import LOOPBACK_NAMES
+
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+    with TestClient(create_app(idx, token="t", protect_reads=True, compact_every=0)) as c:
+        assert c.get("/health").json() == {"status": "ok"}
+    app = create_app(idx, compact_every=0, allowed_hosts=LOOPBACK_NAMES)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/health").status_code == 200
+        r = c.post(
+            "/items",
+            json={"items": [{"id": "x", "text": "y"}]},
+            headers={"host": "evil.example:8000"},
+        )
+        assert r.status_code == 400
+    assert idx.store.item_by_ext_id("x") is None
+    idx.close()
