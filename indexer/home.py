@@ -349,6 +349,10 @@ class FoodIndex:
             on_disk_gen = on_disk.get("generation")
             if on_disk.get("model") == model and isinstance(on_disk_gen, int) and on_disk_gen > gen:
                 return  # another process already published a newer index
+            # Temporary files of a save that was killed half-way (saves hold this lock,
+            # so none is being written now).
+            for stale in self.index_dir.glob("*.tmp"):
+                stale.unlink(missing_ok=True)
             # The lexical file goes first; the sidecar that names it is replaced last.
             name = f"lexical-{gen}-{os.getpid()}.npz"
             ann_mod.write_file_atomic(self.index_dir / name, lexical)

@@ -408,3 +408,11 @@ def test_health_hides_state_when_reads_are_protected_and_hosts_are_checked(home)
         assert r.status_code == 400
     assert idx.store.item_by_ext_id("x") is None
     idx.close()
+
+
+def test_temporary_files_of_a_killed_save_are_cleaned(built):
+    stale = [built / "index" / "faiss-9-flat-1.index.tmp", built / "index" / "index.jsonab.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    assert run("add", "새 음식: 단백질", "--id", "t1").exit_code == 0
+    assert not any(p.exists() for p in stale)
