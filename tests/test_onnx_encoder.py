@@ -169,7 +169,7 @@ def test_query_path_does_not_import_torch(tmp_path):
     code = (
         "import sys\n"
         "from search.cli import cli\n"
-        "cli.main(['search', '두부', '--json'], standalone_mode=False)\n"
+        "cli.main(['search', '시금치', '--json'], standalone_mode=False)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'sentence_transformers' not in sys.modules\n"
         "print('no torch')\n"
@@ -179,4 +179,4 @@ def test_query_path_does_not_import_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("no torch")
-    assert json.loads(out.stdout.splitlines()[0])["results"][0]["id"] == "k097"
+    assert json.loads(out.stdout.splitlines()[0])["results"][0]["id"] == "k001"  # 시금치
