@@ -150,6 +150,32 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     return info
 
 
+def _training_args(cfg: TrainConfig, output_dir: str, progress: bool, **extra):
+    """The trainer settings both recipes share (no checkpoints, CPU, quiet unless asked)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        # no warm-up is the trainer's default; the ratio argument is deprecated in
+        # Transformers 5, so it is passed only when asked for
+        **({"warmup_ratio": cfg.warmup_ratio} if cfg.warmup_ratio else {}),
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        seed=cfg.seed,
+        save_strategy="no",
+        report_to="none",
+        logging_strategy="epoch" if progress else "no",
+        disable_tqdm=not progress,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
 def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
     """The seed card's recipe: BatchHardTripletLoss on the labelled phrases."""
     import torch
@@ -157,7 +183,6 @@ def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer.losses import BatchHardTripletLoss
     from transformers.utils import logging as hf_logging
@@ -175,26 +200,8 @@ def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
     loss = BatchHardTripletLoss(model, margin=cfg.margin)
     dataset = Dataset.from_dict({"sentence": texts, "label": [int(x) for x in labels]})
     with tempfile.TemporaryDirectory() as scratch:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=cfg.epochs,
-            per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.batch_size,
-            learning_rate=cfg.lr,
-            lr_scheduler_type=cfg.scheduler,
-            # no warm-up is the trainer's default; the ratio argument is deprecated in
-            # Transformers 5, so it is passed only when asked for
-            **({"warmup_ratio": cfg.warmup_ratio} if cfg.warmup_ratio else {}),
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            seed=cfg.seed,
-            save_strategy="no",
-            report_to="none",
-            logging_strategy="epoch" if progress else "no",
-            logging_steps=1,
-            disable_tqdm=not progress,
-            use_cpu=True,
-            dataloader_num_workers=0,
+        args = _training_args(
+            cfg, scratch, progress, per_device_eval_batch_size=cfg.batch_size, logging_steps=1
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=dataset, loss=loss
@@ -235,7 +242,6 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer.losses import (
         BatchHardTripletLoss,
@@ -295,22 +301,10 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
             ),
             "english": MSELoss(model),
         }
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(Path(scratch) / "run"),
-            num_train_epochs=cfg.epochs,
-            per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.lr,
-            lr_scheduler_type=cfg.scheduler,
-            **({"warmup_ratio": cfg.warmup_ratio} if cfg.warmup_ratio else {}),
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            seed=cfg.seed,
-            save_strategy="no",
-            report_to="none",
-            logging_strategy="epoch" if progress else "no",
-            disable_tqdm=not progress,
-            use_cpu=True,
-            dataloader_num_workers=0,
+        args = _training_args(
+            cfg,
+            str(Path(scratch) / "run"),
+            progress,
             batch_sampler=BatchSamplers.NO_DUPLICATES,
             multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         )

@@ -80,6 +80,13 @@ def fuse(
     return scored
 
 
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest scores (in no particular order)."""
+    if len(scores) <= n:
+        return np.arange(len(scores))
+    return np.argpartition(-scores, n - 1)[:n]
+
+
 class Searcher:
     """Food lookup over one ``FoodIndex``."""
 
@@ -193,7 +200,12 @@ class Searcher:
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple]:
         ids, scores, _ = self.index.lexical_scores(query, allowed)
         first = self._name_matches(query, allowed)
-        ranked = fuse({}, dict(zip(ids.tolist(), scores.tolist(), strict=True)), 0.0, first)
+        top = _top(scores, k + len(first))
+        lexical = dict(zip(ids[top].tolist(), scores[top].tolist(), strict=True))
+        for i in first:  # an exact name the top did not reach keeps its own score
+            hit = np.flatnonzero(ids == i)
+            lexical.setdefault(i, float(scores[hit[0]]) if len(hit) else 0.0)
+        ranked = fuse({}, lexical, 0.0, first)
         return [(i, s, None, s) for i, s in ranked[:k]]
 
     def _hybrid(self, normed: list[str], k: int, allowed: np.ndarray | None) -> list[list[tuple]]:
@@ -208,7 +220,7 @@ class Searcher:
             cover = lex_scores / full if full > 0 else lex_scores
             lexical: dict[int, float] = {}
             if len(lex_ids):
-                top = np.argsort(-cover, kind="stable")[:n]
+                top = _top(cover, n)
                 lexical = dict(zip(lex_ids[top].tolist(), cover[top].tolist(), strict=True))
                 # Dense candidates take their lexical score too.
                 order = np.argsort(lex_ids)
