@@ -426,6 +426,19 @@ def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
             if conn.execute(text("SELECT count(*) FROM items")).scalar_one():
                 raise model_mismatch(store, embedder, active)
             switch = True  # no items left: the home takes the new model
+        # Vectors embedded in phase A may have been collected since (``foodvec vacuum``
+        # deletes vectors that no item uses); embed any such text again, under the lock.
+        lost = conn.execute(
+            text(
+                "SELECT DISTINCT s.hash, s.text FROM temp.staging s LEFT JOIN vectors v "
+                "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
+            ),
+            {"m": embedder.fingerprint},
+        ).all()
+        if lost:
+            vecs = embedder.encode([r[1] for r in lost])
+            WriteTx(conn, 0).put_vectors(embedder.fingerprint, [r[0] for r in lost], vecs)
+            summary.embedded += len(lost)
         gen = Store._get_int(conn, "generation", 0) + 1
         staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
         summary.unchanged = conn.execute(

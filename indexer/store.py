@@ -379,6 +379,18 @@ class Store:
             newest = self._get_int(conn, "generation", 0)
         return touched, newest
 
+    def collect_vectors(self) -> int:
+        """Delete cached vectors that no item uses (any model); returns how many. Safe
+        beside a running build: its apply step re-embeds any of its texts whose vector
+        was collected, under the same write lock."""
+        with self.immediate() as conn:
+            return conn.execute(
+                text(
+                    "DELETE FROM vectors WHERE NOT EXISTS "
+                    "(SELECT 1 FROM items i WHERE i.content_hash = vectors.content_hash)"
+                )
+            ).rowcount
+
     def prune_changes(self, upto: int) -> None:
         """Forget the change log up to ``upto``, once an index at that generation is saved."""
         with self.immediate() as conn:

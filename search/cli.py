@@ -349,6 +349,21 @@ def search(queries, k, filters, mode, min_score, as_json, home, model, db) -> No
 
 
 @cli.command()
+@_common
+@_friendly
+def vacuum(home, model, db) -> None:
+    """Delete cached vectors that no item uses any more (after rewrites and deletes).
+
+    Safe while a build runs: a build re-embeds any of its texts whose vector was
+    collected before it applies its rows.
+    """
+    with _open(home, model, db) as idx:
+        n = idx.store.collect_vectors()
+        left = idx.store.stats()["vectors"]
+    click.echo(f"deleted {n} unused vectors; {left} left")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_common
 @_friendly

@@ -48,7 +48,7 @@ class Pairs:
 
 
 def _finalize(rows: list[np.ndarray], cols: list[np.ndarray], scores: list[np.ndarray]) -> Pairs:
-    if not rows:
+    if not rows or not sum(len(r) for r in rows):  # no pair reached the threshold
         e = np.zeros(0, np.int64)
         return Pairs(e, e, np.zeros(0, np.float32))
     i = np.concatenate(rows).astype(np.int64)

@@ -416,3 +416,34 @@ def test_temporary_files_of_a_killed_save_are_cleaned(built):
         p.write_bytes(b"half")
     assert run("add", "새 음식: 단백질", "--id", "t1").exit_code == 0
     assert not any(p.exists() for p in stale)
+
+
+# 13. the vector cache shrinks ---------------------------------------------------------------
+def test_vacuum_collects_unused_vectors_and_a_build_survives_it(built, fakes, tmp_path):
+    for n in range(30):
+        assert run("add", f"바뀌는 음식 {n}: 단백질", "--id", "w1").exit_code == 0
+    assert run("delete", "w1").exit_code == 0
+    with FoodIndex(built) as idx:
+        assert idx.store.stats()["vectors"] == 234 + 30
+    res = run("vacuum")
+    assert res.exit_code == 0 and "deleted 30 unused vectors; 234 left" in res.output
+    # a build whose vectors were collected between its embedding and its apply step
+    import indexer.build as build_mod
+
+    real = build_mod._stage
+
+    def stage_then_vacuum(conn, valid, seq_base):
+        real(conn, valid, seq_base)
+        with FoodIndex(built) as other:
+            assert other.store.collect_vectors() >= 1
+
+    f = tmp_path / "new.jsonl"
+    f.write_text('{"id": "v1", "text": "새로 온 음식: 칼슘"}\n', encoding="utf-8")
+    build_mod._stage = stage_then_vacuum
+    try:
+        assert run("build", f, "-q").exit_code == 0
+    finally:
+        build_mod._stage = real
+    with FoodIndex(built) as idx:
+        assert idx.verify() == []
+        assert Searcher(idx).search("새로 온 음식: 칼슘", k=1, mode="dense")[0][0].id == "v1"

@@ -186,3 +186,9 @@ def test_mine_defaults_to_the_models_calibrated_threshold(fakes, home, monkeypat
     pairs = [_json.loads(x) for x in res.output.splitlines()]
     assert pairs and min(p["score"] for p in pairs) >= 0.42
     assert any(p["score"] < 0.9 for p in pairs)
+
+
+def test_no_pair_above_the_threshold_gives_no_pairs():
+    vecs = np.eye(4, dtype=np.float32)  # orthogonal: every cosine is 0
+    for mined in (mine_exact(vecs, 3, 0.5), mine_ivf(vecs, 3, 0.5, nlist=1, nprobe=1)):
+        assert len(mined) == 0
