@@ -672,14 +672,19 @@ def mine(
     mining is exact; above, it uses an approximate kNN (recall measured in bench/mine.py);
     --exact forces exact mode. Pairs are never dropped silently.
     """
-    from .mining import job_clusters, job_pairs, latest_done_job, run_mining_job
+    from .mining import get_job, job_clusters, job_pairs, latest_done_job, run_mining_job
 
     flt = _parse_pairs(filters, "--filter")
     with _open(home, model, db) as idx:
         if of_id is not None or (show_clusters and job_id is not None):
-            job = job_id or latest_done_job(idx)
+            job = job_id if job_id is not None else latest_done_job(idx)
             if job is None:
                 raise click.ClickException("no finished mining job yet: run `foodvec mine`")
+            found = get_job(idx, job)
+            if found is None:
+                raise click.ClickException(f"no job {job}; `foodvec jobs` lists the jobs")
+            if found["status"] != "done":
+                raise click.ClickException(f"job {job} is {found['status']}, not done")
             if of_id is not None:
                 pairs = job_pairs(idx, job, of=of_id)
                 _show_pairs(pairs, as_json, f"paraphrases of {of_id} (job {job})", None)

@@ -447,3 +447,10 @@ def test_vacuum_collects_unused_vectors_and_a_build_survives_it(built, fakes, tm
     with FoodIndex(built) as idx:
         assert idx.verify() == []
         assert Searcher(idx).search("새로 온 음식: 칼슘", k=1, mode="dense")[0][0].id == "v1"
+
+
+def test_clusters_of_an_unknown_job_is_an_error(built):
+    res = run("mine", "--job", "-1", "--clusters")
+    assert res.exit_code == 1 and "no job -1" in res.output
+    res = run("mine", "--job", "999", "--of", "k001")
+    assert res.exit_code == 1 and "no job 999" in res.output
