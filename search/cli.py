@@ -68,6 +68,13 @@ def _friendly(f: Callable) -> Callable:
             raise
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; nothing was written") from None
+        except sqlalchemy_error() as exc:
+            # one line: the driver's message, without SQLAlchemy's statement and parameters
+            cause = getattr(exc, "orig", None) or exc
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            raise click.ClickException(
+                f"database error: {type(cause).__name__}: {first}"
+            ) from None
         except Exception as exc:  # the last line of defence: no traceback for users
             if os.environ.get("FOODVEC_DEBUG"):
                 raise
@@ -76,6 +83,12 @@ def _friendly(f: Callable) -> Callable:
             ) from None
 
     return wrapper
+
+
+def sqlalchemy_error() -> type[Exception]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def _open(home: Path | None, model: str | None, db: str | None) -> FoodIndex:
@@ -505,7 +518,7 @@ def train(
         margin=margin,
     )
     if not quiet and not as_json:
-        click.echo(f"training on {cfg.data} -> {out}", err=True)
+        click.echo(f"training the {recipe} recipe -> {out}", err=True)
     info = run_train(cfg, progress=not quiet)
     figures = None
     if not no_eval and (DATA_DIR / "heldout.csv").exists():

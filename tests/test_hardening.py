@@ -454,3 +454,12 @@ def test_clusters_of_an_unknown_job_is_an_error(built):
     assert res.exit_code == 1 and "no job -1" in res.output
     res = run("mine", "--job", "999", "--of", "k001")
     assert res.exit_code == 1 and "no job 999" in res.output
+
+
+def test_a_database_error_is_one_line(fakes, home, tmp_path):
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    res = run("stats", "--db", f"sqlite:///{bad}")
+    assert res.exit_code == 1
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: database error:"), res.output
