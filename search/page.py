@@ -26,9 +26,15 @@ PAGE = """<!doctype html>
 <body>
 <h1>foodvec: food search</h1>
 <form id="form">
-  <input id="q" name="q" placeholder="비타민 C 풍부, 면역력 강화" autofocus required>
+  <input id="q" name="q" placeholder="김치, 뼈에 좋은 음식, 비타민 C" autofocus required>
+  <select id="mode" title="search mode">
+    <option value="hybrid" selected>hybrid</option>
+    <option value="dense">dense</option>
+    <option value="lexical">lexical</option>
+  </select>
   <input id="k" name="k" type="number" min="1" max="1000" value="10" title="results">
   <input id="filters" name="filters" placeholder="filters: category=과일, healthy=1">
+  <input id="token" type="password" placeholder="token (if reads are protected)">
   <button type="submit">Search</button>
 </form>
 <p id="status"></p>
@@ -56,11 +62,13 @@ form.addEventListener("submit", async (ev) => {
   try {
     body = {query: document.getElementById("q").value,
             k: parseInt(document.getElementById("k").value || "10", 10),
+            mode: document.getElementById("mode").value,
             filters: parseFilters(document.getElementById("filters").value)};
   } catch (e) { status.textContent = e.message; return; }
-  const res = await fetch("/search", {method: "POST",
-                                      headers: {"Content-Type": "application/json"},
-                                      body: JSON.stringify(body)});
+  const headers = {"Content-Type": "application/json"};
+  const token = document.getElementById("token").value.trim();
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const res = await fetch("/search", {method: "POST", headers, body: JSON.stringify(body)});
   const data = await res.json();
   if (!res.ok) { status.textContent = data.detail || ("error " + res.status); return; }
   if (!data.results.length) { status.textContent = "no results"; return; }
