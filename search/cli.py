@@ -396,6 +396,7 @@ def stats(as_json, home, model, db) -> None:
         f"index:      {ix['type'] or '-'} {ix['params'] or ''} "
         f"(generation {ix['generation']}, {ix['count']} vectors)"
     )
+    click.echo(f"mining:     default threshold {s['mine_threshold']}")
 
 
 @cli.command()
