@@ -36,6 +36,25 @@ def fakes(monkeypatch, home):
     return made
 
 
+def run(*args):
+    """The CLI in process: ``run("search", "김치", "--json")``."""
+    from click.testing import CliRunner
+
+    from search.cli import cli
+
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+@pytest.fixture
+def built(fakes, home):
+    """A home holding the sample corpus, indexed with the fake model."""
+    from indexer import BuildOptions, FoodIndex
+
+    with FoodIndex(home) as idx:
+        idx.build([SAMPLE], BuildOptions(progress=False))
+    return home
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     h = tmp_path / "home"

@@ -10,32 +10,19 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from indexer import BuildOptions, FoodIndex
 from indexer.text import MAX_META_DEPTH, clean_metadata
 from search import Searcher
-from search.cli import cli
 from search.service import create_app
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, run
 from tests.fakes import FakeEmbedder
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def write_jsonl(path, lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def built(fakes, home):
-    with FoodIndex(home) as idx:
-        idx.build([SAMPLE], BuildOptions(progress=False))
-    return home
 
 
 def count(home):

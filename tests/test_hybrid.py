@@ -9,29 +9,16 @@ import random
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from indexer import BuildOptions, FoodIndex
 from indexer.lexical import K1, WEIGHTS, B, LexicalIndex
 from indexer.terms import item_terms, name_key, query_name_keys, terms
 from search import Searcher
-from search.cli import cli
 from search.engine import fuse
 from search.service import create_app
-from tests.conftest import SAMPLE, sample_rows, write_csv
+from tests.conftest import SAMPLE, run, sample_rows, write_csv
 from tests.fakes import FakeEmbedder
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
-
-
-@pytest.fixture
-def built(fakes, home):
-    with FoodIndex(home) as idx:
-        idx.build([SAMPLE], BuildOptions(progress=False))
-    return home
 
 
 def ids_of(hits):

@@ -5,23 +5,10 @@ import json
 import faiss
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from indexer import BuildOptions, FoodIndex
 from search import Searcher
-from search.cli import cli
-from tests.conftest import SAMPLE, sample_rows
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
-
-
-@pytest.fixture
-def built(fakes, home):
-    with FoodIndex(home) as idx:
-        idx.build([SAMPLE], BuildOptions(progress=False))
-    return home
+from tests.conftest import SAMPLE, run, sample_rows
 
 
 def brute_force(fake, rows, query, k, keep=lambda r: True):
