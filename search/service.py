@@ -280,7 +280,7 @@ def create_app(
             "generation": summary.generation,
         }
 
-    @app.delete("/items/{item_id}", dependencies=[Depends(check_token)])
+    @app.delete("/items/{item_id:path}", dependencies=[Depends(check_token)])
     def delete(item_id: str) -> dict[str, Any]:
         n = index.delete([item_id], publish=False)
         return {"deleted": n, "generation": index.store.generation()}

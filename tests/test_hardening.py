@@ -450,3 +450,16 @@ def test_a_database_error_is_one_line(fakes, home, tmp_path):
     assert res.exit_code == 1
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: database error:"), res.output
+
+
+# 12. ids holding "/" can be deleted over HTTP ---------------------------------------------
+def test_an_id_with_a_slash_is_deleted_over_http(home):
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+    with TestClient(create_app(idx, compact_every=0)) as c:
+        assert c.post("/items", json={"items": [{"id": "a/b", "text": "x: y"}]}).status_code == 200
+        r = c.delete("/items/a%2Fb")
+        assert r.status_code == 200 and r.json()["deleted"] == 1
+        assert c.delete("/items/a%2Fb").status_code == 404
+    assert idx.store.item_by_ext_id("a/b") is None
+    idx.close()
