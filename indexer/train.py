@@ -182,7 +182,6 @@ def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
-        SentenceTransformerTrainer,
     )
     from sentence_transformers.sentence_transformer.losses import BatchHardTripletLoss
     from transformers.utils import logging as hf_logging
@@ -203,13 +202,21 @@ def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
         args = _training_args(
             cfg, scratch, progress, per_device_eval_batch_size=cfg.batch_size, logging_steps=1
         )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=dataset, loss=loss
-        )
-        # The trainer prints its logs; stdout is kept for the command's own output.
-        with contextlib.redirect_stdout(sys.stderr):
-            result = trainer.train()
-    seconds = time.perf_counter() - t0
+        result = _fit(model, args, dataset, loss)
+    return _save(model, cfg, result, time.perf_counter() - t0, rows=len(texts))
+
+
+def _fit(model, args, data, loss):
+    """Run the trainer; its logs go to stderr (stdout is the command's own output)."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+    with contextlib.redirect_stdout(sys.stderr):
+        return trainer.train()
+
+
+def _save(model, cfg: TrainConfig, result, seconds: float, **counts) -> dict:
+    """Save the model at ``cfg.output`` with a record of its training; returns it."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
@@ -217,7 +224,7 @@ def train_card(cfg: TrainConfig, progress: bool = True) -> dict:
         "seconds": round(seconds, 2),
         "steps": int(result.global_step),
         "train_loss": round(float(result.training_loss), 4),
-        "rows": len(texts),
+        **counts,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     (out / "foodvec_training.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
@@ -241,7 +248,6 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
     from datasets import Dataset, DatasetDict
     from sentence_transformers import (
         SentenceTransformer,
-        SentenceTransformerTrainer,
     )
     from sentence_transformers.sentence_transformer.losses import (
         BatchHardTripletLoss,
@@ -308,29 +314,19 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
             batch_sampler=BatchSamplers.NO_DUPLICATES,
             multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=data, loss=losses
-        )
-        with contextlib.redirect_stdout(sys.stderr):
-            result = trainer.train()
-        seconds = time.perf_counter() - t0
-        out = Path(cfg.output)
-        out.mkdir(parents=True, exist_ok=True)
+        result = _fit(model, args, data, losses)
         model.max_seq_length = cfg.max_seq_length
-        model.save(str(out))
-    info = {
-        "seconds": round(seconds, 2),
-        "steps": int(result.global_step),
-        "train_loss": round(float(result.training_loss), 4),
-        "rows": len(pairs) + len(health_t) + len(english),
-        "search_pairs": len(pairs),
-        "health_rows": len(health_t),
-        "english_names": len(english),
-        "tokens_added": len(added),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-    }
-    (out / "foodvec_training.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
-    return info
+        return _save(
+            model,
+            cfg,
+            result,
+            time.perf_counter() - t0,
+            rows=len(pairs) + len(health_t) + len(english),
+            search_pairs=len(pairs),
+            health_rows=len(health_t),
+            english_names=len(english),
+            tokens_added=len(added),
+        )
 
 
 def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]]) -> None:

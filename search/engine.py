@@ -124,7 +124,8 @@ class Searcher:
                 )
             normed.append(nq)
         idx = self.index
-        idx.check_model()
+        if mode != "lexical":  # keyword search needs no model, so it loads none
+            idx.check_model()
         allowed = idx.store.filtered_ids(filters) if filters else None
         if mode == "dense":
             ranked = self._dense(normed, k, allowed)
