@@ -27,7 +27,7 @@ demo: $(STAMP)
 	@test -f "$(FOODVEC_HOME)/models/default/foodvec_model.json" || { \
 	  echo "The default model is not trained yet: training it now (about 4 minutes on 2 cores)."; \
 	  $(VENV)/bin/foodvec train; }
-	$(VENV)/bin/foodvec build data/sample_foods.csv --reembed
+	$(VENV)/bin/foodvec build indexer/data/sample_foods.csv --reembed
 	$(VENV)/bin/foodvec search "김치" "우유" "비타민 C" -k 3
 	$(VENV)/bin/foodvec search "뼈에 좋은 음식" "김치 찌개" -k 5
 	$(VENV)/bin/foodvec search "칼슘 풍부" --filter category=유제품 -k 3

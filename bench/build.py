@@ -95,7 +95,7 @@ def main() -> None:
             results.append(
                 measure(
                     "sample_foods.csv",
-                    ROOT / "data" / "sample_foods.csv",
+                    ROOT / "indexer" / "data" / "sample_foods.csv",
                     args.model,
                     tmp / "h1",
                     args.repeat,

@@ -1,5 +1,5 @@
 """Unique short Korean food phrases for benchmarks: every sample food's name joined to
-other foods' nutrition profiles (data/sample_foods.csv), in a fixed shuffled order."""
+other foods' nutrition profiles (indexer/data/sample_foods.csv), in a fixed shuffled order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bench.common import ROOT
 
 
 def korean_phrases(n: int, seed: int = 0) -> list[str]:
-    with open(ROOT / "data" / "sample_foods.csv", encoding="utf-8") as fh:
+    with open(ROOT / "indexer" / "data" / "sample_foods.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     names = [r["name"] for r in rows]
     profiles = [r["text"].split(": ", 1)[1] for r in rows]

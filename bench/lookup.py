@@ -1,7 +1,7 @@
 """Korean food lookup: nDCG@10 by query kind, names found first, for every search mode.
 
-The corpus and graded queries are data/lookup (written by bench.lookup_data; the rules
-are in data/README.md). Parameters are chosen on the ``dev`` half (``--tune``); the
+The corpus and graded queries are indexer/data/lookup (written by bench.lookup_data; the rules
+are in indexer/data/README.md). Parameters are chosen on the ``dev`` half (``--tune``); the
 figures to report are the ``test`` half's.
 
     python -m bench.lookup                          # base and default models, all modes
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer import BuildOptions, FoodIndex
-from search.engine import MODES, Searcher
-from search.quality import LOOKUP, load_queries, lookup_scores
+from indexer.quality import LOOKUP, load_queries, lookup_scores
+from indexer.retrieval import MODES, Searcher
 
 DATA = LOOKUP
 
@@ -30,7 +30,7 @@ def evaluate(searcher: Searcher, queries: list[dict[str, Any]], mode: str) -> di
 
 
 def english_set(folder: Path, model: str, modes: list[str]) -> dict[str, float]:
-    """nDCG@10 per mode on data/english_food_queries.json (general English retrieval)."""
+    """nDCG@10 per mode on indexer/data/english_food_queries.json (general English retrieval)."""
     import csv
 
     data = json.loads((DATA.parent / "english_food_queries.json").read_text(encoding="utf-8"))

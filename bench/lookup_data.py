@@ -1,8 +1,8 @@
-"""Write the Korean lookup benchmark (data/lookup/corpus.csv and queries.jsonl).
+"""Write the Korean lookup benchmark (indexer/data/lookup/corpus.csv and queries.jsonl).
 
-The foods, their tags and the queries are written by hand (``data/lookup/foods.txt`` and
+The foods, their tags and the queries are written by hand (``indexer/data/lookup/foods.txt`` and
 the lists below); this script only spells the descriptions out and grades every query
-by the rules in data/README.md, so the grading is reproducible and reviewable:
+by the rules in indexer/data/README.md, so the grading is reproducible and reviewable:
 
 - names (exact, typed differently, English): 2 for the named food; 1 for a food whose
   name contains the named one or is contained in it (a compound and its parts).
@@ -18,7 +18,7 @@ Foods are split into halves by a hash of their name; a name query belongs to the
 of its food, every other query to a half by a hash of its text. ``bench.lookup``
 tunes on ``dev`` and reports ``test``.
 
-    python -m bench.lookup_data     # rewrites data/lookup/corpus.csv and queries.jsonl
+    python -m bench.lookup_data     # rewrites indexer/data/lookup/corpus.csv and queries.jsonl
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "lookup"
+DATA = Path(__file__).resolve().parents[1] / "indexer" / "data" / "lookup"
 
 # tag -> (profile phrases, a benefit phrase or "", an English gloss or "")
 PHRASES: dict[str, tuple[tuple[str, ...], str, str]] = {

@@ -22,7 +22,7 @@ def main(method: str, vec_path: str, out_path: str, top_k: int, threshold: float
         capped = len(ref) >= 500_000 and ref[-1][0] >= threshold
         arr = np.array(kept, dtype=np.float64).reshape(-1, 3)
     else:
-        from search.mining import mine_exact, mine_ivf
+        from indexer.mining import mine_exact, mine_ivf
 
         fn = mine_exact if method == "exact" else mine_ivf
         pairs = fn(vecs, top_k=top_k, threshold=threshold)

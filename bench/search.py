@@ -42,10 +42,10 @@ def make_home(source: Path, dest: Path, size: int, kind: str) -> float:
     # a copy of the database without its index: the new home builds its own
     shutil.copy(source / "foodvec.db", dest / "foodvec.db")
     with FoodIndex(dest) as idx:
-        total = idx.store.count()
+        total = idx.count()
         if size < total:
             keep = np.random.default_rng(0).choice(total, size, replace=False)
-            with idx.store.engine.begin() as conn:
+            with idx._store.engine.begin() as conn:
                 ids = conn.execute(text("SELECT id FROM items ORDER BY id")).scalars().all()
                 conn.execute(text("CREATE TEMP TABLE keep(id INTEGER PRIMARY KEY)"))
                 conn.execute(text("INSERT INTO keep VALUES (:i)"), [{"i": ids[k]} for k in keep])
@@ -95,7 +95,7 @@ def main() -> None:
                     s.search(q, k=args.k, mode=mode)
                     times.append((time.perf_counter() - t0) * 1000)
             ann = idx.sync()
-            ids, vecs = idx.store.gather_vectors(idx.store.active_model(), ann.dim)
+            ids, vecs = idx.vectors()
             qv = idx.embedder.encode(queries)
             flat = faiss.IndexFlatIP(ann.dim)
             flat.add(vecs)

@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--card-seeds", default="42")
     args = ap.parse_args()
 
+    from indexer.quality import model_report
     from indexer.train import TrainConfig, train
-    from search.quality import model_report
 
     out = {"bench": "train", "base": model_report("base"), "runs": [], "machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""foodvec's write path: text -> vectors -> SQLite rows + FAISS index."""
+"""foodvec's library: an index home (``FoodIndex``) and everything it is made of."""
 
 from .build import BuildOptions, BuildSummary
 from .embedder import Embedder, SentenceTransformerEmbedder, base_model_path, load_embedder
@@ -10,7 +10,8 @@ from .errors import (
     ModelNotFoundError,
     NotFoundError,
 )
-from .home import FoodIndex, default_home
+from .home import FoodIndex
+from .retrieval import Hit, Searcher
 
 __all__ = [
     "BadInputError",
@@ -20,11 +21,12 @@ __all__ = [
     "Embedder",
     "FoodIndex",
     "FoodvecError",
+    "Hit",
     "ModelMismatchError",
     "ModelNotFoundError",
     "NotFoundError",
+    "Searcher",
     "SentenceTransformerEmbedder",
     "base_model_path",
-    "default_home",
     "load_embedder",
 ]

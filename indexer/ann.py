@@ -330,3 +330,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def top_k_exact(
+    queries: np.ndarray, ids: np.ndarray, vecs: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner product over a small set of vectors (pure; no I/O)."""
+    k = min(k, len(ids))
+    scores = queries @ vecs.T
+    if k < len(ids):
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(len(ids)), (len(queries), 1))
+    top = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    cols = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(scores, cols, axis=1), ids[cols]

@@ -3,8 +3,8 @@
 Phase A streams the input: each row is validated and normalised, texts missing from
 the vector cache are embedded (each distinct text once) and the cache is committed as
 it goes (it is content-addressed, so it never changes what a search sees). Rows are
-staged in a temporary table. Phase B applies the staged rows to ``items`` in a single
-write transaction that bumps the generation: a build lands whole or not at all.
+staged (``storage.Staging``), which then applies them to the items in a single write
+transaction that bumps the generation: a build lands whole or not at all. No SQL here.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
 from tqdm import tqdm
 
 from .embedder import Embedder
-from .errors import BadInputError, BadRowError, FoodvecError, ModelMismatchError
+from .errors import BadInputError, BadRowError, ModelMismatchError
 from .readers import RawRow, Table, open_table
-from .store import SQL_BATCH, Store, WriteTx, canonical_json
+from .storage import StagedRow, Staging, Store, canonical_json
 from .terms import item_name, name_key
 from .text import (
     MAX_TEXT_CHARS,
@@ -242,23 +241,28 @@ def build(
     fp = embedder.fingerprint
     if active is not None and active != fp and not opts.reembed and store.count() > 0:
         raise model_mismatch(store, embedder, active)
-    with store.engine.connect() as conn:
-        _stage_setup(conn)
-        try:
+    try:
+        with store.staging() as staging:
+            run = _Run(staging, embedder, opts, rejects, summary)
             for table in sources:
                 summary.inputs.append(str(table.path))
-                id_col = _check_columns(table, opts)
-                jsonl_derive = table.columns is None and opts.id_column is None
-                _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, summary)
+                _phase_a(run, table)
             if opts.reembed:
-                _reembed_existing(conn, store, embedder, opts, summary)
-            _phase_b(conn, store, embedder, opts, summary)
-        finally:
-            rejects.close()
-            if conn.in_transaction():
-                conn.rollback()
-            with conn.begin():
-                conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+                _reembed_existing(run)
+            applied = staging.apply(
+                fp,
+                embedder.name,
+                int(embedder.dim),
+                embedder.encode,
+                switch_model=opts.reembed,
+                refuse=lambda active: model_mismatch(store, embedder, active),
+            )
+    finally:
+        rejects.close()
+    summary.new, summary.updated = applied.new, applied.updated
+    summary.unchanged = applied.unchanged
+    summary.embedded += applied.embedded
+    summary.generation = applied.generation
     summary.rejected = rejects.count
     summary.report = str(report) if rejects.count else None
     summary.items = store.count()
@@ -266,14 +270,15 @@ def build(
     return summary
 
 
-def _stage_setup(conn: Connection) -> None:
-    with conn.begin():
-        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, "
-            "name TEXT, nkey TEXT)"
-        )
+@dataclass
+class _Run:
+    """What every step of one build shares."""
+
+    staging: Staging
+    embedder: Embedder
+    opts: BuildOptions
+    rejects: _Rejects
+    summary: BuildSummary
 
 
 def _batches(rows: Iterator[RawRow], n: int) -> Iterator[list[RawRow]]:
@@ -287,7 +292,12 @@ def _batches(rows: Iterator[RawRow], n: int) -> Iterator[list[RawRow]]:
         yield batch
 
 
-def _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, summary):
+def _phase_a(run: _Run, table: Table) -> None:
+    """Validate, embed and stage one input, batch by batch."""
+    opts = run.opts
+    id_col = _check_columns(table, opts)
+    # JSONL rows without an id get one derived from their text.
+    jsonl_derive = table.columns is None and opts.id_column is None
     bar = tqdm(
         total=table.approx_rows,
         unit=" rows",
@@ -299,54 +309,66 @@ def _phase_a(conn, store, embedder, table, opts, id_col, jsonl_derive, rejects, 
     )
     try:
         for batch in _batches(table.rows, opts.batch_size):
-            summary.rows_read += len(batch)
-            valid: list[_Valid] = []
-            seen: dict[str, str] = {}
-            for raw in batch:
-                col = id_col
-                if jsonl_derive and raw.data is not None and "id" not in raw.data:
-                    col = None
-                row, reason, repaired = _validate(
-                    raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name"
+            run.summary.rows_read += len(batch)
+            valid = _validate_batch(run, batch, id_col, jsonl_derive)
+            if valid:
+                valid = _drop_staged_duplicates(run, valid)
+            if valid:
+                _embed_missing(run, valid)
+                base = run.summary.rows_read
+                run.staging.stage(
+                    [
+                        StagedRow(
+                            v.ext_id,
+                            v.text,
+                            v.hash,
+                            v.meta,
+                            v.where,
+                            base + n,
+                            v.name,
+                            name_key(v.name) if v.name else None,
+                        )
+                        for n, v in enumerate(valid)
+                    ]
                 )
-                if row is None:
-                    rejects.reject(raw, reason or "invalid row")
-                    continue
-                if row.ext_id in seen:
-                    rejects.reject(raw, f"duplicate id {row.ext_id!r}: also at {seen[row.ext_id]}")
-                    continue
-                seen[row.ext_id] = row.where
-                summary.repaired += repaired
-                valid.append(row)
-            if valid:
-                valid = _drop_staged_duplicates(conn, valid, rejects)
-            if valid:
-                _embed_missing(conn, store, embedder, valid, summary)
-                _stage(conn, valid, summary.rows_read)
             bar.update(len(batch))
     finally:
         bar.close()
 
 
-def _drop_staged_duplicates(conn, valid: list[_Valid], rejects: _Rejects) -> list[_Valid]:
-    earlier: dict[str, str] = {}
-    with conn.begin():
-        for start in range(0, len(valid), SQL_BATCH):
-            chunk = valid[start : start + SQL_BATCH]
-            params = {f"e{n}": v.ext_id for n, v in enumerate(chunk)}
-            marks = ",".join(f":e{n}" for n in range(len(chunk)))
-            earlier.update(
-                conn.execute(
-                    text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"),
-                    params,
-                ).all()
-            )
+def _validate_batch(
+    run: _Run, batch: list[RawRow], id_col: str | None, jsonl_derive: bool
+) -> list[_Valid]:
+    valid: list[_Valid] = []
+    seen: dict[str, str] = {}
+    opts = run.opts
+    for raw in batch:
+        col = id_col
+        if jsonl_derive and raw.data is not None and "id" not in raw.data:
+            col = None
+        row, reason, repaired = _validate(
+            raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name"
+        )
+        if row is None:
+            run.rejects.reject(raw, reason or "invalid row")
+            continue
+        if row.ext_id in seen:
+            run.rejects.reject(raw, f"duplicate id {row.ext_id!r}: also at {seen[row.ext_id]}")
+            continue
+        seen[row.ext_id] = row.where
+        run.summary.repaired += repaired
+        valid.append(row)
+    return valid
+
+
+def _drop_staged_duplicates(run: _Run, valid: list[_Valid]) -> list[_Valid]:
+    earlier = run.staging.staged_where([v.ext_id for v in valid])
     if not earlier:
         return valid
     keep = []
     for v in valid:
         if v.ext_id in earlier:
-            rejects.reject(
+            run.rejects.reject(
                 RawRow(v.where, None), f"duplicate id {v.ext_id!r}: also at {earlier[v.ext_id]}"
             )
         else:
@@ -354,168 +376,28 @@ def _drop_staged_duplicates(conn, valid: list[_Valid], rejects: _Rejects) -> lis
     return keep
 
 
-def _embed_missing(conn, store: Store, embedder: Embedder, valid, summary) -> None:
-    fp = embedder.fingerprint
+def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
+    fp = run.embedder.fingerprint
     texts_by_hash = {v.hash: v.text for v in valid}
-    with conn.begin():
-        cached = store.cached_hashes(conn, fp, list(texts_by_hash))
+    cached = run.staging.cached_hashes(fp, list(texts_by_hash))
     missing = [h for h in texts_by_hash if h not in cached]
-    summary.cached += len(valid) - len(missing)  # rows whose vector was reused
-    summary.embedded += len(missing)
-    if not missing:
-        return
-    vecs = embedder.encode([texts_by_hash[h] for h in missing])
-    conn.info["immediate"] = True
-    with conn.begin():
-        WriteTx(conn, 0).put_vectors(fp, missing, vecs)
+    run.summary.cached += len(valid) - len(missing)  # rows whose vector was reused
+    run.summary.embedded += len(missing)
+    if missing:
+        vecs = run.embedder.encode([texts_by_hash[h] for h in missing])
+        run.staging.cache_vectors(fp, missing, vecs)
 
 
-def _stage(conn, valid: list[_Valid], seq_base: int) -> None:
-    with conn.begin():
-        conn.execute(
-            text(
-                "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq, name, nkey) "
-                "VALUES (:e, :t, :h, :m, :s, :q, :n, :k)"
-            ),
-            [
-                {
-                    "e": v.ext_id,
-                    "t": v.text,
-                    "h": v.hash,
-                    "m": v.meta,
-                    "s": v.where,
-                    "q": seq_base + n,
-                    "n": v.name,
-                    "k": name_key(v.name) if v.name else None,
-                }
-                for n, v in enumerate(valid)
-            ],
-        )
-
-
-def _reembed_existing(conn, store: Store, embedder: Embedder, opts, summary) -> None:
+def _reembed_existing(run: _Run) -> None:
     """With --reembed: make sure every stored text has a vector from the new model."""
-    fp = embedder.fingerprint
+    fp = run.embedder.fingerprint
     while True:
-        with conn.begin():
-            rows = conn.execute(
-                text(
-                    "SELECT DISTINCT i.content_hash, i.text FROM items i "
-                    "LEFT JOIN vectors v ON v.content_hash = i.content_hash AND v.model_fp = :m "
-                    "WHERE v.content_hash IS NULL LIMIT :n"
-                ),
-                {"m": fp, "n": max(opts.batch_size, 64)},
-            ).all()
+        rows = run.staging.items_without_vector(fp, max(run.opts.batch_size, 64))
         if not rows:
             return
-        vecs = embedder.encode([r[1] for r in rows])
-        summary.embedded += len(rows)
-        conn.info["immediate"] = True
-        with conn.begin():
-            WriteTx(conn, 0).put_vectors(fp, [r[0] for r in rows], vecs)
-
-
-def _phase_b(conn, store: Store, embedder: Embedder, opts, summary) -> None:
-    conn.info["immediate"] = True
-    with conn.begin():
-        # The model is checked again under the write lock: another writer may have set
-        # it since this build began (two first builds at once with different models).
-        active = Store._get(conn, "model")
-        switch = active is None or opts.reembed
-        if active is not None and active != embedder.fingerprint and not opts.reembed:
-            if conn.execute(text("SELECT count(*) FROM items")).scalar_one():
-                raise model_mismatch(store, embedder, active)
-            switch = True  # no items left: the home takes the new model
-        # Vectors embedded in phase A may have been collected since (``foodvec vacuum``
-        # deletes vectors that no item uses); embed any such text again, under the lock.
-        lost = conn.execute(
-            text(
-                "SELECT DISTINCT s.hash, s.text FROM temp.staging s LEFT JOIN vectors v "
-                "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
-            ),
-            {"m": embedder.fingerprint},
-        ).all()
-        if lost:
-            vecs = embedder.encode([r[1] for r in lost])
-            WriteTx(conn, 0).put_vectors(embedder.fingerprint, [r[0] for r in lost], vecs)
-            summary.embedded += len(lost)
-        gen = Store._get_int(conn, "generation", 0) + 1
-        staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
-        summary.unchanged = conn.execute(
-            text(
-                "SELECT count(*) FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
-                "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
-                "AND i.name IS s.name"
-            )
-        ).scalar_one()
-        # A new name changes what the lexical index holds for an item whose vector stays.
-        renamed = (
-            conn.execute(
-                text(
-                    "SELECT i.id FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
-                    "WHERE i.content_hash = s.hash AND i.name IS NOT s.name"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        reembedded = (
-            conn.execute(
-                text(
-                    "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
-                    "name = s.name, name_key = s.nkey, "
-                    "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
-                    "WHERE items.ext_id = s.ext_id AND items.content_hash != s.hash "
-                    "RETURNING items.id"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        meta_only = (
-            conn.execute(
-                text(
-                    "UPDATE items SET text = s.text, metadata = s.meta, "
-                    "name = s.name, name_key = s.nkey, "
-                    "updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
-                    "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
-                    "AND (items.text != s.text OR items.metadata != s.meta "
-                    "OR items.name IS NOT s.name) RETURNING items.id"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        new_ids = (
-            conn.execute(
-                text(
-                    "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
-                    "SELECT ext_id, text, hash, meta, name, nkey FROM temp.staging s "
-                    "WHERE NOT EXISTS "
-                    "(SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) ORDER BY seq RETURNING id"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        summary.new = len(new_ids)
-        summary.updated = len(reembedded) + len(meta_only)
-        if summary.new + summary.updated + summary.unchanged != staged:
-            raise FoodvecError(
-                f"internal error: {staged} staged rows but {summary.new} new, "
-                f"{summary.updated} updated, {summary.unchanged} unchanged; nothing was written"
-            )
-        tx = WriteTx(conn, gen)
-        tx.log(list(reembedded) + list(new_ids) + list(renamed), "u")
-        if switch:
-            tx.set_model(embedder.fingerprint, embedder.name, int(embedder.dim))
-        if summary.updated:
-            tx.mark()
-        if tx.touched:
-            Store._set(conn, "generation", str(gen))
-            summary.generation = gen
-        else:
-            summary.generation = gen - 1
+        vecs = run.embedder.encode([r[1] for r in rows])
+        run.summary.embedded += len(rows)
+        run.staging.cache_vectors(fp, [r[0] for r in rows], vecs)
 
 
 def open_sources(paths: Iterable[Path | str], fmt: str) -> Iterator[Table]:

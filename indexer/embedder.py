@@ -16,10 +16,7 @@ import numpy as np
 
 from .encoder import Embedder, ProbedDim
 from .errors import ModelNotFoundError
-
-# Nothing may reach for a model hub at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from .settings import ENCODERS, offline, settings
 
 BASE_MODEL_ALIAS = "base"
 
@@ -87,6 +84,9 @@ def model_fingerprint(path: Path, cache: Path | None = None) -> str:
 
 
 def check_model_folder(path: Path) -> None:
+    """Refuse a folder that is not a model; every model load passes here, so this is
+    also where the hubs are switched off (weights load from local folders only)."""
+    offline()
     if not path.is_dir():
         raise ModelNotFoundError(f"no model folder at {path}")
     if not (path / "modules.json").exists() and not (path / "config.json").exists():
@@ -117,6 +117,7 @@ class SentenceTransformerEmbedder(ProbedDim):
     @property
     def model(self):
         if self._model is None:
+            offline()
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
@@ -154,9 +155,6 @@ def _declared_dim(path: Path) -> int | None:
     return None
 
 
-ENCODERS = ("auto", "onnx", "torch")
-
-
 def load_embedder(
     spec: str | Path,
     batch_size: int = 64,
@@ -172,7 +170,7 @@ def load_embedder(
     """
     path = base_model_path() if str(spec) == BASE_MODEL_ALIAS else Path(spec).expanduser()
     check_model_folder(path)
-    encoder = encoder or os.environ.get("FOODVEC_ENCODER") or "auto"
+    encoder = encoder or settings().encoder
     if encoder not in ENCODERS:
         raise ModelNotFoundError(f"unknown encoder {encoder!r}; choose from {', '.join(ENCODERS)}")
     fp = model_fingerprint(path, cache_dir / "fingerprints.json" if cache_dir else None)

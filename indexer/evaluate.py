@@ -13,8 +13,6 @@ import numpy as np
 
 from .errors import BadInputError, BadRowError
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-
 
 def load_labelled(path: Path | str) -> tuple[list[str], np.ndarray]:
     """Read a CSV with ``text`` and ``label`` (0 or 1) columns."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,27 +23,27 @@ import faiss
 import numpy as np
 
 from . import ann as ann_mod
-from .ann import AnnIndex, choose_kind
+from .ann import EXACT_SUBSET_MAX, AnnIndex, choose_kind, top_k_exact
 from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
 from .embedder import Embedder, load_embedder
-from .errors import FoodvecError, IndexNotSavedError, ModelNotFoundError, NotFoundError
+from .errors import (
+    FoodvecError,
+    IndexNotSavedError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NotFoundError,
+)
 from .lexical import LexicalIndex
-from .store import Store
+from .mining import MineResult, run_mining_job
+from .retrieval import Hit, Searcher
+from .settings import Layout, settings
+from .storage import ItemRow, Jobs, Store
 
 log = logging.getLogger("foodvec")
 
-DEFAULT_MODEL_NAME = "default"
 # Mining threshold for a model that was not calibrated when trained (the base model).
 DEFAULT_MINE_THRESHOLD = 0.9
 MODEL_SETTINGS = "foodvec_model.json"
-
-
-def default_home() -> Path:
-    env = os.environ.get("FOODVEC_HOME")
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "foodvec"
 
 
 class FoodIndex:
@@ -55,23 +56,24 @@ class FoodIndex:
         db: str | None = None,
         embedder: Embedder | None = None,
     ):
-        self.home = Path(home).expanduser() if home else default_home()
+        cfg = settings()
+        self.home = Path(home).expanduser() if home else cfg.home
         self.home.mkdir(parents=True, exist_ok=True)
-        self.index_dir = self.home / "index"
-        self.models_dir = self.home / "models"
-        url = db or os.environ.get("FOODVEC_DB") or f"sqlite:///{self.home / 'foodvec.db'}"
-        self.store = Store.open(url)
-        self._model_spec = model or os.environ.get("FOODVEC_MODEL")
+        self.layout = Layout(self.home)
+        self.index_dir = self.layout.index_dir
+        self.models_dir = self.layout.models_dir
+        self._store = Store.open(db or cfg.db or self.layout.db_url)
+        self._model_spec = model or cfg.model
         self._embedder = embedder
         self._ann: AnnIndex | None = None
         self._ann_meta: dict[str, Any] | None = None
         self._published_gen: int | None = None
         # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
         self._lex: LexicalIndex | None = None
-        self.lock = threading.RLock()
+        self._mutex = threading.RLock()
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> FoodIndex:
         return self
@@ -82,16 +84,16 @@ class FoodIndex:
     # -- the model ----------------------------------------------------------------
     @property
     def default_model_path(self) -> Path:
-        return self.models_dir / DEFAULT_MODEL_NAME
+        return self.layout.default_model
 
     def model_spec(self) -> str:
         """Which model to use: --model/FOODVEC_MODEL, else the one this index was built
         with, else the trained default in ``models/default``."""
         if self._model_spec:
             return self._model_spec
-        active = self.store.active_model()
+        active = self._store.active_model()
         if active:
-            info = self.store.model_info(active)
+            info = self._store.model_info(active)
             if info and (info["name"] == "base" or Path(info["name"]).is_dir()):
                 return info["name"]
         if self.default_model_path.is_dir():
@@ -124,11 +126,11 @@ class FoodIndex:
 
     def check_model(self) -> None:
         """Refuse to search or extend an index with a model it was not built with."""
-        active = self.store.active_model()
+        active = self._store.active_model()
         if active is None or active == self.embedder.fingerprint:
             return
-        if self.store.count():
-            raise model_mismatch(self.store, self.embedder, active)
+        if self._store.count():
+            raise model_mismatch(self._store, self.embedder, active)
 
     # -- writes -------------------------------------------------------------------
     def build(
@@ -140,11 +142,11 @@ class FoodIndex:
         opts = opts or BuildOptions()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         summary = build(
-            self.store,
+            self._store,
             self.embedder,
             open_sources(paths, opts.format),
             opts,
-            report_default=self.home / "reports" / f"rejected-{stamp}.jsonl",
+            report_default=self.layout.reject_report(stamp),
         )
         self._sync_after_write(
             summary.generation, publish=True, kind=index_kind, force_rebuild=opts.reembed
@@ -167,14 +169,14 @@ class FoodIndex:
             meta = r.pop("metadata", None) or {}
             flat.append({**meta, **r})
         opts = opts or BuildOptions(progress=False)
-        summary = build(self.store, self.embedder, [memory_table(flat)], opts)
+        summary = build(self._store, self.embedder, [memory_table(flat)], opts)
         self._sync_after_write(summary.generation, publish=publish)
         return summary
 
     def delete(self, ext_ids: Sequence[str], publish: bool = True) -> int:
         """Delete items by id, all or none: unknown ids raise NotFoundError."""
         ext_ids = [str(e) for e in dict.fromkeys(ext_ids)]
-        with self.store.write() as tx:
+        with self._store.write() as tx:
             deleted = tx.delete_ext_ids(ext_ids)
             unknown = sorted(set(ext_ids) - set(deleted.values()))
             if unknown:
@@ -200,9 +202,9 @@ class FoodIndex:
 
     # -- the FAISS index ------------------------------------------------------------
     @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _file_lock(self) -> Iterator[None]:
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.index_dir / ".lock", "w") as fh:
+        with open(self.layout.lock_file, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -219,13 +221,13 @@ class FoodIndex:
         must change). ``publish=True`` saves the result atomically; ``None`` (the
         default) saves it only when the published index was found behind the database,
         which is how a crash between a commit and its index write is repaired on open.
-        Thread-safe: mutations and searches of the index hold ``self.lock``.
+        Thread-safe: mutations and searches of the index hold ``self._mutex``.
         """
-        with self.lock:
+        with self._mutex:
             return self._sync(publish, kind, force_rebuild)
 
     def _sync(self, publish, kind, force_rebuild) -> AnnIndex | None:
-        gen_now, model = self.store.state()
+        gen_now, model = self._store.state()
         if model is None:
             self._ann, self._ann_meta, self._lex = None, None, None
             return None
@@ -239,67 +241,29 @@ class FoodIndex:
             and meta.get("model") == model
         ):
             return self._ann  # the common case: nothing changed since the last look
-        info = self.store.model_info(model)
+        info = self._store.model_info(model)
         dim = int(info["dim"]) if info else 0
-        from_disk = False
-        if self._ann is None:
+        from_disk = self._ann is None
+        if from_disk:
             self._load_published()
-            from_disk = True
         meta = self._ann_meta or {}
         requested = kind or meta.get("requested", "auto")
-        want = choose_kind(requested, self.store.count())
-        gen = self.store.generation()
-        ann = self._ann
+        want = choose_kind(requested, self._store.count())
         old_gen = int(meta.get("generation", -1))
-        vectors_changed = False
-        lex = self._lex
-        lex_changed = False
-        rebuild = (
-            force_rebuild
-            or ann is None
-            or meta.get("model") != model
-            or int(meta.get("dim", -1)) != dim
-            or ann.kind != want
-            or old_gen > gen
-        )
-        if not rebuild and old_gen < gen:
-            delta = self.store.changes_since(old_gen)
-            if delta is None and not from_disk and self._load_published(newer_than=old_gen):
-                # Another process published a newer index and pruned the log behind it.
-                ann, meta, lex = self._ann, self._ann_meta or {}, self._lex
-                old_gen = int(meta.get("generation", -1))
-                rebuild = ann.kind != want or meta.get("model") != model or old_gen > gen
-                delta = None if rebuild else self.store.changes_since(old_gen)
-                vectors_changed = True
-            if rebuild or delta is None:
-                rebuild = True
-            else:
-                touched, gen = delta
-                ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
-                if not ann.supports_remove and np.isin(ids, ann.ids()).any():
-                    rebuild = True
-                elif len(ids):
-                    if ann.supports_remove:
-                        ann.remove(ids)
-                    for got_ids, vecs in self.store.vectors_for_items(model, dim, ids):
-                        ann.add(got_ids, vecs)
-                    vectors_changed = True
-                    if lex is not None:
-                        lex.update(ids.tolist(), self.store.named_docs(ids))
-                        lex_changed = True
-        if rebuild:
-            gen = self.store.generation()
-            ann = AnnIndex.build(
-                want, dim, lambda: self.store.vectors_for_items(model, dim), self.store.count()
+        changes = None if force_rebuild else self._apply_log(model, dim, want, from_disk)
+        if changes is None:
+            gen = self._store.generation()
+            self._ann = AnnIndex.build(
+                want, dim, lambda: self._store.vectors_for_items(model, dim), self._store.count()
             )
-            vectors_changed = True
-        if rebuild or lex is None:
-            lex = LexicalIndex.build(self.store.named_docs())
-            lex_changed = True
-        self._ann = ann
-        self._lex = lex
+            self._lex = None
+            changes = _Changes(vectors=True, lexical=False, generation=gen)
+        if self._lex is None:
+            self._lex = LexicalIndex.build(self._store.named_docs())
+            changes.lexical = True
+        ann, gen = self._ann, changes.generation
         self._ann_meta = {
-            **meta,
+            **(self._ann_meta or {}),
             "generation": gen,
             "model": model,
             "dim": dim,
@@ -307,12 +271,59 @@ class FoodIndex:
             "kind": ann.kind,
             "count": ann.count,
         }
-        advanced = vectors_changed or gen != old_gen
-        if publish is None:
-            publish = from_disk and (advanced or lex_changed)
-        if publish and (advanced or lex_changed or self._published_gen != gen):
-            self._save(ann, gen, model, requested, vectors_changed, lex.to_bytes())
+        advanced = changes.vectors or gen != old_gen
+        if publish is None:  # repair on open: save what was found behind the database
+            publish = from_disk and (advanced or changes.lexical)
+        if publish and (advanced or changes.lexical or self._published_gen != gen):
+            self._save(ann, gen, model, requested, changes.vectors, self._lex.to_bytes())
         return ann
+
+    def _stale(self, model: str, dim: int, want: str, gen: int) -> bool:
+        """The in-memory index cannot be caught up: it must be built again."""
+        meta = self._ann_meta or {}
+        return (
+            self._ann is None
+            or meta.get("model") != model
+            or int(meta.get("dim", -1)) != dim
+            or self._ann.kind != want
+            or int(meta.get("generation", -1)) > gen
+        )
+
+    def _apply_log(self, model: str, dim: int, want: str, from_disk: bool) -> _Changes | None:
+        """Catch the in-memory indexes up from the change log; None when they must be
+        rebuilt instead (wrong model or kind, or the log does not reach back)."""
+        gen = self._store.generation()
+        if self._stale(model, dim, want, gen):
+            return None
+        old_gen = int((self._ann_meta or {})["generation"])
+        if old_gen == gen:
+            return _Changes(vectors=False, lexical=False, generation=gen)
+        reloaded = False
+        delta = self._store.changes_since(old_gen)
+        if delta is None and not from_disk and self._load_published(newer_than=old_gen):
+            # Another process published a newer index and pruned the log behind it.
+            if self._stale(model, dim, want, gen):
+                return None
+            delta = self._store.changes_since(int((self._ann_meta or {})["generation"]))
+            reloaded = True
+        if delta is None:
+            return None
+        touched, gen = delta
+        ann = self._ann
+        ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
+        if not ann.supports_remove and np.isin(ids, ann.ids()).any():
+            return None  # an index that cannot remove must be rebuilt to change an item
+        changes = _Changes(vectors=reloaded, lexical=False, generation=gen)
+        if len(ids):
+            if ann.supports_remove:
+                ann.remove(ids)
+            for got_ids, vecs in self._store.vectors_for_items(model, dim, ids):
+                ann.add(got_ids, vecs)
+            changes.vectors = True
+            if self._lex is not None:
+                self._lex.update(ids.tolist(), self._store.named_docs(ids))
+                changes.lexical = True
+        return changes
 
     def _load_published(self, newer_than: int = -1) -> bool:
         try:
@@ -344,7 +355,7 @@ class FoodIndex:
             "requested": requested,
             "saved_at": time.time(),
         }
-        with self._lock():
+        with self._file_lock():
             on_disk = ann_mod.read_sidecar(self.index_dir) or {}
             on_disk_gen = on_disk.get("generation")
             if on_disk.get("model") == model and isinstance(on_disk_gen, int) and on_disk_gen > gen:
@@ -361,12 +372,12 @@ class FoodIndex:
                 if old.name != name:
                     old.unlink(missing_ok=True)
         self._published_gen = gen
-        self.store.prune_changes(gen)
+        self._store.prune_changes(gen)
 
     def publish(self) -> bool:
         """Save the in-memory index if it is newer than the published one (the server's
         periodic compaction). The copy is taken under the lock, written outside it."""
-        with self.lock:
+        with self._mutex:
             if self._ann is None or self._ann_meta is None:
                 return False
             meta = dict(self._ann_meta)
@@ -382,16 +393,12 @@ class FoodIndex:
         self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
         return True
 
-    @property
-    def ann(self) -> AnnIndex | None:
-        return self.sync()
-
     def lexical_scores(
         self, query: str, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """BM25 of every item sharing a term with ``query`` (restricted to ``allowed``),
         as (item ids, scores, the score of a full match); at the database's generation."""
-        with self.lock:
+        with self._mutex:
             self.sync()
             lex = self._lex
             if lex is None:
@@ -399,11 +406,92 @@ class FoodIndex:
             ids, scores = lex.score(query, allowed=allowed)
             return ids, scores, lex.full_score(query)
 
+    def dense_search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k inner product of query vectors, at the database's generation: (scores,
+        item ids), one row per query, -1 where fewer than k items exist. ``allowed``
+        restricts the search to those item ids (inside the search, never after it)."""
+        with self._mutex:
+            ann = self._sync(None, None, False)
+            empty = (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+            if ann is None or ann.count == 0:
+                return empty
+            if queries.shape[1] != ann.dim:
+                raise ModelMismatchError(
+                    f"the model makes {queries.shape[1]}-dimensional vectors; the index "
+                    f"holds {ann.dim}"
+                )
+            exact_subset = (
+                allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
+            )
+            if not exact_subset:
+                return ann.search(queries, k, allowed)
+            model, dim = (self._ann_meta or {})["model"], ann.dim
+        # A narrow filter: exact search over that subset beats a graph walk that would
+        # have to skip nearly every node it visits (read outside the index lock).
+        sub_ids, sub_vecs = self._store.gather_vectors(model, dim, allowed)
+        if len(sub_ids) == 0:
+            return empty
+        return top_k_exact(queries, sub_ids, sub_vecs, k)
+
+    # -- reads of the items ---------------------------------------------------------
+    def filtered_ids(self, filters: dict[str, str]) -> np.ndarray:
+        """Item ids whose metadata matches every key=value (compared as text)."""
+        return self._store.filtered_ids(filters)
+
+    def items(self, ids: Iterable[int]) -> dict[int, ItemRow]:
+        """The rows of the given item ids (those that exist)."""
+        return self._store.items_by_ids(ids)
+
+    def item(self, ext_id: str) -> ItemRow | None:
+        """The row of the item with this id, or None."""
+        return self._store.item_by_ext_id(ext_id)
+
+    def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, stored vectors) of the given items (all when None), for the
+        home's model; empty when the home has none."""
+        model = self._store.active_model()
+        info = self._store.model_info(model) if model else None
+        if info is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return self._store.gather_vectors(model, int(info["dim"]), ids)
+
+    def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
+        """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
+        return self._store.ids_by_name_keys(keys)
+
+    def state(self) -> tuple[int, str | None]:
+        """(generation, model fingerprint) of the database, in one read."""
+        return self._store.state()
+
+    def count(self) -> int:
+        return self._store.count()
+
+    @property
+    def jobs(self) -> Jobs:
+        """The records of mining jobs and their pairs."""
+        return self._store.jobs
+
+    def collect_vectors(self) -> tuple[int, int]:
+        """Delete cached vectors that no item uses: (deleted, left)."""
+        deleted = self._store.collect_vectors()
+        return deleted, self._store.stats()["vectors"]
+
+    # -- the jobs, through their modules ----------------------------------------------
+    def search(self, queries: str | Sequence[str], **kw: Any) -> list[list[Hit]]:
+        """Food lookup (``indexer.retrieval.Searcher.search``): one list of hits per query."""
+        return Searcher(self).search(queries, **kw)
+
+    def mine(self, **kw: Any) -> MineResult:
+        """Paraphrase mining as a recorded job (``indexer.mining.run_mining_job``)."""
+        return run_mining_job(self, **kw)
+
     # -- reports ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        s = self.store.stats()
+        s = self._store.stats()
         model = s["model"]
-        info = self.store.model_info(model) if model else None
+        info = self._store.model_info(model) if model else None
         side = ann_mod.read_sidecar(self.index_dir) or {}
         return {
             "home": str(self.home),
@@ -427,8 +515,8 @@ class FoodIndex:
         """Compare the published FAISS index with the database; [] when they agree."""
         problems: list[str] = []
         self.sync()  # an index left behind by a crashed writer is caught up first
-        model = self.store.active_model()
-        count = self.store.count()
+        model = self._store.active_model()
+        count = self._store.count()
         try:
             loaded = AnnIndex.load(self.index_dir)
         except ann_mod.DamagedIndex as exc:
@@ -440,25 +528,25 @@ class FoodIndex:
         if loaded is None:
             return [f"no readable FAISS index in {self.index_dir} for {count} items"]
         ann, meta = loaded
-        gen = self.store.generation()
+        gen = self._store.generation()
         if meta.get("generation") != gen:
             problems.append(f"index generation {meta.get('generation')} != database {gen}")
         if meta.get("model") != model:
             problems.append(f"index model {str(meta.get('model'))[:12]} != database {model[:12]}")
         if ann.count != count:
             problems.append(f"index holds {ann.count} vectors, database {count} items")
-        missing_vec = self.store.missing_vectors(model)
+        missing_vec = self._store.missing_vectors(model)
         if missing_vec:
             problems.append(f"{missing_vec} items have no stored vector for the model")
         index_ids = ann.ids()
         if len(np.unique(index_ids)) != len(index_ids):
             problems.append("the index holds some ids more than once")
-        info = self.store.model_info(model)
+        info = self._store.model_info(model)
         dim = int(info["dim"]) if info else ann.dim
         db_ids_parts = []
         differ: list[int] = []
         index_set = set(index_ids.tolist())
-        for ids, vecs in self.store.vectors_for_items(model, dim):
+        for ids, vecs in self._store.vectors_for_items(model, dim):
             db_ids_parts.append(ids)
             present = np.array([i in index_set for i in ids.tolist()], dtype=bool)
             if present.any():
@@ -492,7 +580,7 @@ class FoodIndex:
         lex = LexicalIndex.load(self.index_dir / name) if name else None
         if lex is None:
             return [f"no readable lexical index in {self.index_dir} (sidecar names {name!r})"]
-        wrong, extra = lex.mismatches(self.store.named_docs())
+        wrong, extra = lex.mismatches(self._store.named_docs())
         problems = []
         if wrong:
             problems.append(
@@ -507,9 +595,19 @@ class FoodIndex:
         return problems
 
 
+@dataclass
+class _Changes:
+    """What a catch-up changed: the vectors, the lexical index, and the generation
+    the indexes now reflect."""
+
+    vectors: bool
+    lexical: bool
+    generation: int
+
+
 def _few(ids: np.ndarray, n: int = 5) -> str:
     shown = ", ".join(str(int(i)) for i in ids[:n])
     return shown + (", …" if len(ids) > n else "")
 
 
-__all__ = ["FoodIndex", "default_home", "FoodvecError"]
+__all__ = ["FoodIndex", "FoodvecError"]

@@ -29,7 +29,7 @@ FORMAT = 1
 K1 = 1.2
 B = 0.75
 # Field weights of the name, the text and its single syllables, chosen on the dev half
-# of data/lookup (bench.lookup --tune): the name counts most.
+# of indexer/data/lookup (bench.lookup --tune): the name counts most.
 WEIGHTS = (2.0, 1.0, 0.5)
 # Items changed since the last compaction are scored from a small tail matrix; past this
 # share of the items (or the floor), the tail is folded into the main matrix.

@@ -18,7 +18,7 @@ from typing import Any
 from .errors import BadInputError
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
-_EXT = {
+EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".tab": "tsv",
@@ -27,6 +27,13 @@ _EXT = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+
+
+def format_of(path: Path) -> str | None:
+    """The format a file name says (its extension), or None."""
+    return EXTENSIONS.get(path.suffix.lower())
+
 
 # The longest line read: a row holds a text of at most 1,000 characters and at most
 # 64 KiB of metadata, so a longer line is a broken file (a missing line break, a binary
@@ -57,7 +64,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
         if fmt not in FORMATS:
             raise BadInputError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         return fmt
-    found = _EXT.get(path.suffix.lower())
+    found = EXTENSIONS.get(path.suffix.lower())
     if found is None:
         raise BadInputError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}; "

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .embedder import base_model_path, check_model_folder, load_embedder
-from .evaluate import DATA_DIR, calibrate_threshold, evaluate_model, load_labelled
+from .evaluate import calibrate_threshold, evaluate_model, load_labelled
 from .pairs import read_foods
+from .settings import DATA_DIR
 
 # Two recipes. ``card`` reproduces the seed card: BatchHardTripletLoss, margin 5 on
 # Euclidean distance, 3 epochs at 5e-5. Between unit vectors no distance exceeds 2, so
@@ -419,7 +420,7 @@ SentenceTransformer(
 - heldout_label_margin: mean cosine of same-label pairs minus cross-label pairs
 - heldout_1nn_accuracy: leave-one-out 1-nearest-neighbour label accuracy
 - heldout_1nn_from_train_accuracy: each held-out phrase labelled by its nearest training phrase
-- english_ndcg@10: English food retrieval (data/english_food_queries.json)
+- english_ndcg@10: English food retrieval (indexer/data/english_food_queries.json)
 
 ### Framework Versions
 - Python: {platform.python_version()}

@@ -20,33 +20,38 @@ from indexer.ann import KINDS
 from indexer.build import ON_ERROR, BuildOptions
 from indexer.errors import FoodvecError
 from indexer.home import FoodIndex
-from indexer.readers import FORMATS
+from indexer.readers import FORMATS, format_of
+from indexer.settings import settings
+from indexer.train import RECIPES, TrainConfig
 
+PAIR_FORMATS = ("csv", "jsonl", "parquet")  # what `mine --output` writes
 INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(file_okay=False, path_type=Path)
+
+
+def _per_recipe(key: str) -> str:
+    """A training option's value in each recipe, for --help (read from RECIPES)."""
+    return "[" + ", ".join(f"{name} {values[key]}" for name, values in RECIPES.items()) + "]"
 
 
 def _common(f: Callable) -> Callable:
     """--home, --model and --db, accepted by every command."""
     f = click.option(
         "--db",
-        envvar="FOODVEC_DB",
         metavar="URL",
-        help="SQLAlchemy URL of the database (default: sqlite in the home).",
+        help="SQLAlchemy URL of the database (default: $FOODVEC_DB, else SQLite in the home).",
     )(f)
     f = click.option(
         "--model",
         "model",
-        envvar="FOODVEC_MODEL",
         metavar="PATH",
         help="A sentence-transformers model folder, or `base` for the untuned "
-        "all-MiniLM-L6-v2. Default: the model the index was built with, "
+        "all-MiniLM-L6-v2. Default: $FOODVEC_MODEL, else the model the index was built with, "
         "else the trained default in HOME/models/default.",
     )(f)
     f = click.option(
         "--home",
-        envvar="FOODVEC_HOME",
         metavar="DIR",
         type=FOLDER,
         help="Folder holding the database, index and models "
@@ -76,7 +81,7 @@ def _friendly(f: Callable) -> Callable:
                 f"database error: {type(cause).__name__}: {first}"
             ) from None
         except Exception as exc:  # the last line of defence: no traceback for users
-            if os.environ.get("FOODVEC_DEBUG"):
+            if settings().debug:
                 raise
             raise click.ClickException(
                 f"unexpected {type(exc).__name__}: {exc} (FOODVEC_DEBUG=1 shows the traceback)"
@@ -297,7 +302,7 @@ def delete(ids, home, model, db) -> None:
     """Delete items by id (all of them, or none if any id is unknown)."""
     with _open(home, model, db) as idx:
         n = idx.delete(list(ids))
-        click.echo(f"deleted {n}; {idx.store.count()} items left")
+        click.echo(f"deleted {n}; {idx.count()} items left")
 
 
 @cli.command()
@@ -340,11 +345,9 @@ def search(queries, k, filters, mode, min_score, as_json, home, model, db) -> No
     keyword search, so names, spellings and nutrients match as typed (spacing and
     particles do not matter) while needs said in other words still find their foods.
     """
-    from .engine import Searcher
-
     flt = _parse_pairs(filters, "--filter")
     with _open(home, model, db) as idx:
-        results = Searcher(idx).search(
+        results = idx.search(
             list(queries), k=k, filters=flt or None, min_score=min_score, mode=mode
         )
     for q, hits in zip(queries, results, strict=True):
@@ -371,8 +374,7 @@ def vacuum(home, model, db) -> None:
     collected before it applies its rows.
     """
     with _open(home, model, db) as idx:
-        n = idx.store.collect_vectors()
-        left = idx.store.stats()["vectors"]
+        n, left = idx.collect_vectors()
     click.echo(f"deleted {n} unused vectors; {left} left")
 
 
@@ -418,7 +420,7 @@ def verify(home, model, db) -> None:
 @click.option(
     "--data",
     type=INPUT_FILE,
-    help="Training CSV with text and label (0/1) columns. Default: data/train.csv.",
+    help="Training CSV with text and label (0/1) columns. Default: indexer/data/train.csv.",
 )
 @click.option(
     "--output",
@@ -433,37 +435,44 @@ def verify(home, model, db) -> None:
 )
 @click.option(
     "--recipe",
-    type=click.Choice(["foodvec", "card"]),
-    default="foodvec",
+    type=click.Choice(tuple(RECIPES)),
+    default=TrainConfig.recipe,
     show_default=True,
     help="foodvec: a search model that also knows health (Hangul jamo added to the "
     "vocabulary; ranking loss on query/description pairs; triplet loss on cosine "
     "distance; English names kept). card: the seed card exactly (BatchHardTripletLoss, "
-    "margin 5, 3 epochs at 5e-5, batch 16). The options below override either.",
+    "margin 5 on Euclidean distance). The options below override either.",
 )
-@click.option("--epochs", type=click.IntRange(1, 1000), help="Epochs [foodvec 1, card 3].")
+@click.option("--epochs", type=click.IntRange(1, 1000), help=f"Epochs {_per_recipe('epochs')}.")
 @click.option(
-    "--batch-size", type=click.IntRange(2, 4096), help="Batch size [foodvec 32, card 16]."
+    "--batch-size", type=click.IntRange(2, 4096), help=f"Batch size {_per_recipe('batch_size')}."
 )
 @click.option(
     "--lr",
     type=click.FloatRange(0, 1, min_open=True),
-    help="Learning rate [foodvec 1e-4, card 5e-5].",
+    help=f"Learning rate {_per_recipe('lr')}.",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--max-seq-length", type=click.IntRange(8, 512), default=256, show_default=True)
-@click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--seed", type=int, help=f"Random seed [default: {TrainConfig.seed}].")
+@click.option(
+    "--max-seq-length",
+    type=click.IntRange(8, 512),
+    help=f"Longest input in tokens [default: {TrainConfig.max_seq_length}].",
+)
+@click.option(
+    "--warmup-ratio",
+    type=click.FloatRange(0, 1),
+    help=f"Share of steps warming up [default: {TrainConfig.warmup_ratio}].",
+)
 @click.option(
     "--scheduler",
-    default="linear",
-    show_default=True,
-    help="Learning-rate schedule (transformers' lr_scheduler_type).",
+    help="Learning-rate schedule (transformers' lr_scheduler_type) "
+    f"[default: {TrainConfig.scheduler}].",
 )
 @click.option(
     "--margin",
     type=float,
-    help="BatchHardTripletLoss margin [foodvec 0.3 on cosine distance, card 5 on "
-    "Euclidean distance].",
+    help=f"BatchHardTripletLoss margin {_per_recipe('margin')} (cosine distance for "
+    "foodvec, Euclidean for card).",
 )
 @click.option("--no-eval", is_flag=True, help="Skip the held-out evaluation in the model card.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -497,13 +506,11 @@ def train(
     sentence-transformers folder with a model card; without --output it becomes the
     default model of this home.
     """
-    from indexer.evaluate import DATA_DIR
-    from indexer.home import default_home
-    from indexer.train import TrainConfig, evaluate_pair, write_model_card
+    from indexer.settings import DATA_DIR, Layout
+    from indexer.train import evaluate_pair, write_model_card
     from indexer.train import train as run_train
 
-    home_dir = home or default_home()
-    out = output or (home_dir / "models" / "default")
+    out = output or Layout(home or settings().home).default_model
     cfg = TrainConfig.for_recipe(
         recipe,
         data=data or DATA_DIR / "train.csv",
@@ -547,7 +554,7 @@ def _print_figures(figures: dict[str, dict[str, float]]) -> None:
 @click.option(
     "--heldout",
     type=INPUT_FILE,
-    help="Held-out CSV (text, label) for --plot. Default: data/heldout.csv.",
+    help="Held-out CSV (text, label) for --plot. Default: indexer/data/heldout.csv.",
 )
 @click.option(
     "--plot",
@@ -566,9 +573,8 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     threshold, the share of sample-corpus pairs above it, and the average precision of
     planted near-duplicates in the mined list.
     """
-    from indexer.evaluate import DATA_DIR
-
-    from .quality import model_report
+    from indexer.quality import model_report
+    from indexer.settings import DATA_DIR
 
     tuned = model
     if tuned is None:
@@ -634,7 +640,7 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
 @click.option(
     "--format",
     "out_fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
+    type=click.Choice(PAIR_FORMATS),
     help="Format of --output (default: from its extension).",
 )
 @click.option(
@@ -686,7 +692,7 @@ def mine(
     mining is exact; above, it uses an approximate kNN (recall measured in bench/mine.py);
     --exact forces exact mode. Pairs are never dropped silently.
     """
-    from .mining import get_job, job_clusters, job_pairs, latest_done_job, run_mining_job
+    from indexer.mining import get_job, job_clusters, job_pairs, latest_done_job
 
     flt = _parse_pairs(filters, "--filter")
     with _open(home, model, db) as idx:
@@ -707,8 +713,7 @@ def mine(
             return
         if threshold is None:
             threshold = idx.mining_threshold()
-        res = run_mining_job(
-            idx,
+        res = idx.mine(
             threshold=threshold,
             top_k=top_k,
             mode=mode or "auto",
@@ -765,11 +770,12 @@ def _show_clusters(groups: list[list[dict]], as_json: bool) -> None:
 
 
 def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
-    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(
-        path.suffix.lower()
-    )
-    if fmt is None:
-        raise click.UsageError(f"cannot tell the format of {path}; pass --format")
+    fmt = fmt or format_of(path)
+    if fmt not in PAIR_FORMATS:
+        raise click.UsageError(
+            f"cannot tell how to write pairs to {path}: name it .csv, .jsonl or .parquet, "
+            "or pass --format"
+        )
     tmp = path.with_name(path.name + ".tmp")
     cols = ["id_a", "id_b", "text_a", "text_b", "score"]
     if fmt == "csv":
@@ -809,7 +815,7 @@ def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
 @_friendly
 def jobs(as_json, delete_ids, home, model, db) -> None:
     """List mining jobs: parameters, status, timings and pair counts."""
-    from .mining import delete_job, list_jobs
+    from indexer.mining import delete_job, list_jobs
 
     with _open(home, model, db) as idx:
         for job_id in delete_ids:
@@ -843,7 +849,6 @@ def jobs(as_json, delete_ids, home, model, db) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(
     "--token",
-    envvar="FOODVEC_TOKEN",
     metavar="TOKEN",
     help="Require `Authorization: Bearer TOKEN` for writes (or set FOODVEC_TOKEN).",
 )
@@ -862,6 +867,7 @@ def serve(host, port, token, protect_reads, insecure, compact_every, home, model
     """Serve search, live updates and mining jobs over HTTP (OpenAPI at /docs)."""
     from .service import serve as run
 
+    token = token or settings().token
     run(home, model, db, host, port, token, protect_reads, insecure, compact_every)
 
 

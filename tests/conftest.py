@@ -9,7 +9,7 @@ import pytest
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample_foods.csv"
+SAMPLE = ROOT / "indexer" / "data" / "sample_foods.csv"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

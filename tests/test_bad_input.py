@@ -36,7 +36,7 @@ def seeded(fakes, home, tmp_path):
 
 def items(home) -> int:
     with FoodIndex(home) as idx:
-        return idx.store.count()
+        return idx.count()
 
 
 def good(n: int) -> list[dict]:
@@ -127,7 +127,7 @@ def test_mojibake_is_refused_then_repaired_with_fix_encoding(seeded, home, tmp_p
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["repaired"] == 1
     with FoodIndex(home) as idx:
-        assert idx.store.item_by_ext_id("m").text == "설탕과 지방 과다, 비만 위험"
+        assert idx.item("m").text == "설탕과 지방 과다, 비만 위험"
 
 
 def test_unrepairable_mojibake_is_rejected_even_with_fix(seeded, tmp_path):

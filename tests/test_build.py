@@ -20,7 +20,7 @@ def run(*args):
 
 def count(home) -> int:
     with FoodIndex(home) as idx:
-        return idx.store.count()
+        return idx.count()
 
 
 def test_build_sample_then_rebuild_is_unchanged(fakes, home):
@@ -52,8 +52,8 @@ def test_changed_rows_are_reembedded_and_metadata_updates(fakes, home, tmp_path)
     s = json.loads(run("build", f, "--model", "fake", "--json", "-q").output)
     assert (s["new"], s["updated"], s["unchanged"], s["embedded"]) == (0, 2, 0, 1)
     with FoodIndex(home) as idx:
-        assert idx.store.item_by_ext_id("b").metadata == {"kind": "instant"}
-        assert idx.store.item_by_ext_id("a").text == "사과: 식이섬유와 비타민 풍부"
+        assert idx.item("b").metadata == {"kind": "instant"}
+        assert idx.item("a").text == "사과: 식이섬유와 비타민 풍부"
     assert run("verify").exit_code == 0
 
 
@@ -106,7 +106,7 @@ def test_other_formats(fakes, home, tmp_path, fmt):
     s = json.loads(run("build", path, "--model", "fake", "--json", "-q").output)
     assert s["new"] == 20 and s["rejected"] == 0
     with FoodIndex(home) as idx:
-        item = idx.store.item_by_ext_id(rows[0]["id"])
+        item = idx.item(rows[0]["id"])
     assert item.text == rows[0]["text"]
     assert set(item.metadata) == {"name", "category", "healthy"}
 
@@ -118,7 +118,7 @@ def test_text_and_id_columns_by_name(fakes, home, tmp_path):
     )
     assert res.exit_code == 0, res.output
     with FoodIndex(home) as idx:
-        assert idx.store.item_by_ext_id("1").metadata == {"cat": "f"}
+        assert idx.item("1").metadata == {"cat": "f"}
 
 
 def test_reader_streams(tmp_path):
@@ -152,7 +152,7 @@ def test_python_api_build_upsert_delete_search(fakes, home):
 def test_vectors_match_embedder_output(fakes, home):
     with FoodIndex(home, model="fake") as idx:
         idx.build([SAMPLE], BuildOptions(progress=False))
-        item = idx.store.item_by_ext_id("k001")
+        item = idx.item("k001")
         ann = idx.sync()
         want = fakes["fake"].encode([item.text])[0]
         np.testing.assert_allclose(ann.reconstruct(item.id), want, atol=1e-6)

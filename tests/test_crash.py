@@ -54,7 +54,7 @@ def test_build_killed_at_random_points_lands_all_or_nothing(home, tmp_path):
         ]
         second = write_csv(tmp_path / f"second{attempt}.csv", rows)
         with FoodIndex(home, embedder=FakeEmbedder(64)) as idx:
-            before = idx.store.count()
+            before = idx.count()
         proc = start_build(second, home)
         time.sleep(rng.uniform(0.2, 2.5))
         if proc.poll() is None:
@@ -62,7 +62,7 @@ def test_build_killed_at_random_points_lands_all_or_nothing(home, tmp_path):
             killed += 1
         proc.wait(timeout=60)
         with FoodIndex(home, embedder=FakeEmbedder(64)) as idx:
-            after = idx.store.count()
+            after = idx.count()
             assert after in (before, before + 1500), (before, after)
             landed += after == before + 1500
             assert idx.verify() == []

@@ -27,7 +27,7 @@ def write_jsonl(path, lines):
 
 def count(home):
     with FoodIndex(home) as idx:
-        return idx.store.count()
+        return idx.count()
 
 
 # 1. NaN or Infinity in metadata --------------------------------------------------------
@@ -183,9 +183,9 @@ def test_parquet_timestamps_decimals_and_binary(built, tmp_path):
     pq.write_table(table, tmp_path / "t.parquet")
     assert run("build", tmp_path / "t.parquet", "-q").exit_code == 0
     with FoodIndex(built) as idx:
-        row = idx.store.item_by_ext_id("p1")
+        row = idx.item("p1")
         assert row.metadata == {"when": "2026-12-01T09:30:00", "price": 1.5}
-        assert idx.store.item_by_ext_id("p2").metadata["price"] == 3
+        assert idx.item("p2").metadata["price"] == 3
     binary = pa.table({"id": ["b1"], "text": ["x: y"], "blob": pa.array([b"\x00\x01"])})
     pq.write_table(binary, tmp_path / "b.parquet")
     res = run("build", tmp_path / "b.parquet")
@@ -223,7 +223,7 @@ def test_whole_float_ids_become_integers(built, tmp_path):
         == 0
     )
     with FoodIndex(built) as idx:
-        assert idx.store.item_by_ext_id("7") is not None
+        assert idx.item("7") is not None
 
 
 def test_index_with_a_fake_model_over_http_keeps_working_after_bad_writes(home):
@@ -258,14 +258,14 @@ def test_chunked_body_over_the_limit_gets_413(home):
             headers={"content-type": "application/json"},
         )
         assert small.status_code == 200 and small.json()["results"][0]["id"] == "k131"
-    assert idx.store.count() == 234
+    assert idx.count() == 234
     idx.close()
 
 
 # 3. the model falling out of step with the items ---------------------------------------
 def test_add_with_another_model_after_deleting_everything_switches_the_home(built, fakes):
     with FoodIndex(built) as idx:
-        ids = [r.ext_id for r in idx.store.items_by_ids(range(1, 300)).values()]
+        ids = [r.ext_id for r in idx.items(range(1, 300)).values()]
         idx.delete(ids)
     res = run("add", "새 음식: 단백질", "--id", "n1", "--model", "fake-other")
     assert res.exit_code == 0 and "added" in res.output
@@ -281,7 +281,7 @@ def test_apply_rechecks_the_model_under_the_write_lock(built, fakes, tmp_path, m
     yet) must not land its items under the other build's model."""
     from indexer.build import build
     from indexer.errors import ModelMismatchError
-    from indexer.store import Store
+    from indexer.storage import Store
 
     f = tmp_path / "more.jsonl"
     f.write_text('{"id": "m1", "text": "다른 모델: 항목"}\n', encoding="utf-8")
@@ -291,13 +291,13 @@ def test_apply_rechecks_the_model_under_the_write_lock(built, fakes, tmp_path, m
             from indexer.build import open_sources
 
             build(
-                idx.store,
+                idx._store,
                 fakes["fake-other"],
                 open_sources([f], "auto"),
                 BuildOptions(progress=False),
             )
         monkeypatch.undo()
-        assert idx.store.count() == 234 and idx.store.item_by_ext_id("m1") is None
+        assert idx.count() == 234 and idx.item("m1") is None
         assert idx.verify() == []
 
 
@@ -344,8 +344,8 @@ def test_a_line_without_end_is_refused_without_reading_it_whole(built, tmp_path,
 
 # 6. mining jobs are bounded --------------------------------------------------------------
 def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
-    import search.mining as mining
-    import search.service as service
+    import indexer.mining as mining
+    import search.service.routes_jobs as service
 
     monkeypatch.setattr(mining, "DEFAULT_MAX_PAIRS", 50)
     res = run("mine", "--threshold", "-1", "--json", "-q")
@@ -355,7 +355,7 @@ def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
         job = mining.list_jobs(idx)[0]
         assert job["pair_count"] == 50 and job["left_out"] > 0
         # an interrupted job (its process gone) loses the pairs it had stored
-        with idx.store.immediate() as conn:
+        with idx._store.immediate() as conn:
             conn.execute(
                 __import__("sqlalchemy").text(
                     "UPDATE jobs SET status = 'running', pid = 2147483646 WHERE id = :j"
@@ -393,7 +393,7 @@ def test_health_hides_state_when_reads_are_protected_and_hosts_are_checked(home)
             headers={"host": "evil.example:8000"},
         )
         assert r.status_code == 400
-    assert idx.store.item_by_ext_id("x") is None
+    assert idx.item("x") is None
     idx.close()
 
 
@@ -411,26 +411,26 @@ def test_vacuum_collects_unused_vectors_and_a_build_survives_it(built, fakes, tm
         assert run("add", f"바뀌는 음식 {n}: 단백질", "--id", "w1").exit_code == 0
     assert run("delete", "w1").exit_code == 0
     with FoodIndex(built) as idx:
-        assert idx.store.stats()["vectors"] == 234 + 30
+        assert idx.stats()["vectors_cached"] == 234 + 30
     res = run("vacuum")
     assert res.exit_code == 0 and "deleted 30 unused vectors; 234 left" in res.output
     # a build whose vectors were collected between its embedding and its apply step
-    import indexer.build as build_mod
+    from indexer.storage import Staging
 
-    real = build_mod._stage
+    real = Staging.stage
 
-    def stage_then_vacuum(conn, valid, seq_base):
-        real(conn, valid, seq_base)
+    def stage_then_vacuum(self, rows):
+        real(self, rows)
         with FoodIndex(built) as other:
-            assert other.store.collect_vectors() >= 1
+            assert other.collect_vectors()[0] >= 1
 
     f = tmp_path / "new.jsonl"
     f.write_text('{"id": "v1", "text": "새로 온 음식: 칼슘"}\n', encoding="utf-8")
-    build_mod._stage = stage_then_vacuum
+    Staging.stage = stage_then_vacuum
     try:
         assert run("build", f, "-q").exit_code == 0
     finally:
-        build_mod._stage = real
+        Staging.stage = real
     with FoodIndex(built) as idx:
         assert idx.verify() == []
         assert Searcher(idx).search("새로 온 음식: 칼슘", k=1, mode="dense")[0][0].id == "v1"
@@ -461,5 +461,5 @@ def test_an_id_with_a_slash_is_deleted_over_http(home):
         r = c.delete("/items/a%2Fb")
         assert r.status_code == 200 and r.json()["deleted"] == 1
         assert c.delete("/items/a%2Fb").status_code == 404
-    assert idx.store.item_by_ext_id("a/b") is None
+    assert idx.item("a/b") is None
     idx.close()

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from indexer import BuildOptions, FoodIndex
 from indexer.lexical import K1, WEIGHTS, B, LexicalIndex
+from indexer.retrieval import fuse
 from indexer.terms import item_terms, name_key, query_name_keys, terms
 from search import Searcher
-from search.engine import fuse
 from search.service import create_app
 from tests.conftest import SAMPLE, run, sample_rows, write_csv
 from tests.fakes import FakeEmbedder
@@ -233,7 +233,7 @@ def test_verify_catches_a_wrong_lexical_index_and_open_rebuilds_a_lost_one(built
     good = path.read_bytes()
     # An index made from other texts: verify names the problem.
     with FoodIndex(built) as idx:
-        other = LexicalIndex.build((i, None, "다른 음식") for i, _, _ in idx.store.named_docs())
+        other = LexicalIndex.build((i, None, "다른 음식") for i, _, _ in idx._store.named_docs())
     path.write_bytes(other.to_bytes())
     res = run("verify")
     assert res.exit_code == 1 and "lexical index" in res.output
@@ -252,7 +252,7 @@ def test_old_database_gets_names_from_metadata_or_label(tmp_path):
     from alembic.config import Config
     from sqlalchemy import text
 
-    from indexer.store import Store, make_engine
+    from indexer.storage import Store, make_engine
     from migrations import SCRIPT_LOCATION
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"

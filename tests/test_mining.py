@@ -11,8 +11,8 @@ from sentence_transformers import util
 from sqlalchemy import text
 
 from indexer import BuildOptions, FoodIndex
+from indexer.mining import Pairs, clusters, mine_exact, mine_ivf, run_mining_job
 from search.cli import cli
-from search.mining import Pairs, clusters, mine_exact, mine_ivf, run_mining_job
 from tests.conftest import SAMPLE, write_csv
 
 
@@ -47,7 +47,7 @@ def test_exact_equals_sentence_transformers(top_k, threshold):
 
 
 def test_exact_chunking_does_not_change_the_answer(monkeypatch):
-    import search.mining as mining
+    import indexer.mining as mining
 
     vecs = clustered_vectors(seed=3)
     whole = mine_exact(vecs, 5, 0.8)
@@ -110,9 +110,7 @@ def test_cli_mine_json_jobs_and_of(built):
     assert frozenset(("d0", "d1")) in found and frozenset(("d3", "d4")) in found
     assert [p["score"] for p in pairs] == sorted((p["score"] for p in pairs), reverse=True)
     with FoodIndex(built) as idx:
-        vecs = np.concatenate(
-            [v for _, v in idx.store.vectors_for_items(idx.store.active_model(), 64)]
-        )
+        vecs = idx.vectors()[1]
     assert len(pairs) == len(reference(vecs, 10, 0.8))
     res = run("mine", "--of", "d0", "--json")
     of = [json.loads(x) for x in res.stdout.splitlines()]
@@ -147,7 +145,7 @@ def test_cli_mine_outputs_clusters_cap_and_filter(built, tmp_path):
 def test_killed_job_is_shown_interrupted(built):
     with FoodIndex(built) as idx:
         res = run_mining_job(idx, threshold=0.9)
-        with idx.store.engine.connect() as conn, conn.begin():
+        with idx._store.engine.connect() as conn, conn.begin():
             conn.execute(
                 text("UPDATE jobs SET status = 'running', pid = 2147480000 WHERE id = :j"),
                 {"j": res.job},

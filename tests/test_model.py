@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from indexer import BuildOptions, FoodIndex, load_embedder
 from indexer.embedder import base_model_path
-from indexer.evaluate import DATA_DIR, label_margin, load_labelled
+from indexer.evaluate import label_margin, load_labelled
+from indexer.settings import DATA_DIR
 from search import Searcher
 from search.cli import cli
 from tests.conftest import SAMPLE, sample_rows

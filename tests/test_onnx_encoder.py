@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from indexer import load_embedder
-from indexer.evaluate import DATA_DIR, load_labelled
+from indexer.evaluate import load_labelled
+from indexer.settings import DATA_DIR
 from tests.conftest import ROOT, sample_rows
 
 pytestmark = pytest.mark.model

@@ -17,8 +17,8 @@ from indexer.pairs import (
     search_pairs,
     typed_variants,
 )
+from indexer.quality import load_corpus, load_queries
 from indexer.train import ENGLISH_NAMES_SPLIT, SEARCH_SOURCES, extend_vocabulary, hangul_jamo
-from search.quality import load_corpus, load_queries
 
 
 def training_foods():

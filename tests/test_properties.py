@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from indexer import FoodIndex
 from indexer.errors import FoodvecError
+from indexer.mining import run_mining_job
 from search import Searcher
-from search.mining import run_mining_job
 from tests.fakes import FakeEmbedder
 
 scalars = (
@@ -52,18 +52,18 @@ INDEX.upsert([{"id": "anchor", "text": "김치: 유산균 풍부", "metadata": {
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(records)
 def test_whatever_is_accepted_can_be_searched_filtered_mined_and_deleted(rec):
-    before = INDEX.store.count()
+    before = INDEX.count()
     try:
         summary = INDEX.upsert([rec])
     except FoodvecError as exc:
         event("refused")
         assert str(exc)  # refused with a message
-        assert INDEX.store.count() == before
+        assert INDEX.count() == before
         assert INDEX.verify() == []
         return
     event("accepted")
     ext_id = str(rec["id"]) if not isinstance(rec["id"], float) else str(int(rec["id"]))
-    row = INDEX.store.item_by_ext_id(ext_id)
+    row = INDEX.item(ext_id)
     assert row is not None and summary.items >= before
     # stored metadata is valid JSON (never NaN or Infinity)
     json.loads(json.dumps(row.metadata, allow_nan=False))
@@ -81,5 +81,5 @@ def test_whatever_is_accepted_can_be_searched_filtered_mined_and_deleted(rec):
     run_mining_job(INDEX, threshold=0.5, top_k=3, max_pairs=100)
     assert INDEX.verify() == []
     INDEX.delete([ext_id])
-    assert INDEX.store.item_by_ext_id(ext_id) is None
+    assert INDEX.item(ext_id) is None
     assert INDEX.verify() == []

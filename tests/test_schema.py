@@ -6,8 +6,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from indexer.models import Base
-from indexer.store import HEAD_REVISION, Store, current_revision, make_engine
+from indexer.storage import HEAD_REVISION, Store, current_revision, make_engine
+from indexer.storage.schema import Base
 from migrations import SCRIPT_LOCATION
 
 

@@ -123,7 +123,7 @@ def test_another_process_write_is_seen(built):
 def test_stale_index_catches_up_from_change_log(built):
     # A writer that committed but died before publishing its index.
     with FoodIndex(built) as idx:
-        with idx.store.write() as tx:
+        with idx._store.write() as tx:
             tx.delete_ext_ids(["k001"])
     side = json.loads((built / "index" / "index.json").read_text())
     assert side["generation"] == 1  # the published index is behind the database (2)
@@ -154,7 +154,7 @@ def test_approximate_kinds_update_and_verify(fakes, home, kind):
 def test_verify_detects_a_damaged_index(built):
     with FoodIndex(built) as idx:
         ann = idx.sync()
-        victim = idx.store.item_by_ext_id("k010").id
+        victim = idx.item("k010").id
         ann.remove(np.array([victim]))
         side = json.loads((idx.index_dir / "index.json").read_text())
         faiss.write_index(ann.index, str(idx.index_dir / side["file"]))
@@ -169,7 +169,7 @@ def test_verify_detects_a_damaged_index(built):
 def test_verify_detects_changed_vectors(built):
     with FoodIndex(built) as idx:
         ann = idx.sync()
-        item = idx.store.item_by_ext_id("k010")
+        item = idx.item("k010")
         ann.remove(np.array([item.id]))
         ann.add(np.array([item.id]), np.ones((1, ann.dim), np.float32) / 8)
         path = idx.index_dir / json.loads((idx.index_dir / "index.json").read_text())["file"]

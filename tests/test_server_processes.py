@@ -97,7 +97,7 @@ def test_kill_minus_9_under_load_loses_no_acknowledged_write(built_home):
     finally:
         server.stop()
     with FoodIndex(built_home, embedder=FakeEmbedder(64)) as idx:
-        missing = [i for i in acked if idx.store.item_by_ext_id(i) is None]
+        missing = [i for i in acked if idx.item(i) is None]
         assert missing == []
         assert idx.verify() == []
 

@@ -104,7 +104,7 @@ def test_bad_searches_get_4xx_with_a_message(client, body, status, fragment):
 
 
 def test_bad_writes_get_4xx(client, index):
-    before = index.store.count()
+    before = index.count()
     cases = [
         ({"items": []}, 422),
         ({"items": [{"id": "a"}]}, 422),
@@ -123,7 +123,7 @@ def test_bad_writes_get_4xx(client, index):
         headers={**AUTH, "content-type": "application/json"},
     )
     assert r.status_code == 413
-    assert index.store.count() == before
+    assert index.count() == before
 
 
 def test_mining_job_over_http(client):

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.evaluate import DATA_DIR
-
 from .mining import mine_exact
+from .settings import DATA_DIR
 
 LOOKUP = DATA_DIR / "lookup"
 NAME_KINDS = ("name", "typed")
@@ -75,7 +74,7 @@ def dense_lookup(encode: Encode, split: str = "test") -> dict[str, Any]:
 
 
 def planted_ap(encode: Encode, threshold: float, top_k: int = 10) -> dict[str, float]:
-    """Average precision of the planted near-duplicate pairs (data/lookup/planted.csv)
+    """Average precision of the planted near-duplicate pairs (indexer/data/lookup/planted.csv)
     in the list that ``mine`` returns over the corpus and the planted copies."""
     corpus = load_corpus()
     with open(LOOKUP / "planted.csv", encoding="utf-8", newline="") as fh:

@@ -2,28 +2,28 @@
 the other among its top-k nearest neighbours (sentence-transformers'
 ``paraphrase_mining_embeddings`` semantics), each pair once, best first.
 
-The maths is pure (arrays in, arrays out); ``run_mining_job`` adds the database: it
-records a job, stores its pairs and marks it done only when every pair is stored.
+The maths is pure (arrays in, arrays out); ``run_mining_job`` adds the job records
+(``storage.Jobs``, reached through the ``FoodIndex``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
-from sqlalchemy import text
 
-from indexer.ann import AnnIndex, ivf_nlist
-from indexer.errors import BadInputError, FoodvecError, NotFoundError
-from indexer.home import FoodIndex
+from .ann import AnnIndex, ivf_nlist
+from .errors import BadInputError, FoodvecError, NotFoundError
+
+if TYPE_CHECKING:
+    from .home import FoodIndex
 
 # A job keeps at most this many pairs unless told otherwise (the best ones; the count
 # left out is recorded): ten unbounded jobs at threshold -1 once stored 3.4 million
@@ -185,10 +185,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _check_params(threshold: float, top_k: int, mode: str, max_pairs: int) -> None:
+    if not -1.0 <= threshold <= 1.0:
+        raise BadInputError(f"threshold must be between -1 and 1, not {threshold}")
+    if top_k < 1:
+        raise BadInputError(f"top-k must be at least 1, not {top_k}")
+    if mode not in ("auto", "exact", "approximate"):
+        raise BadInputError(f"mode must be auto, exact or approximate, not {mode!r}")
+    if max_pairs < 1:
+        raise BadInputError(f"max-pairs must be at least 1, not {max_pairs}")
+
+
+EMPTY = "the index is empty: build it first (foodvec build FILE)"
+
+
 def start_job(idx: FoodIndex, params: dict[str, Any]) -> int:
     """Record a new mining job as running (``run_mining_job`` then does the work)."""
-    gen, model = idx.store.state()
-    return _start_job(idx.store, params, model, gen)
+    gen, model = idx.state()
+    return idx.jobs.start(params, model, gen)
 
 
 def get_job(idx: FoodIndex, job_id: int) -> dict[str, Any] | None:
@@ -206,19 +220,12 @@ def run_mining_job(
     progress: bool = False,
     job_id: int | None = None,
 ) -> MineResult:
-    """Mine the current index, recording the job and its pairs in the database."""
-    if not -1.0 <= threshold <= 1.0:
-        raise BadInputError(f"threshold must be between -1 and 1, not {threshold}")
-    if top_k < 1:
-        raise BadInputError(f"top-k must be at least 1, not {top_k}")
-    if mode not in ("auto", "exact", "approximate"):
-        raise BadInputError(f"mode must be auto, exact or approximate, not {mode!r}")
-    if max_pairs is None:
-        max_pairs = DEFAULT_MAX_PAIRS
-    if max_pairs < 1:
-        raise BadInputError(f"max-pairs must be at least 1, not {max_pairs}")
-    store = idx.store
-    gen, model = store.state()
+    """Mine the current index, recording the job and its pairs in the database. A job
+    is marked done only when every pair is stored; a failed or interrupted one keeps
+    no pairs."""
+    max_pairs = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
+    _check_params(threshold, top_k, mode, max_pairs)
+    gen, model = idx.state()
     params = {
         "threshold": threshold,
         "top_k": top_k,
@@ -228,75 +235,67 @@ def run_mining_job(
     }
     if job_id is None:
         if model is None:
-            raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
-        job_id = _start_job(store, params, model, gen)
+            raise FoodvecError(EMPTY)
+        job_id = idx.jobs.start(params, model, gen)
     t0 = time.perf_counter()
     try:
         if model is None:
-            raise FoodvecError("the index is empty: build it first (foodvec build FILE)")
-        dim = int(store.model_info(model)["dim"])
-        allowed = store.filtered_ids(filters) if filters else None
-        ids, vecs = store.gather_vectors(model, dim, allowed)
-        n = len(ids)
-        chosen = mode if mode != "auto" else ("exact" if n <= EXACT_MAX else "approximate")
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=n, unit=" items", desc=f"mining ({chosen})", file=sys.stderr, mininterval=0.5
-            )
-        tick = bar.update if bar else None
-        if n < 2:
-            pairs = _finalize([], [], [])
-        elif chosen == "exact":
-            pairs = mine_exact(vecs, top_k, threshold, progress=tick)
-        else:
-            p = ivf_params(n)
-            params["ivf"] = p
-            pairs = mine_ivf(vecs, top_k, threshold, progress=tick, **p)
-        if bar:
-            bar.close()
-        left_out = 0
-        if max_pairs is not None and len(pairs) > max_pairs:
-            left_out = len(pairs) - max_pairs
+            raise FoodvecError(EMPTY)
+        ids, vecs = idx.vectors(idx.filtered_ids(filters) if filters else None)
+        chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress)
+        left_out = max(0, len(pairs) - max_pairs)
+        if left_out:
             pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
-        _store_pairs(store, job_id, ids[pairs.a], ids[pairs.b], pairs.score)
+        idx.jobs.add_pairs(job_id, ids[pairs.a], ids[pairs.b], pairs.score)
         seconds = time.perf_counter() - t0
-        _finish_job(
-            store,
+        idx.jobs.finish(
             job_id,
             "done",
             seconds,
             params,
             mode=chosen,
-            items=n,
+            items=len(ids),
             pairs=len(pairs),
             left_out=left_out,
         )
-        return MineResult(job_id, chosen, n, len(pairs), left_out, round(seconds, 3), params)
-    except KeyboardInterrupt:
-        _drop_pairs(store, job_id)
-        _finish_job(
-            store,
+        return MineResult(job_id, chosen, len(ids), len(pairs), left_out, round(seconds, 3), params)
+    except BaseException as exc:
+        idx.jobs.drop_pairs(job_id)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        idx.jobs.finish(
             job_id,
-            "interrupted",
+            "interrupted" if interrupted else "failed",
             time.perf_counter() - t0,
             params,
-            error="interrupted by the user",
+            error="interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}",
         )
         raise
-    except Exception as exc:
-        _drop_pairs(store, job_id)
-        _finish_job(
-            store,
-            job_id,
-            "failed",
-            time.perf_counter() - t0,
-            params,
-            error=f"{type(exc).__name__}: {exc}",
+
+
+def _mine_vectors(
+    vecs: np.ndarray, top_k: int, threshold: float, mode: str, params: dict, progress: bool
+) -> tuple[str, Pairs]:
+    """(the mode used, the pairs) for one matrix of vectors; records IVF parameters."""
+    n = len(vecs)
+    chosen = mode if mode != "auto" else ("exact" if n <= EXACT_MAX else "approximate")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=n, unit=" items", desc=f"mining ({chosen})", file=sys.stderr, mininterval=0.5
         )
-        raise
+    tick = bar.update if bar else None
+    try:
+        if n < 2:
+            return chosen, _finalize([], [], [])
+        if chosen == "exact":
+            return chosen, mine_exact(vecs, top_k, threshold, progress=tick)
+        params["ivf"] = ivf_params(n)
+        return chosen, mine_ivf(vecs, top_k, threshold, progress=tick, **params["ivf"])
+    finally:
+        if bar:
+            bar.close()
 
 
 def delete_job(idx: FoodIndex, job_id: int) -> None:
@@ -306,119 +305,24 @@ def delete_job(idx: FoodIndex, job_id: int) -> None:
         raise NotFoundError(f"no job {job_id}")
     if job["status"] == "running":
         raise BadInputError(f"job {job_id} is still running; delete it when it has ended")
-    with idx.store.immediate() as conn:
-        conn.execute(text("DELETE FROM job_pairs WHERE job_id = :j"), {"j": job_id})
-        conn.execute(text("DELETE FROM jobs WHERE id = :j"), {"j": job_id})
-
-
-def _drop_pairs(store, job_id: int) -> None:
-    with store.immediate() as conn:
-        conn.execute(text("DELETE FROM job_pairs WHERE job_id = :j"), {"j": job_id})
-
-
-def _start_job(store, params, model, gen) -> int:
-    with store.immediate() as conn:
-        return conn.execute(
-            text(
-                "INSERT INTO jobs(kind, status, params, model_fp, generation, host, pid) "
-                "VALUES ('mine', 'running', :p, :m, :g, :h, :pid) RETURNING id"
-            ),
-            {
-                "p": json.dumps(params),
-                "m": model,
-                "g": gen,
-                "h": socket.gethostname(),
-                "pid": os.getpid(),
-            },
-        ).scalar_one()
-
-
-def _store_pairs(store, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> None:
-    step = 50_000
-    for start in range(0, len(s), step):
-        rows = [
-            {"j": job_id, "a": int(x), "b": int(y), "s": float(z)}
-            for x, y, z in zip(
-                a[start : start + step].tolist(),
-                b[start : start + step].tolist(),
-                s[start : start + step].tolist(),
-                strict=True,
-            )
-        ]
-        with store.immediate() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO job_pairs(job_id, item_a, item_b, score) VALUES (:j, :a, :b, :s)"
-                ),
-                rows,
-            )
-
-
-def _finish_job(
-    store,
-    job_id: int,
-    status: str,
-    seconds: float,
-    params: dict[str, Any],
-    mode: str | None = None,
-    items: int | None = None,
-    pairs: int | None = None,
-    left_out: int | None = None,
-    error: str | None = None,
-) -> None:
-    with store.immediate() as conn:
-        conn.execute(
-            text(
-                "UPDATE jobs SET status = :st, mode = :mo, items = :it, pair_count = :pc, "
-                "left_out = :lo, seconds = :se, params = :pa, error = :er, "
-                "ended_at = CURRENT_TIMESTAMP WHERE id = :id"
-            ),
-            {
-                "st": status,
-                "mo": mode,
-                "it": items,
-                "pc": pairs,
-                "lo": left_out,
-                "se": round(seconds, 3),
-                "pa": json.dumps(params),
-                "er": error,
-                "id": job_id,
-            },
-        )
+    idx.jobs.delete(job_id)
 
 
 def list_jobs(idx: FoodIndex, job_id: int | None = None) -> list[dict[str, Any]]:
     """All jobs (or the one given), newest first. A 'running' job whose process is gone
     on this host is marked interrupted: a killed job is never shown as running or done."""
     host = socket.gethostname()
-    where = "" if job_id is None else "WHERE id = :j"
-    with idx.store.read() as conn:
-        rows = (
-            conn.execute(
-                text(
-                    "SELECT id, kind, status, params, model_fp, generation, items, mode, "
-                    "pair_count, left_out, error, host, pid, started_at, ended_at, seconds "
-                    f"FROM jobs {where} ORDER BY id DESC"
-                ),
-                {"j": job_id},
-            )
-            .mappings()
-            .all()
-        )
     out = []
-    for r in rows:
-        job = dict(r)
-        job["params"] = json.loads(job["params"])
+    for job in idx.jobs.rows(job_id):
         if job["status"] == "running" and job["host"] == host and not _pid_alive(job["pid"]):
-            _finish_job(
-                idx.store,
+            idx.jobs.finish(
                 job["id"],
                 "interrupted",
                 job["seconds"] or 0.0,
                 job["params"],
                 error="the process ended before the job finished",
             )
-            _drop_pairs(idx.store, job["id"])  # what it stored before it died is partial
+            idx.jobs.drop_pairs(job["id"])  # what it stored before it died is partial
             job["status"] = "interrupted"
         out.append(job)
     return out
@@ -428,46 +332,25 @@ def job_pairs(
     idx: FoodIndex, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:
     """A job's pairs with ids and texts, best first; with ``of``, only that item's."""
-    where, params = "p.job_id = :j", {"j": job_id, "off": offset}
+    of_item = None
     if of is not None:
-        item = idx.store.item_by_ext_id(of)
+        item = idx.item(of)
         if item is None:
             raise NotFoundError(f"no item with id {of!r}")
-        where += " AND (p.item_a = :x OR p.item_b = :x)"
-        params["x"] = item.id
-    lim = " LIMIT :lim OFFSET :off"
-    params["lim"] = -1 if limit is None else limit
-    with idx.store.read() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT a.ext_id, b.ext_id, a.text, b.text, p.score FROM job_pairs p "
-                "JOIN items a ON a.id = p.item_a JOIN items b ON b.id = p.item_b "
-                f"WHERE {where} ORDER BY p.score DESC, p.item_a, p.item_b{lim}"
-            ),
-            params,
-        ).all()
-    return [
-        {"id_a": r[0], "id_b": r[1], "text_a": r[2], "text_b": r[3], "score": r[4]} for r in rows
-    ]
+        of_item = item.id
+    return idx.jobs.pairs(job_id, of_item, limit, offset)
 
 
 def latest_done_job(idx: FoodIndex) -> int | None:
-    with idx.store.read() as conn:
-        return conn.execute(
-            text("SELECT max(id) FROM jobs WHERE kind = 'mine' AND status = 'done'")
-        ).scalar()
+    return idx.jobs.latest_done()
 
 
 def job_clusters(idx: FoodIndex, job_id: int) -> list[list[dict[str, str]]]:
-    with idx.store.read() as conn:
-        rows = conn.execute(
-            text("SELECT item_a, item_b, score FROM job_pairs WHERE job_id = :j"), {"j": job_id}
-        ).all()
-    if not rows:
+    a, b, score = idx.jobs.pair_ids(job_id)
+    if not len(a):
         return []
-    arr = np.array(rows)
-    groups = clusters(Pairs(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]))
-    items = idx.store.items_by_ids({i for g in groups for i in g})
+    groups = clusters(Pairs(a, b, score))
+    items = idx.items({i for g in groups for i in g})
     return [
         [{"id": items[i].ext_id, "text": items[i].text} for i in g if i in items] for g in groups
     ]

@@ -1,4 +1,4 @@
-"""The SQLite store: items, vectors, the generation counter and the change log.
+"""The store: items, vectors, the generation counter and the change log.
 
 SQLite is the source of truth; the FAISS index is derived from it. Every write
 transaction bumps ``generation`` and logs the item ids it touched in ``changes``.
@@ -10,12 +10,16 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
-from .errors import FoodvecError
+from ..errors import FoodvecError
+from .jobs import Jobs
+
+if TYPE_CHECKING:
+    from .staging import Staging
 
 # The newest migration; ``open`` skips Alembic entirely when the database is already
 # there (a test checks this constant against the migration scripts).
@@ -116,6 +120,7 @@ class Store:
         self.engine = engine
         if current_revision(engine) != HEAD_REVISION:
             migrate(engine)
+        self.jobs = Jobs(self)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -123,6 +128,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def staging(self) -> Staging:
+        """A build's staging table (use as a context manager)."""
+        from .staging import Staging
+
+        return Staging(self)
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -439,18 +450,6 @@ class WriteTx:
         Store._set(self.conn, "model", fingerprint)
         self.touched = True
 
-    def put_vectors(self, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
-        self.conn.execute(
-            text(
-                "INSERT OR IGNORE INTO vectors(content_hash, model_fp, dim, data) "
-                "VALUES (:h, :m, :d, :b)"
-            ),
-            [
-                {"h": h, "m": model_fp, "d": int(vecs.shape[1]), "b": pack_vector(v)}
-                for h, v in zip(hashes, vecs, strict=True)
-            ],
-        )
-
     def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:
         """Delete items by the user's ids; returns {item id: user id} of those deleted."""
         deleted: dict[int, str] = {}
@@ -463,6 +462,20 @@ class WriteTx:
             deleted.update((r[0], r[1]) for r in rows)
         self.log(deleted, "d")
         return deleted
+
+
+def put_vectors(conn: Connection, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
+    """Add vectors to the content-addressed cache (a vector already there is kept)."""
+    conn.execute(
+        text(
+            "INSERT OR IGNORE INTO vectors(content_hash, model_fp, dim, data) "
+            "VALUES (:h, :m, :d, :b)"
+        ),
+        [
+            {"h": h, "m": model_fp, "d": int(vecs.shape[1]), "b": pack_vector(v)}
+            for h, v in zip(hashes, vecs, strict=True)
+        ],
+    )
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:

@@ -1,4 +1,4 @@
-"""The read path: dense, lexical and hybrid search over one ``FoodIndex``.
+"""Retrieval: dense, lexical and hybrid search over one ``FoodIndex``.
 
 - ``dense``: encode the query, top-k cosine in FAISS (exactly the plain vector search).
 - ``lexical``: BM25 over Korean-aware terms (``indexer.terms``); score = BM25.
@@ -13,19 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.ann import EXACT_SUBSET_MAX
-from indexer.errors import BadInputError, ModelMismatchError
-from indexer.home import FoodIndex
-from indexer.terms import query_name_keys
-from indexer.text import MAX_TEXT_CHARS, normalize_text
+from .errors import BadInputError
+from .terms import query_name_keys
+from .text import MAX_TEXT_CHARS, normalize_text
+
+if TYPE_CHECKING:
+    from .home import FoodIndex
 
 MAX_K = 1000
 MODES = ("hybrid", "dense", "lexical")
-# Chosen on the dev half of data/lookup (bench.lookup --tune; README "Search"): the
+# Chosen on the dev half of indexer/data/lookup (bench.lookup --tune; README "Search"): the
 # weight of the cosine in the fused score (0.2 to 0.6 scored within 0.001 of each
 # other there; 0.6 also keeps hybrid at or above dense on the English retrieval set,
 # where 0.2 and 0.3 fell 0.005 below it), and how many candidates each leg offers (20,
@@ -50,22 +51,6 @@ class Hit:
         if self.lexical is not None:
             out["lexical"] = self.lexical
         return out
-
-
-def top_k_exact(
-    queries: np.ndarray, ids: np.ndarray, vecs: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner product over a small set of vectors (pure; no I/O)."""
-    k = min(k, len(ids))
-    scores = queries @ vecs.T
-    if k < len(ids):
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(len(ids)), (len(queries), 1))
-    top = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-top, axis=1, kind="stable")
-    cols = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(scores, cols, axis=1), ids[cols]
 
 
 def fuse(
@@ -126,7 +111,7 @@ class Searcher:
         idx = self.index
         if mode != "lexical":  # keyword search needs no model, so it loads none
             idx.check_model()
-        allowed = idx.store.filtered_ids(filters) if filters else None
+        allowed = idx.filtered_ids(filters) if filters else None
         if mode == "dense":
             ranked = self._dense(normed, k, allowed)
             found = [[(i, s, None, None) for i, s in zip(*r, strict=True)] for r in ranked]
@@ -134,7 +119,7 @@ class Searcher:
             found = [self._lexical_only(q, k, allowed) for q in normed]
         else:
             found = self._hybrid(normed, k, allowed)
-        rows = idx.store.items_by_ids({i for hits in found for i, *_ in hits})
+        rows = idx.items({i for hits in found for i, *_ in hits})
         out: list[list[Hit]] = []
         for hits in found:
             got = []
@@ -153,33 +138,11 @@ class Searcher:
     def _dense(
         self, normed: list[str], k: int, allowed: np.ndarray | None, qv: np.ndarray | None = None
     ) -> list[tuple[list[int], list[float]]]:
-        """Top-k cosine per query: (item ids, scores)."""
-        idx = self.index
-        # Encoding is the slow part and needs no lock; the FAISS index is read under
-        # the index lock, at the database's current generation.
+        """Top-k cosine per query: (item ids, scores). Encoding is the slow part and
+        runs before the index is read."""
         if qv is None:
             qv = self._encode(normed)
-        with idx.lock:
-            ann = idx.sync()
-            if ann is None or ann.count == 0:
-                return [([], []) for _ in normed]
-            if qv.shape[1] != ann.dim:
-                raise ModelMismatchError(
-                    f"the model makes {qv.shape[1]}-dimensional vectors; the index holds {ann.dim}"
-                )
-            exact_subset = (
-                allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
-            )
-            if not exact_subset:
-                scores, ids = ann.search(qv, k, allowed)
-        if exact_subset:
-            # A narrow filter: exact search over that subset beats a graph walk that
-            # would have to skip nearly every node it visits.
-            model = idx.store.active_model()
-            sub_ids, sub_vecs = idx.store.gather_vectors(model, ann.dim, allowed)
-            if len(sub_ids) == 0:
-                return [([], []) for _ in normed]
-            scores, ids = top_k_exact(qv, sub_ids, sub_vecs, k)
+        scores, ids = self.index.dense_search(qv, k, allowed)
         out = []
         for qs, qi in zip(scores, ids, strict=True):
             keep = qi >= 0
@@ -188,7 +151,7 @@ class Searcher:
 
     def _name_matches(self, query: str, allowed: np.ndarray | None) -> list[int]:
         keys = query_name_keys(query)
-        by_key = self.index.store.ids_by_name_keys(keys)
+        by_key = self.index.ids_by_name_keys(keys)
         keep = set(allowed.tolist()) if allowed is not None else None
         for key in keys:  # the query as typed wins over the query without its particle
             ids = by_key.get(key, [])
@@ -214,7 +177,6 @@ class Searcher:
         n = max(k, self.candidates)
         qv = self._encode(normed)
         dense_lists = self._dense(normed, n, allowed, qv)
-        model = idx.store.active_model()
         out = []
         for q, vec, (d_ids, d_scores) in zip(normed, qv, dense_lists, strict=True):
             lex_ids, lex_scores, full = idx.lexical_scores(q, allowed)
@@ -235,8 +197,8 @@ class Searcher:
             # Lexical candidates (and exact names) the dense leg did not reach take
             # their cosine from the stored vectors.
             need = [i for i in set(lexical) | set(first) if i not in dense]
-            if need and model is not None:
-                ids, vecs = idx.store.gather_vectors(model, len(vec), need)
+            ids, vecs = idx.vectors(need) if need else (None, None)
+            if ids is not None and len(ids):
                 dense.update(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
             ranked = fuse(dense, lexical, self.alpha, first)[:k]
             out.append([(i, s, dense.get(i, 0.0), lexical.get(i, 0.0)) for i, s in ranked])

@@ -1,0 +1,108 @@
+"""Settings: every environment variable foodvec reads, and the layout of a home.
+
+Nothing else in the package reads ``os.environ``; the README's "Environment" table
+lists the same variables (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+# name -> what it sets (the README's table says the same, with defaults)
+VARIABLES = {
+    "FOODVEC_HOME": "the home folder (--home)",
+    "FOODVEC_MODEL": "the model (--model)",
+    "FOODVEC_DB": "a SQLAlchemy URL for the database (--db)",
+    "FOODVEC_ENCODER": "auto, onnx or torch",
+    "FOODVEC_TOKEN": "the bearer token of foodvec serve (--token)",
+    "FOODVEC_LOG": "the log level of foodvec serve",
+    "FOODVEC_DEBUG": "any value: unexpected errors print their traceback",
+}
+
+ENCODERS = ("auto", "onnx", "torch")
+
+# The training sets, the sample corpus and the lookup benchmark, shipped in the package.
+DATA_DIR = Path(str(resources.files("indexer").joinpath("data")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db: str | None
+    model: str | None
+    encoder: str
+    token: str | None
+    log_level: str
+    debug: bool
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = env.get("FOODVEC_HOME")
+        if home:
+            home_path = Path(home).expanduser()
+        else:
+            data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+            home_path = Path(data) / "foodvec"
+        return cls(
+            home=home_path,
+            db=env.get("FOODVEC_DB") or None,
+            model=env.get("FOODVEC_MODEL") or None,
+            encoder=env.get("FOODVEC_ENCODER") or "auto",
+            token=env.get("FOODVEC_TOKEN") or None,
+            log_level=env.get("FOODVEC_LOG") or "warning",
+            debug=bool(env.get("FOODVEC_DEBUG")),
+        )
+
+
+def settings() -> Settings:
+    """The settings as the environment gives them now."""
+    return Settings.from_env()
+
+
+def offline() -> None:
+    """Nothing may reach for a model hub: set the hubs' offline switches (when unset)
+    before a model library is imported."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things live in a home folder (README, "Where data lives")."""
+
+    home: Path
+
+    @property
+    def database(self) -> Path:
+        return self.home / "foodvec.db"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.index_dir / ".lock"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def default_model(self) -> Path:
+        return self.models_dir / "default"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def reject_report(self, stamp: str) -> Path:
+        return self.reports_dir / f"rejected-{stamp}.jsonl"

@@ -1,0 +1,216 @@
+"""Staging a build: rows go to a temporary table as they are validated; ``apply`` then
+lands them in ``items`` in one write transaction that bumps the generation, so a build
+lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from ..errors import FoodvecError
+from .store import SQL_BATCH, Store, WriteTx, put_vectors
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    ext_id: str
+    text: str
+    hash: str
+    meta: str  # canonical JSON
+    where: str  # the row's place in its input, for messages
+    seq: int  # input order, which new items keep
+    name: str | None
+    name_key: str | None
+
+
+@dataclass
+class Applied:
+    new: int
+    updated: int
+    unchanged: int
+    embedded: int  # texts whose vector was collected since staging and embedded again
+    generation: int  # the generation the build produced (the old one if nothing changed)
+
+
+class Staging:
+    """One build's staging table, on a connection of its own (temporary tables live
+    in a connection). Use as a context manager; the table is dropped on exit."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._cm = store.engine.connect()
+        self.conn: Connection = self._cm
+
+    def __enter__(self) -> Staging:
+        with self.conn.begin():
+            self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+            self.conn.exec_driver_sql(
+                "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, "
+                "seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.conn.in_transaction():
+                self.conn.rollback()
+            with self.conn.begin():
+                self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+        finally:
+            self._cm.close()
+
+    def staged_where(self, ext_ids: Sequence[str]) -> dict[str, str]:
+        """{id: where} of the given ids that an earlier batch of this build staged."""
+        found: dict[str, str] = {}
+        with self.conn.begin():
+            for start in range(0, len(ext_ids), SQL_BATCH):
+                chunk = ext_ids[start : start + SQL_BATCH]
+                params = {f"e{n}": e for n, e in enumerate(chunk)}
+                marks = ",".join(f":e{n}" for n in range(len(chunk)))
+                found.update(
+                    self.conn.execute(
+                        text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"),
+                        params,
+                    ).all()
+                )
+        return found
+
+    def cached_hashes(self, model_fp: str, hashes: Sequence[str]) -> set[str]:
+        with self.conn.begin():
+            return self.store.cached_hashes(self.conn, model_fp, hashes)
+
+    def cache_vectors(self, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
+        """Commit vectors to the content-addressed cache at once (it never changes what a
+        search sees, so it needs no generation)."""
+        self.conn.info["immediate"] = True
+        with self.conn.begin():
+            put_vectors(self.conn, model_fp, hashes, vecs)
+
+    def stage(self, rows: Sequence[StagedRow]) -> None:
+        with self.conn.begin():
+            self.conn.execute(
+                text(
+                    "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq, name, nkey) "
+                    "VALUES (:e, :t, :h, :m, :s, :q, :n, :k)"
+                ),
+                [
+                    {
+                        "e": r.ext_id,
+                        "t": r.text,
+                        "h": r.hash,
+                        "m": r.meta,
+                        "s": r.where,
+                        "q": r.seq,
+                        "n": r.name,
+                        "k": r.name_key,
+                    }
+                    for r in rows
+                ],
+            )
+
+    def items_without_vector(self, model_fp: str, limit: int) -> list[tuple[str, str]]:
+        """(content hash, text) of stored items that have no vector for ``model_fp``."""
+        with self.conn.begin():
+            rows = self.conn.execute(
+                text(
+                    "SELECT DISTINCT i.content_hash, i.text FROM items i "
+                    "LEFT JOIN vectors v ON v.content_hash = i.content_hash "
+                    "AND v.model_fp = :m WHERE v.content_hash IS NULL LIMIT :n"
+                ),
+                {"m": model_fp, "n": limit},
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def apply(
+        self,
+        model_fp: str,
+        model_name: str,
+        dim: int,
+        embed: Embed,
+        switch_model: bool,
+        refuse: Callable[[str], Exception],
+    ) -> Applied:
+        """Land the staged rows in one write transaction.
+
+        ``switch_model``: make ``model_fp`` the home's model (a re-embedding build).
+        ``refuse(active)`` is raised when another model is active and items exist (the
+        check is repeated here, under the write lock). ``embed`` re-embeds texts whose
+        vector was collected (``foodvec vacuum``) since they were staged."""
+        conn = self.conn
+        conn.info["immediate"] = True
+        with conn.begin():
+            active = Store._get(conn, "model")
+            switch = active is None or switch_model
+            if active is not None and active != model_fp and not switch_model:
+                if conn.execute(text("SELECT count(*) FROM items")).scalar_one():
+                    raise refuse(active)
+                switch = True  # no items left: the home takes the new model
+            lost = conn.execute(
+                text(
+                    "SELECT DISTINCT s.hash, s.text FROM temp.staging s LEFT JOIN vectors v "
+                    "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
+                ),
+                {"m": model_fp},
+            ).all()
+            if lost:
+                put_vectors(conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
+            gen = Store._get_int(conn, "generation", 0) + 1
+            staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
+            unchanged = conn.execute(
+                text(
+                    "SELECT count(*) FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
+                    "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
+                    "AND i.name IS s.name"
+                )
+            ).scalar_one()
+            # A new name changes what the lexical index holds for an item whose vector stays.
+            renamed = self._ids(
+                "SELECT i.id FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
+                "WHERE i.content_hash = s.hash AND i.name IS NOT s.name"
+            )
+            reembedded = self._ids(
+                "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
+                "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
+                "FROM temp.staging s WHERE items.ext_id = s.ext_id "
+                "AND items.content_hash != s.hash RETURNING items.id"
+            )
+            meta_only = self._ids(
+                "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
+                "name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
+                "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
+                "AND (items.text != s.text OR items.metadata != s.meta "
+                "OR items.name IS NOT s.name) RETURNING items.id"
+            )
+            new_ids = self._ids(
+                "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
+                "SELECT ext_id, text, hash, meta, name, nkey FROM temp.staging s "
+                "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
+                "ORDER BY seq RETURNING id"
+            )
+            updated = len(reembedded) + len(meta_only)
+            if len(new_ids) + updated + unchanged != staged:
+                raise FoodvecError(
+                    f"internal error: {staged} staged rows but {len(new_ids)} new, "
+                    f"{updated} updated, {unchanged} unchanged; nothing was written"
+                )
+            tx = WriteTx(conn, gen)
+            tx.log(reembedded + new_ids + renamed, "u")
+            if switch:
+                tx.set_model(model_fp, model_name, dim)
+            if updated:
+                tx.mark()
+            if tx.touched:
+                Store._set(conn, "generation", str(gen))
+            else:
+                gen -= 1
+        return Applied(len(new_ids), updated, unchanged, len(lost), gen)
+
+    def _ids(self, sql: str) -> list[int]:
+        return list(self.conn.execute(text(sql)).scalars().all())

@@ -1,0 +1,209 @@
+"""The HTTP service (FastAPI): the app, its middleware and error mapping, and ``serve``.
+
+Writes are acknowledged only after their database transaction commits (SQLite WAL), so
+an acknowledged write survives a kill -9; the in-memory FAISS index catches up from the
+change log at once (read your writes) and is saved to disk periodically, not per request.
+Other processes writing to the same home (a CLI build) are noticed by generation. The
+routes are in ``routes_search``, ``routes_items`` and ``routes_jobs``; request bodies in
+``schemas``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from indexer.errors import (
+    BadInputError,
+    FoodvecError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NotFoundError,
+)
+from indexer.home import FoodIndex
+from indexer.settings import settings
+
+from . import routes_items, routes_jobs, routes_search
+from .schemas import MAX_BODY_BYTES
+from .state import Service
+
+log = logging.getLogger("foodvec")
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, chunked ones too."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        too_big = JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)
+        if length is not None:
+            try:
+                if int(length) > self.limit:
+                    return await too_big(scope, receive, send)
+            except ValueError:
+                return await JSONResponse({"detail": "bad Content-Length"}, status_code=400)(
+                    scope, receive, send
+                )
+        if length is not None:
+            return await self.app(scope, receive, send)
+        # A chunked body has no declared length: read it here, up to the limit, so an
+        # oversized one gets 413 before the app's body parser sees it (which would
+        # report any failure while reading as a 400).
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, receive, send)
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                return await too_big(scope, receive, send)
+            chunks.append(body)
+            if not message.get("more_body"):
+                break
+        whole, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _status(exc: FoodvecError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, (ModelMismatchError, ModelNotFoundError)):
+        return 409
+    if isinstance(exc, BadInputError):
+        return 400
+    return 500
+
+
+def create_app(
+    index: FoodIndex,
+    token: str | None = None,
+    protect_reads: bool = False,
+    compact_every: float = 30.0,
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
+    """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``.
+    ``allowed_hosts``: the Host header values accepted (a loopback server accepts only
+    loopback names, so a page on another site cannot reach it by DNS rebinding)."""
+    stop = threading.Event()
+
+    def compactor() -> None:
+        while not stop.wait(compact_every):
+            try:
+                index.publish()
+            except Exception as exc:  # a failed save is retried at the next tick
+                log.warning("saving the index failed (%s: %s); retrying", type(exc).__name__, exc)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        index.sync(publish=None)  # catch up on whatever happened while we were down
+        if index.state()[1] is not None:
+            index.embedder.encode(["warm up"])  # load the model before the first request
+        if compact_every > 0:
+            threading.Thread(target=compactor, name="foodvec-compactor", daemon=True).start()
+        yield
+        stop.set()
+        index.publish()
+
+    app = FastAPI(
+        title="foodvec",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Semantic search over food descriptions.",
+    )
+    app.state.foodvec = Service(index, token=token, protect_reads=protect_reads)
+    for module in (routes_search, routes_items, routes_jobs):
+        app.include_router(module.router)
+    _error_handlers(app)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FoodvecError)
+    def _foodvec_error(request: Request, exc: FoodvecError):
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError):
+        errors = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"where": "body", "problem": "invalid request"}
+        return JSONResponse(
+            {"detail": f"{first['where']}: {first['problem']}", "errors": errors}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception):
+        # Any other failure is ours; say so without a traceback (logged by uvicorn).
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]", "::1"]
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    home: Path | None,
+    model: str | None,
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    protect_reads: bool,
+    insecure: bool,
+    compact_every: float,
+) -> None:
+    import uvicorn
+
+    if not is_loopback(host) and not token and not insecure:
+        raise BadInputError(
+            f"refusing to listen on {host} without a token: set FOODVEC_TOKEN, or pass "
+            "--insecure to serve writes to anyone who can reach it"
+        )
+    index = FoodIndex(home=home, model=model, db=db)
+    app = create_app(
+        index,
+        token=token,
+        protect_reads=protect_reads,
+        compact_every=compact_every,
+        allowed_hosts=LOOPBACK_NAMES + [host] if is_loopback(host) else None,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=settings().log_level)

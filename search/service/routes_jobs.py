@@ -1,0 +1,81 @@
+"""Mining job routes: start a job in a thread, read its status and pairs, delete it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from indexer.mining import delete_job, get_job, job_pairs, start_job
+
+from .schemas import JobId, MineRequest, text_filters
+from .state import MAX_RUNNING_JOBS, Service, read_access, service, write_access
+
+log = logging.getLogger("foodvec")
+router = APIRouter()
+
+
+@router.post("/jobs/mine", dependencies=[Depends(write_access)])
+def start_mine(req: MineRequest, svc: Service = Depends(service)) -> dict[str, Any]:
+    live = svc.live_jobs()
+    if live >= MAX_RUNNING_JOBS:
+        raise HTTPException(
+            429,
+            f"{live} mining jobs are running (the most at once is {MAX_RUNNING_JOBS}); "
+            "try again when one has finished",
+        )
+    index = svc.index
+    threshold = req.threshold if req.threshold is not None else index.mining_threshold()
+    filters = text_filters(req.filters)
+    params = {"threshold": threshold, "top_k": req.top_k, "filters": filters or {}}
+    job = start_job(index, params)
+
+    def work() -> None:
+        try:
+            index.mine(threshold=threshold, top_k=req.top_k, filters=filters, job_id=job)
+        except Exception as exc:  # recorded as failed in the job row
+            log.warning("mining job %s failed: %s: %s", job, type(exc).__name__, exc)
+
+    t = threading.Thread(target=work, name=f"foodvec-mine-{job}", daemon=True)
+    svc.running.add(t)
+    t.start()
+    return {"job": job}
+
+
+def _job(svc: Service, job_id: int) -> dict[str, Any]:
+    job = get_job(svc.index, job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+@router.get("/jobs/{job_id}", dependencies=[Depends(read_access)])
+def job_status(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]:
+    return _job(svc, job_id)
+
+
+@router.delete("/jobs/{job_id}", dependencies=[Depends(write_access)])
+def job_delete(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]:
+    delete_job(svc.index, job_id)  # NotFoundError -> 404, a running job -> 400
+    return {"deleted": job_id}
+
+
+@router.get("/jobs/{job_id}/pairs", dependencies=[Depends(read_access)])
+def pairs(
+    job_id: JobId,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
+    job = _job(svc, job_id)
+    if job["status"] != "done":
+        raise HTTPException(409, f"job {job_id} is {job['status']}, not done")
+    return {
+        "job": job_id,
+        "offset": offset,
+        "limit": limit,
+        "total": job["pair_count"],
+        "pairs": job_pairs(svc.index, job_id, limit=limit, offset=offset),
+    }

@@ -1,0 +1,49 @@
+"""Reading routes: health, stats, search and the search page."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from .schemas import SearchRequest, text_filters
+from .state import Service, read_access, service
+
+router = APIRouter()
+PAGE = resources.files("search.service").joinpath("page.html").read_text(encoding="utf-8")
+
+
+@router.get("/health")
+def health(svc: Service = Depends(service)) -> dict[str, Any]:
+    if svc.protect_reads:
+        return {"status": "ok"}  # the generation and model are for readers with the token
+    gen, model = svc.index.state()
+    return {"status": "ok", "generation": gen, "model": model}
+
+
+@router.get("/stats", dependencies=[Depends(read_access)])
+def stats(svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.index.stats()
+
+
+@router.post("/search", dependencies=[Depends(read_access)])
+def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any]:
+    queries = [req.query] if req.query is not None else list(req.queries or [])
+    results = svc.index.search(
+        queries,
+        k=req.k,
+        filters=text_filters(req.filters),
+        min_score=req.min_score,
+        mode=req.mode,
+    )
+    lists = [[h.as_dict() for h in hits] for hits in results]
+    if req.query is not None:
+        return {"query": req.query, "results": lists[0]}
+    return {"results": [{"query": q, "results": r} for q, r in zip(queries, lists, strict=True)]}
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def page() -> str:
+    return PAGE
