@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .embedder import Embedder
 from .errors import BadInputError, BadRowError, ModelMismatchError
+from .filters import typed_number
 from .readers import RawRow, Table, open_table
 from .storage import StagedRow, Staging, Store, canonical_json
 from .terms import item_name, name_key
@@ -47,6 +48,10 @@ class BuildOptions:
     format: str = "auto"
     on_error: str = "fail"
     fix_encoding: bool = False
+    # CSV/TSV metadata values that are numerals become numbers, except in these
+    # columns ("*": all of them), which stay text (codes with leading zeros stay text
+    # anyway: only plain numerals convert).
+    keep_text: tuple[str, ...] = ()
     batch_size: int = 2048  # rows validated, embedded and staged together
     report: Path | None = None
     reembed: bool = False
@@ -115,7 +120,12 @@ class _Rejects:
 
 
 def _validate(
-    raw: RawRow, text_col: str, id_col: str | None, fix: bool, name_col: str = "name"
+    raw: RawRow,
+    text_col: str,
+    id_col: str | None,
+    fix: bool,
+    name_col: str = "name",
+    numbers: Callable[[str, Any], Any] | None = None,
 ) -> tuple[_Valid | None, str | None, bool]:
     """(valid row, None, repaired) or (None, reason, False)."""
     if raw.error:
@@ -167,6 +177,8 @@ def _validate(
         for k, v in meta.items():
             if isinstance(v, str) and looks_misdecoded(v):
                 meta[k] = repair_encoding(v) or v
+    if numbers is not None:
+        meta = {k: numbers(k, v) for k, v in meta.items()}
     try:
         meta_json = canonical_json(clean_metadata(meta))
     except ValueError as exc:
@@ -310,7 +322,7 @@ def _phase_a(run: _Run, table: Table) -> None:
     try:
         for batch in _batches(table.rows, opts.batch_size):
             run.summary.rows_read += len(batch)
-            valid = _validate_batch(run, batch, id_col, jsonl_derive)
+            valid = _validate_batch(run, batch, id_col, jsonl_derive, table.format)
             if valid:
                 valid = _drop_staged_duplicates(run, valid)
             if valid:
@@ -336,18 +348,31 @@ def _phase_a(run: _Run, table: Table) -> None:
         bar.close()
 
 
+def _typer(keep_text: tuple[str, ...]) -> Callable[[str, Any], Any] | None:
+    """What turns a CSV/TSV metadata value into a number when it is a plain numeral."""
+    if "*" in keep_text:
+        return None
+    keep = frozenset(keep_text)
+
+    def numbers(key: str, value: Any) -> Any:
+        return typed_number(value) if isinstance(value, str) and key not in keep else value
+
+    return numbers
+
+
 def _validate_batch(
-    run: _Run, batch: list[RawRow], id_col: str | None, jsonl_derive: bool
+    run: _Run, batch: list[RawRow], id_col: str | None, jsonl_derive: bool, table_format: str
 ) -> list[_Valid]:
     valid: list[_Valid] = []
     seen: dict[str, str] = {}
     opts = run.opts
+    numbers = _typer(opts.keep_text) if table_format in ("csv", "tsv") else None
     for raw in batch:
         col = id_col
         if jsonl_derive and raw.data is not None and "id" not in raw.data:
             col = None
         row, reason, repaired = _validate(
-            raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name"
+            raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name", numbers
         )
         if row is None:
             run.rejects.reject(raw, reason or "invalid row")

@@ -33,6 +33,7 @@ from .errors import (
     ModelNotFoundError,
     NotFoundError,
 )
+from .filters import Node
 from .lexical import LexicalIndex
 from .mining import MineResult, run_mining_job
 from .retrieval import Hit, Searcher
@@ -436,9 +437,9 @@ class FoodIndex:
         return top_k_exact(queries, sub_ids, sub_vecs, k)
 
     # -- reads of the items ---------------------------------------------------------
-    def filtered_ids(self, filters: dict[str, str]) -> np.ndarray:
-        """Item ids whose metadata matches every key=value (compared as text)."""
-        return self._store.filtered_ids(filters)
+    def filtered_ids(self, where: Node) -> np.ndarray:
+        """Item ids whose metadata matches the filter (``indexer.filters``)."""
+        return self._store.filtered_ids(where)
 
     def items(self, ids: Iterable[int]) -> dict[int, ItemRow]:
         """The rows of the given item ids (those that exist)."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from .ann import AnnIndex, ivf_nlist
 from .errors import BadInputError, FoodvecError, NotFoundError
+from .filters import filter_node
 
 if TYPE_CHECKING:
     from .home import FoodIndex
@@ -219,12 +220,14 @@ def run_mining_job(
     max_pairs: int | None = None,
     progress: bool = False,
     job_id: int | None = None,
+    where: dict[str, Any] | None = None,
 ) -> MineResult:
     """Mine the current index, recording the job and its pairs in the database. A job
     is marked done only when every pair is stored; a failed or interrupted one keeps
     no pairs."""
     max_pairs = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
     _check_params(threshold, top_k, mode, max_pairs)
+    node = filter_node(filters, where)
     gen, model = idx.state()
     params = {
         "threshold": threshold,
@@ -233,6 +236,8 @@ def run_mining_job(
         "filters": filters or {},
         "max_pairs": max_pairs,
     }
+    if where is not None:
+        params["where"] = where
     if job_id is None:
         if model is None:
             raise FoodvecError(EMPTY)
@@ -241,7 +246,7 @@ def run_mining_job(
     try:
         if model is None:
             raise FoodvecError(EMPTY)
-        ids, vecs = idx.vectors(idx.filtered_ids(filters) if filters else None)
+        ids, vecs = idx.vectors(idx.filtered_ids(node) if node is not None else None)
         chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress)
         left_out = max(0, len(pairs) - max_pairs)
         if left_out:

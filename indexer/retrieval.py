@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import BadInputError
+from .filters import filter_node
 from .terms import query_name_keys
 from .text import MAX_TEXT_CHARS, normalize_text
 
@@ -84,12 +85,15 @@ class Searcher:
         self,
         queries: str | Sequence[str],
         k: int = 10,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, Any] | None = None,
         min_score: float | None = None,
         mode: str = "hybrid",
+        where: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        """One list of hits per query, best first. ``filters`` are metadata key=value
-        pairs (compared as text), applied inside each leg's search."""
+        """One list of hits per query, best first. ``where`` is a filter in the filter
+        language (``indexer.filters``); ``filters`` are key=value pairs compared as
+        text. Both apply inside each leg's search, so k results come back whenever k
+        items match."""
         if isinstance(queries, str):
             queries = [queries]
         if not queries:
@@ -111,7 +115,8 @@ class Searcher:
         idx = self.index
         if mode != "lexical":  # keyword search needs no model, so it loads none
             idx.check_model()
-        allowed = idx.filtered_ids(filters) if filters else None
+        node = filter_node(filters, where)
+        allowed = idx.filtered_ids(node) if node is not None else None
         if mode == "dense":
             ranked = self._dense(normed, k, allowed)
             found = [[(i, s, None, None) for i, s in zip(*r, strict=True)] for r in ranked]

@@ -100,6 +100,21 @@ def _open(home: Path | None, model: str | None, db: str | None) -> FoodIndex:
     return FoodIndex(home=home, model=model, db=db)
 
 
+def _parse_where(exprs: tuple[str, ...], hint: str = "--where") -> dict[str, Any] | None:
+    """--where expressions (short form or JSON) as one JSON filter; bad ones exit 2."""
+    from indexer.filters import FilterError, parse, parse_short
+
+    if not exprs:
+        return None
+    try:
+        parts = [parse_short(e) for e in exprs]
+        cond = parts[0] if len(parts) == 1 else {"$and": parts}
+        parse(cond)  # checked here, so a bad filter is a usage error
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    return cond
+
+
 def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
@@ -207,6 +222,14 @@ def init(home, model, db) -> None:
     help="Repair mis-decoded text (UTF-8 read as Windows-1252/Latin-1) with ftfy.",
 )
 @click.option(
+    "--keep-text",
+    multiple=True,
+    metavar="COLUMN",
+    help="Keep this CSV/TSV column's values as text (repeatable; '*' for every column). "
+    "Otherwise plain numerals (12, -3.5, 1e3; not 007 or +1) become numbers, so "
+    "--where 'kcal<200' works.",
+)
+@click.option(
     "--reembed",
     is_flag=True,
     help="Switch the index to the given model, re-embedding every stored text.",
@@ -226,6 +249,7 @@ def build(
     on_error,
     report,
     fix_encoding,
+    keep_text,
     reembed,
     quiet,
     as_json,
@@ -246,6 +270,7 @@ def build(
         format=fmt,
         on_error=on_error,
         fix_encoding=fix_encoding,
+        keep_text=tuple(keep_text),
         batch_size=batch_size,
         report=report,
         reembed=reembed,
@@ -323,6 +348,15 @@ def delete(ids, home, model, db) -> None:
     help="Only items whose metadata KEY equals VALUE (as text); repeatable.",
 )
 @click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
+    "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
+    "(README, \"Filters\").",
+)
+@click.option(
     "--mode",
     type=click.Choice(("hybrid", "dense", "lexical")),
     default="hybrid",
@@ -338,7 +372,7 @@ def delete(ids, home, model, db) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
 @_common
 @_friendly
-def search(queries, k, filters, mode, min_score, as_json, home, model, db) -> None:
+def search(queries, k, filters, where, mode, min_score, as_json, home, model, db) -> None:
     """Find the foods that best answer each QUERY.
 
     The default hybrid mode fuses the model's cosine similarity with a Korean-aware
@@ -346,9 +380,10 @@ def search(queries, k, filters, mode, min_score, as_json, home, model, db) -> No
     particles do not matter) while needs said in other words still find their foods.
     """
     flt = _parse_pairs(filters, "--filter")
+    cond = _parse_where(where)
     with _open(home, model, db) as idx:
         results = idx.search(
-            list(queries), k=k, filters=flt or None, min_score=min_score, mode=mode
+            list(queries), k=k, filters=flt or None, where=cond, min_score=min_score, mode=mode
         )
     for q, hits in zip(queries, results, strict=True):
         if as_json:
@@ -627,6 +662,15 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     help="Mine only items whose metadata KEY equals VALUE; repeatable.",
 )
 @click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
+    "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
+    "(README, \"Filters\").",
+)
+@click.option(
     "--max-pairs",
     type=click.IntRange(1),
     help="Keep at most this many pairs (the best; default 1,000,000); the number left "
@@ -673,6 +717,7 @@ def mine(
     top_k,
     mode,
     filters,
+    where,
     max_pairs,
     output,
     out_fmt,
@@ -695,6 +740,7 @@ def mine(
     from indexer.mining import get_job, job_clusters, job_pairs, latest_done_job
 
     flt = _parse_pairs(filters, "--filter")
+    cond = _parse_where(where)
     with _open(home, model, db) as idx:
         if of_id is not None or (show_clusters and job_id is not None):
             job = job_id if job_id is not None else latest_done_job(idx)
@@ -718,6 +764,7 @@ def mine(
             top_k=top_k,
             mode=mode or "auto",
             filters=flt or None,
+            where=cond,
             max_pairs=max_pairs,
             progress=not quiet and not as_json,
         )

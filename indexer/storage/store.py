@@ -16,7 +16,9 @@ import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from ..errors import FoodvecError
+from ..filters import Node
 from .jobs import Jobs
+from .where import compile_where
 
 if TYPE_CHECKING:
     from .staging import Staging
@@ -237,26 +239,12 @@ class Store:
             ).first()
         return ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) if r else None
 
-    def filtered_ids(self, filters: dict[str, str]) -> np.ndarray:
-        """Integer ids of the items whose metadata matches every key=value (as text)."""
-        clauses, params = [], {}
-        for n, (key, value) in enumerate(sorted(filters.items())):
-            params[f"v{n}"] = str(value)
-            if '"' in key or "\\" in key or any(ord(ch) < 32 for ch in key):
-                # A JSON path cannot quote these; json_each compares the key as a plain
-                # string (about 7x slower than json_extract over 100,000 rows).
-                clauses.append(
-                    f"EXISTS (SELECT 1 FROM json_each(items.metadata) "
-                    f"WHERE key = :k{n} AND CAST(value AS TEXT) = :v{n})"
-                )
-                params[f"k{n}"] = key
-            else:
-                clauses.append(f"CAST(json_extract(metadata, :k{n}) AS TEXT) = :v{n}")
-                params[f"k{n}"] = f'$."{key}"'
-        where = " AND ".join(clauses) if clauses else "1"
+    def filtered_ids(self, where: Node) -> np.ndarray:
+        """Integer ids of the items whose metadata matches the filter, in id order."""
+        sql, params = compile_where(where)
         with self.read() as conn:
-            ids = conn.execute(text(f"SELECT id FROM items WHERE {where}"), params).scalars()
-            return np.fromiter(ids, dtype=np.int64)
+            ids = conn.execute(text(f"SELECT id FROM items WHERE {sql} ORDER BY id"), params)
+            return np.fromiter(ids.scalars(), dtype=np.int64)
 
     def vectors_for_items(
         self, model_fp: str, dim: int, ids: Sequence[int] | None = None, batch: int = 20000

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from indexer.filters import filter_node
 from indexer.mining import delete_job, get_job, job_pairs, start_job
 
 from .schemas import JobId, MineRequest, text_filters
@@ -29,12 +30,17 @@ def start_mine(req: MineRequest, svc: Service = Depends(service)) -> dict[str, A
     index = svc.index
     threshold = req.threshold if req.threshold is not None else index.mining_threshold()
     filters = text_filters(req.filters)
+    filter_node(filters, req.where)  # a bad filter is refused (400) before the job starts
     params = {"threshold": threshold, "top_k": req.top_k, "filters": filters or {}}
+    if req.where is not None:
+        params["where"] = req.where
     job = start_job(index, params)
 
     def work() -> None:
         try:
-            index.mine(threshold=threshold, top_k=req.top_k, filters=filters, job_id=job)
+            index.mine(
+                threshold=threshold, top_k=req.top_k, filters=filters, where=req.where, job_id=job
+            )
         except Exception as exc:  # recorded as failed in the job row
             log.warning("mining job %s failed: %s: %s", job, type(exc).__name__, exc)
 

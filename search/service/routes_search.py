@@ -35,6 +35,7 @@ def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any
         queries,
         k=req.k,
         filters=text_filters(req.filters),
+        where=req.where,
         min_score=req.min_score,
         mode=req.mode,
     )

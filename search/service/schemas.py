@@ -30,6 +30,8 @@ class SearchRequest(BaseModel):
     ) = None
     k: int = Field(10, ge=1, le=MAX_K)
     filters: dict[Key, Scalar] = Field(default_factory=dict, max_length=20)
+    # The filter language (README "Filters"): {"kcal": {"$lt": 200}}, {"$or": [...]}.
+    where: dict[str, Any] | None = None
     # The scale of ``score`` depends on the mode (README "Search"), so no fixed bounds.
     min_score: float | None = Field(None, allow_inf_nan=False)
     mode: Mode = "hybrid"
@@ -67,6 +69,7 @@ class MineRequest(BaseModel):
     threshold: float | None = Field(None, ge=-1.0, le=1.0)
     top_k: int = Field(10, ge=1, le=100)
     filters: dict[Key, Scalar] = Field(default_factory=dict, max_length=20)
+    where: dict[str, Any] | None = None
 
 
 def as_text(v: Any) -> str:
