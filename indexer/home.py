@@ -27,6 +27,7 @@ from .ann import EXACT_SUBSET_MAX, AnnIndex, choose_kind, top_k_exact
 from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
 from .embedder import Embedder, load_embedder
 from .errors import (
+    BadInputError,
     FoodvecError,
     IndexNotSavedError,
     ModelMismatchError,
@@ -34,14 +35,18 @@ from .errors import (
     NotFoundError,
 )
 from .filters import Node
+from .filters import parse as parse_where
 from .lexical import LexicalIndex
 from .mining import MineResult, run_mining_job
 from .retrieval import Hit, Searcher
 from .settings import Layout, settings
-from .storage import ItemRow, Jobs, Store
+from .storage import ItemRow, Jobs, Store, canonical_json
+from .terms import item_name, name_key
+from .text import clean_metadata
 
 log = logging.getLogger("foodvec")
 
+MAX_PAGE = 10_000  # items in one page of records
 # Mining threshold for a model that was not calibrated when trained (the base model).
 DEFAULT_MINE_THRESHOLD = 0.9
 MODEL_SETTINGS = "foodvec_model.json"
@@ -187,6 +192,52 @@ class FoodIndex:
                     "nothing was deleted"
                 )
         self._sync_after_write(tx.generation, publish=publish)
+        return len(deleted)
+
+    def update(
+        self,
+        ext_id: str,
+        metadata: dict[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        publish: bool = True,
+    ) -> int:
+        """Change an item's metadata alone (no re-embedding): set the keys of
+        ``metadata``, remove those in ``unset``. Returns the new generation. A new
+        ``name`` renames the item for the exact-name rule and the lexical index."""
+        metadata = dict(metadata or {})
+        bad = sorted({"id", "text"} & (set(metadata) | set(unset)))
+        if bad:
+            raise BadInputError(f"the metadata may not use the keys {bad}")
+        if not metadata and not unset:
+            raise BadInputError("nothing to change: give metadata to set or keys to unset")
+        with self._store.write() as tx:
+            row = tx.item_for_update(str(ext_id))
+            if row is None:
+                raise NotFoundError(f"not in the index: {str(ext_id)!r}")
+            merged = {k: v for k, v in row.metadata.items() if k not in set(unset)}
+            merged.update(metadata)
+            try:
+                meta_json = canonical_json(clean_metadata(merged))
+            except ValueError as exc:
+                raise BadInputError(f"item {ext_id!r}: {exc}") from None
+            renamed = "name" in metadata or "name" in unset
+            name = item_name(merged.get("name"), row.text)
+            tx.set_metadata(row.id, meta_json, name, name_key(name) if name else None, renamed)
+        self._sync_after_write(tx.generation, publish=publish)
+        return tx.generation
+
+    def delete_where(
+        self, where: dict[str, Any], dry_run: bool = False, publish: bool = True
+    ) -> int:
+        """Delete every item matching a filter (``indexer.filters``); with ``dry_run``,
+        only count them."""
+        node = parse_where(where)
+        if dry_run:
+            return self._store.count_where(node)
+        with self._store.write() as tx:
+            deleted = tx.delete_where(node)
+        if deleted:
+            self._sync_after_write(tx.generation, publish=publish)
         return len(deleted)
 
     def _sync_after_write(self, generation: int, **kw) -> None:
@@ -449,6 +500,36 @@ class FoodIndex:
         """The row of the item with this id, or None."""
         return self._store.item_by_ext_id(ext_id)
 
+    def get(self, ext_id: str) -> dict[str, Any] | None:
+        """One item as a record: {"id", "text", "metadata"}; None when unknown."""
+        row = self._store.item_by_ext_id(str(ext_id))
+        return _record(row) if row else None
+
+    def records(
+        self,
+        where: dict[str, Any] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of items in a stable order (by insertion), those matching ``where``:
+        (records, the cursor of the next page or None at the end). Page with
+        ``after=cursor`` (fast at any depth) or with ``offset``."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadInputError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        if offset < 0:
+            raise BadInputError(f"offset must be 0 or more, not {offset}")
+        start = 0
+        if after is not None:
+            try:
+                start = int(after)
+            except ValueError:
+                raise BadInputError(f"not a cursor: {after!r} (use the `next` of a page)") from None
+        node = parse_where(where) if where is not None else None
+        rows = self._store.page(node, after=start, offset=offset, limit=limit)
+        cursor = str(rows[-1].id) if len(rows) == limit else None
+        return [_record(r) for r in rows], cursor
+
     def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, stored vectors) of the given items (all when None), for the
         home's model; empty when the home has none."""
@@ -604,6 +685,10 @@ class _Changes:
     vectors: bool
     lexical: bool
     generation: int
+
+
+def _record(row: ItemRow) -> dict[str, Any]:
+    return {"id": row.ext_id, "text": row.text, "metadata": row.metadata}
 
 
 def _few(ids: np.ndarray, n: int = 5) -> str:

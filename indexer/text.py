@@ -107,6 +107,9 @@ def _clean(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, str):
         if has_lone_surrogate(value):
             raise ValueError(f"metadata {where!r} holds a lone surrogate (not valid Unicode)")
+        if "\x00" in value:
+            # SQLite's JSON functions end a string at NUL, so it could never be filtered.
+            raise ValueError(f"metadata {where!r} holds a NUL character")
         return value
     if isinstance(value, int):
         return value
@@ -126,6 +129,8 @@ def _clean(value: Any, where: str, depth: int) -> Any:
             key = str(k)
             if has_lone_surrogate(key):
                 raise ValueError(f"a metadata key under {where!r} holds a lone surrogate")
+            if "\x00" in key:
+                raise ValueError(f"a metadata key under {where!r} holds a NUL character")
             out[key] = _clean(v, f"{where}.{key}" if where else key, depth + 1)
         return out
     if isinstance(value, (list, tuple)):

@@ -320,14 +320,129 @@ def add(text, ext_id, meta, as_json, home, model, db) -> None:
 
 
 @cli.command()
-@click.argument("ids", nargs=-1, required=True)
+@click.argument("ids", nargs=-1)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Delete every item matching EXPR (the --where of search; repeatable, all hold).",
+)
+@click.option("--dry-run", is_flag=True, help="With --where: count the items, delete none.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
 @_friendly
-def delete(ids, home, model, db) -> None:
-    """Delete items by id (all of them, or none if any id is unknown)."""
+def delete(ids, where, dry_run, as_json, home, model, db) -> None:
+    """Delete items by id (all of them, or none if any id is unknown), or every item
+    matching --where."""
+    if bool(ids) == bool(where):
+        raise click.UsageError("give item ids or --where, not both and not neither")
+    if dry_run and not where:
+        raise click.UsageError("--dry-run goes with --where")
+    cond = _parse_where(where)
     with _open(home, model, db) as idx:
-        n = idx.delete(list(ids))
-        click.echo(f"deleted {n}; {idx.count()} items left")
+        if cond is not None:
+            n = idx.delete_where(cond, dry_run=dry_run)
+        else:
+            n = idx.delete(list(ids))
+        left = idx.count()
+    if as_json:
+        _emit({("would_delete" if dry_run else "deleted"): n, "items": left})
+    elif dry_run:
+        click.echo(f"would delete {n} of {left} items")
+    else:
+        click.echo(f"deleted {n}; {left} items left")
+
+
+@cli.command()
+@click.argument("item_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the item as JSON.")
+@_common
+@_friendly
+def get(item_id, as_json, home, model, db) -> None:
+    """Show one item: its id, text and metadata."""
+    with _open(home, model, db) as idx:
+        rec = idx.get(item_id)
+    if rec is None:
+        raise click.ClickException(f"not in the index: {item_id!r}")
+    if as_json:
+        _emit(rec)
+        return
+    click.echo(_record_line(rec))
+
+
+def _record_line(rec: dict[str, Any]) -> str:
+    meta = ", ".join(f"{k}={v}" for k, v in rec["metadata"].items())
+    return f"{rec['id']}  {rec['text']}" + (f"  [{meta}]" if meta else "")
+
+
+@cli.command("list")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Only items matching EXPR (the --where of search; repeatable).",
+)
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many items first.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many items (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per item.")
+@_common
+@_friendly
+def list_items(where, offset, limit, as_json, home, model, db) -> None:
+    """List items in a stable order (the order they were added), streaming."""
+    cond = _parse_where(where)
+    left = limit
+    cursor = None
+    with _open(home, model, db) as idx:
+        while left is None or left > 0:
+            size = 5000 if left is None else min(5000, left)
+            recs, cursor = idx.records(cond, offset=offset, limit=size, after=cursor)
+            offset = 0  # the offset applies once; the cursor carries on from there
+            for rec in recs:
+                click.echo(json.dumps(rec, ensure_ascii=False) if as_json else _record_line(rec))
+            if left is not None:
+                left -= len(recs)
+            if cursor is None:
+                break
+
+
+@cli.command()
+@click.argument("item_id")
+@click.option(
+    "--meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set KEY (repeatable). A plain numeral becomes a number (as in CSV files); "
+    "true, false and quoted values are taken as JSON.",
+)
+@click.option("--unset", multiple=True, metavar="KEY", help="Remove KEY (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the updated item as JSON.")
+@_common
+@_friendly
+def update(item_id, meta, unset, as_json, home, model, db) -> None:
+    """Change an item's metadata without re-embedding its text."""
+    values = {k: _meta_value(v) for k, v in _parse_pairs(meta, "--meta").items()}
+    with _open(home, model, db) as idx:
+        gen = idx.update(item_id, values, unset=list(unset))
+        rec = idx.get(item_id)
+    if as_json:
+        _emit({**rec, "generation": gen})
+    else:
+        click.echo(f"updated; generation {gen}\n{_record_line(rec)}")
+
+
+def _meta_value(raw: str) -> Any:
+    from indexer.filters import typed_number
+
+    if raw in ("true", "false"):
+        return raw == "true"
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return typed_number(raw)
 
 
 @cli.command()

@@ -253,3 +253,10 @@ def test_http_where_filters_and_refuses_bad_filters(home, menu):
             assert 400 <= r.status_code < 500
             r = c.post("/jobs/mine", json={"where": {"kcal": {"$in": "x"}}})
             assert r.status_code == 400 and "takes a list" in r.json()["detail"]
+
+
+def test_a_nul_in_metadata_is_refused_by_row(home):
+    with FoodIndex(home, embedder=FakeEmbedder(16)) as idx:
+        with pytest.raises(Exception, match="NUL"):
+            idx.upsert([{"id": "n1", "text": "음식", "metadata": {"note": "a\x00b"}}])
+        assert idx.count() == 0

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from indexer import BuildOptions, FoodIndex
+from indexer.errors import BadRowError
 from search import Searcher
 from tests.conftest import SAMPLE, run, sample_rows
 
@@ -191,13 +192,15 @@ def test_filter_keys_with_quotes_dots_and_control_characters(built):
                 {
                     "id": "q1",
                     "text": "특이한 키",
-                    "metadata": {'a"b.c': "x", "\x00": "0", "a\\b": "y"},
+                    "metadata": {'a"b.c': "x", "\x01": "0", "a\\b": "y"},
                 }
             ]
         )
         s = Searcher(idx)
         assert [h.id for h in s.search("x", k=5, filters={'a"b.c': "x"})[0]] == ["q1"]
         assert [h.id for h in s.search("x", k=5, filters={"a\\b": "y"})[0]] == ["q1"]
-        # SQLite's JSON functions stop a key at NUL, so it cannot match, but it is no error
-        assert s.search("x", k=5, filters={"\x00": "0"})[0] == []
+        assert [h.id for h in s.search("x", k=5, filters={"\x01": "0"})[0]] == ["q1"]
+        # SQLite's JSON functions stop a key at NUL, so such a key is refused on the way in
+        with pytest.raises(BadRowError, match="NUL"):
+            idx.upsert([{"id": "q2", "text": "널 키", "metadata": {"\x00": "0"}}])
         assert s.search("x", k=5, filters={"$.": "x"})[0] == []

@@ -246,6 +246,32 @@ class Store:
             ids = conn.execute(text(f"SELECT id FROM items WHERE {sql} ORDER BY id"), params)
             return np.fromiter(ids.scalars(), dtype=np.int64)
 
+    def page(
+        self,
+        where: Node | None = None,
+        after: int = 0,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[ItemRow]:
+        """Items in id order (a stable order): those with an id above ``after``, past
+        ``offset`` of them, at most ``limit``; only those matching ``where``."""
+        cond, params = compile_where(where) if where is not None else ("1", {})
+        params = {**params, "after": after, "off": offset, "lim": limit}
+        with self.read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT id, ext_id, text, content_hash, metadata FROM items "
+                    f"WHERE id > :after AND {cond} ORDER BY id LIMIT :lim OFFSET :off"
+                ),
+                params,
+            ).all()
+        return [ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def count_where(self, where: Node) -> int:
+        cond, params = compile_where(where)
+        with self.read() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM items WHERE {cond}"), params).scalar()
+
     def vectors_for_items(
         self, model_fp: str, dim: int, ids: Sequence[int] | None = None, batch: int = 20000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -437,6 +463,39 @@ class WriteTx:
         )
         Store._set(self.conn, "model", fingerprint)
         self.touched = True
+
+    def delete_where(self, where: Node) -> dict[int, str]:
+        """Delete the items matching ``where`` (read under this write lock)."""
+        cond, params = compile_where(where)
+        rows = self.conn.execute(
+            text(f"DELETE FROM items WHERE {cond} RETURNING id, ext_id"), params
+        ).all()
+        deleted = {r[0]: r[1] for r in rows}
+        self.log(deleted, "d")
+        return deleted
+
+    def item_for_update(self, ext_id: str) -> ItemRow | None:
+        r = self.conn.execute(
+            text("SELECT id, ext_id, text, content_hash, metadata FROM items WHERE ext_id = :e"),
+            {"e": ext_id},
+        ).first()
+        return ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) if r else None
+
+    def set_metadata(
+        self, item_id: int, metadata: str, name: str | None, name_key: str | None, renamed: bool
+    ) -> None:
+        """Replace an item's metadata (canonical JSON); its text and vector stay. A new
+        name is logged, since the lexical index holds names."""
+        self.conn.execute(
+            text(
+                "UPDATE items SET metadata = :m, name = :n, name_key = :k, "
+                "updated_at = CURRENT_TIMESTAMP WHERE id = :i"
+            ),
+            {"m": metadata, "n": name, "k": name_key, "i": item_id},
+        )
+        if renamed:
+            self.log([item_id], "u")
+        self.mark()
 
     def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:
         """Delete items by the user's ids; returns {item id: user id} of those deleted."""

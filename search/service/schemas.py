@@ -13,6 +13,7 @@ from indexer.text import MAX_TEXT_CHARS
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS_PER_REQUEST = 1000
 MAX_QUERIES_PER_REQUEST = 100
+MAX_PAGE_ITEMS = 10_000
 RAW_TEXT_LIMIT = 4 * MAX_TEXT_CHARS  # before white space is folded
 
 JobId = Annotated[int, FastAPIPath(ge=1, le=2**62)]  # SQLite integers are 64-bit
@@ -61,6 +62,14 @@ class ItemIn(BaseModel):
 class UpsertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: Annotated[list[ItemIn], Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)]
+
+
+class PatchRequest(BaseModel):
+    """Metadata to set and keys to remove; the text and its vector stay."""
+
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[Key, Any] = Field(default_factory=dict, max_length=100)
+    unset: list[Key] = Field(default_factory=list, max_length=100)
 
 
 class MineRequest(BaseModel):
