@@ -17,8 +17,15 @@ def usda_csv() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "fooddata.csv"
 
 
-def usda_rows(limit: int | None = None, unique: bool = True) -> Iterator[dict[str, str]]:
-    """Rows with id (the CSV row number), text (the food name) and category."""
+# Nutrient columns of the CSV (per 100 g) kept as metadata with ``nutrients=True``.
+NUTRIENTS = {"Energy": "kcal", "Protein": "protein_g", "Sodium": "sodium_mg"}
+
+
+def usda_rows(
+    limit: int | None = None, unique: bool = True, nutrients: bool = False
+) -> Iterator[dict[str, str]]:
+    """Rows with id (the CSV row number), text (the food name) and category; with
+    ``nutrients``, also kcal, protein_g and sodium_mg as written (empty when unknown)."""
     seen: set[str] = set()
     n = 0
     with open(usda_csv(), encoding="utf-8", newline="") as fh:
@@ -27,20 +34,25 @@ def usda_rows(limit: int | None = None, unique: bool = True) -> Iterator[dict[st
             if not name or (unique and name.lower() in seen):
                 continue
             seen.add(name.lower())
-            yield {
+            out = {
                 "id": f"usda-{row_no}",
                 "text": name,
                 "category": row.get("food_category") or "",
                 "type": row.get("data_type") or "",
             }
+            if nutrients:
+                out.update({short: row.get(col) or "" for col, short in NUTRIENTS.items()})
+            yield out
             n += 1
             if limit is not None and n >= limit:
                 return
 
 
-def sample_rows(n: int | None, unique: bool = True, seed: int = 0) -> list[dict[str, str]]:
+def sample_rows(
+    n: int | None, unique: bool = True, seed: int = 0, nutrients: bool = False
+) -> list[dict[str, str]]:
     """``n`` rows spread over the whole (alphabetical) file; all of them for None."""
-    rows = list(usda_rows(unique=unique))
+    rows = list(usda_rows(unique=unique, nutrients=nutrients))
     if n is None or n >= len(rows):
         return rows
     keep = sorted(random.Random(seed).sample(range(len(rows)), n))
@@ -49,7 +61,7 @@ def sample_rows(n: int | None, unique: bool = True, seed: int = 0) -> list[dict[
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["id", "text", "category", "type"])
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     return path

@@ -10,8 +10,10 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +49,8 @@ from .text import clean_metadata
 log = logging.getLogger("foodvec")
 
 MAX_PAGE = 10_000  # items in one page of records
+FILTER_CACHE_ENTRIES = 64
+FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
 # Mining threshold for a model that was not calibrated when trained (the base model).
 DEFAULT_MINE_THRESHOLD = 0.9
 MODEL_SETTINGS = "foodvec_model.json"
@@ -77,6 +81,8 @@ class FoodIndex:
         # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
         self._lex: LexicalIndex | None = None
         self._mutex = threading.RLock()
+        # filter (repr of its tree) -> (generation, matching item ids), least recent first
+        self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
 
     def close(self) -> None:
         self._store.close()
@@ -489,8 +495,26 @@ class FoodIndex:
 
     # -- reads of the items ---------------------------------------------------------
     def filtered_ids(self, where: Node) -> np.ndarray:
-        """Item ids whose metadata matches the filter (``indexer.filters``)."""
-        return self._store.filtered_ids(where)
+        """Item ids whose metadata matches the filter (``indexer.filters``). The answer
+        is kept for the database's generation (every write bumps it), so a filter that
+        an app sends again and again is evaluated once per change of the items."""
+        key = repr(where)
+        gen = self._store.generation()
+        with self._mutex:
+            hit = self._filter_cache.get(key)
+            if hit is not None and hit[0] == gen:
+                self._filter_cache.move_to_end(key)
+                return hit[1]
+        ids = self._store.filtered_ids(where)
+        ids.setflags(write=False)
+        with self._mutex:
+            self._filter_cache[key] = (gen, ids)
+            while len(self._filter_cache) > FILTER_CACHE_ENTRIES or (
+                sum(len(v[1]) for v in self._filter_cache.values()) > FILTER_CACHE_IDS
+                and len(self._filter_cache) > 1
+            ):
+                self._filter_cache.popitem(last=False)
+        return ids
 
     def items(self, ids: Iterable[int]) -> dict[int, ItemRow]:
         """The rows of the given item ids (those that exist)."""
@@ -568,6 +592,63 @@ class FoodIndex:
     def mine(self, **kw: Any) -> MineResult:
         """Paraphrase mining as a recorded job (``indexer.mining.run_mining_job``)."""
         return run_mining_job(self, **kw)
+
+    # -- backup ---------------------------------------------------------------------
+    def backup(self, dest: Path | str) -> dict[str, Any]:
+        """Copy this home into the empty folder ``dest`` while writers go on: the
+        database through SQLite's online backup (every write committed before the
+        backup began is in it), the published index files as they stood then (a
+        restored home catches them up from the change log), and the trained default
+        model. Returns what was copied."""
+        dest = Path(dest).expanduser()
+        if dest.exists() and any(dest.iterdir()):
+            raise BadInputError(f"{dest} is not empty; back up into a new folder")
+        target = Layout(dest)
+        target.index_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        # Under the file lock no process publishes (or prunes the log past) the index
+        # being copied, so the copied database's log reaches back to it.
+        with self._file_lock():
+            side = ann_mod.read_sidecar(self.index_dir) or {}
+            for name in (side.get("file"), side.get("lexical")):
+                if name and (self.index_dir / name).is_file():
+                    shutil.copy2(self.index_dir / name, target.index_dir / name)
+            if side:
+                shutil.copy2(self.index_dir / ann_mod.SIDECAR, target.index_dir / ann_mod.SIDECAR)
+            generation = self._store.backup_to(target.database)
+        if self.default_model_path.is_dir():
+            shutil.copytree(self.default_model_path, target.default_model)
+        return {
+            "backup": str(dest),
+            "generation": generation,
+            "index_generation": side.get("generation"),
+            "model_copied": target.default_model.is_dir(),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+
+    @classmethod
+    def restore(cls, src: Path | str, home: Path | str | None = None, **kw: Any) -> FoodIndex:
+        """A home made from a backup folder (``backup``): refuses a home that already
+        holds a database; the indexes are caught up and checked on open."""
+        src = Path(src).expanduser()
+        source = Layout(src)
+        if not source.database.is_file():
+            raise BadInputError(f"{src} is not a foodvec backup: it has no {source.database.name}")
+        home_path = Path(home).expanduser() if home else settings().home
+        target = Layout(home_path)
+        if target.database.exists():
+            raise BadInputError(
+                f"{home_path} already holds a database; restore into a new or empty home"
+            )
+        home_path.mkdir(parents=True, exist_ok=True)
+        tmp = target.database.with_name(target.database.name + ".restoring")
+        shutil.copy2(source.database, tmp)
+        if source.index_dir.is_dir():
+            shutil.copytree(source.index_dir, target.index_dir, dirs_exist_ok=True)
+        if source.default_model.is_dir() and not target.default_model.exists():
+            shutil.copytree(source.default_model, target.default_model)
+        os.replace(tmp, target.database)  # the database last: a half restore is no home
+        return cls(home_path, **kw)
 
     # -- reports ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -260,3 +260,29 @@ def test_a_nul_in_metadata_is_refused_by_row(home):
         with pytest.raises(Exception, match="NUL"):
             idx.upsert([{"id": "n1", "text": "음식", "metadata": {"note": "a\x00b"}}])
         assert idx.count() == 0
+
+
+def test_a_repeated_filter_sees_every_write_in_between(home):
+    """The ids of a filter are kept per generation: any write makes them stale."""
+    with FoodIndex(home, embedder=FakeEmbedder(16)) as idx:
+        rows = [{"id": f"f{n}", "text": f"음식 {n}", "metadata": {"kcal": n}} for n in range(10)]
+        idx.upsert(rows)
+        where = {"kcal": {"$lt": 3}}
+
+        def found():
+            return sorted(h.id for h in idx.search("음식", k=10, where=where, mode="dense")[0])
+
+        assert found() == ["f0", "f1", "f2"]
+        assert found() == ["f0", "f1", "f2"]  # the kept answer
+        idx.update("f5", {"kcal": 1})
+        assert found() == ["f0", "f1", "f2", "f5"]
+        idx.delete(["f0"])
+        assert found() == ["f1", "f2", "f5"]
+        idx.upsert([{"id": "f9", "text": "음식 9", "metadata": {"kcal": 0}}])
+        assert found() == ["f1", "f2", "f5", "f9"]
+        assert idx.delete_where({"kcal": {"$lt": 2}}) == 3  # f1, f5 and f9
+        assert found() == ["f2"]
+        # another process writing to the same home is seen too
+        with FoodIndex(home, embedder=FakeEmbedder(16)) as other:
+            other.update("f2", {"kcal": 99})
+        assert found() == []

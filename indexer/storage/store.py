@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -423,6 +424,28 @@ class Store:
                 return
             conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": upto})
             self._set(conn, "log_floor", str(upto))
+
+    def backup_to(self, path: Path) -> int:
+        """Copy the database to ``path`` with SQLite's online backup (a consistent
+        snapshot while writers go on); returns the generation the copy holds."""
+        import sqlite3
+
+        if self.engine.dialect.name != "sqlite":
+            raise FoodvecError(
+                f"foodvec backup copies SQLite databases; back up a {self.engine.dialect.name} "
+                "database with its own tools"
+            )
+        raw = self.engine.raw_connection()
+        try:
+            dst = sqlite3.connect(path)
+            try:
+                raw.driver_connection.backup(dst)
+                row = dst.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
+            finally:
+                dst.close()
+        finally:
+            raw.close()
+        return int(row[0]) if row else 0
 
     def stats(self) -> dict[str, Any]:
         with self.read() as conn:
