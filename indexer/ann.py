@@ -36,8 +36,10 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
 # Query batches this small are searched on one thread (see _one_omp_thread).
 FEW_QUERIES = 4
-# When a filter keeps at most this many items, search exactly over that subset.
-EXACT_SUBSET_MAX = 20_000
+# When a filter keeps at most this many items, search exactly over that subset (its
+# vectors read from the index in memory: 50,000 of 384 dimensions in about 40 ms,
+# where a selector on IVF found 0.95 of the exact top 10 at a 50% filter).
+EXACT_SUBSET_MAX = 50_000
 
 KINDS = ("flat", "hnsw", "ivf")
 
@@ -166,6 +168,14 @@ class AnnIndex:
 
     def reconstruct(self, item_id: int) -> np.ndarray:
         return self.index.reconstruct(int(item_id))
+
+    def reconstruct_many(self, item_ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of these ids, one row each (RuntimeError for an id the
+        index does not hold)."""
+        ids = np.ascontiguousarray(item_ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return self.index.reconstruct_batch(ids)
 
     # -- search -------------------------------------------------------------------
     def search(

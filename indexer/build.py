@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from .embedder import Embedder
@@ -52,6 +53,9 @@ class BuildOptions:
     # columns ("*": all of them), which stay text (codes with leading zeros stay text
     # anyway: only plain numerals convert).
     keep_text: tuple[str, ...] = ()
+    # A column holding each row's vector (from the home's model; e.g. an export made
+    # with --vectors): used instead of embedding the text.
+    vector_column: str | None = None
     batch_size: int = 2048  # rows validated, embedded and staged together
     report: Path | None = None
     reembed: bool = False
@@ -68,6 +72,7 @@ class BuildSummary:
     repaired: int = 0
     embedded: int = 0
     cached: int = 0
+    given: int = 0  # rows whose vector came with them (--vector-column)
     seconds: float = 0.0
     generation: int = 0
     items: int = 0
@@ -86,6 +91,7 @@ class _Valid:
     meta: str
     where: str
     name: str | None
+    vector: np.ndarray | None = None
 
 
 class _Rejects:
@@ -126,6 +132,7 @@ def _validate(
     fix: bool,
     name_col: str = "name",
     numbers: Callable[[str, Any], Any] | None = None,
+    vector: tuple[str, int] | None = None,
 ) -> tuple[_Valid | None, str | None, bool]:
     """(valid row, None, repaired) or (None, reason, False)."""
     if raw.error:
@@ -172,7 +179,13 @@ def _validate(
         ext_id, reason = _check_id(data[id_col])
         if reason:
             return None, reason, False
-    meta = {k: v for k, v in data.items() if k != text_col and k != id_col}
+    vec = None
+    if vector is not None:
+        vec, reason = _row_vector(data.get(vector[0]), vector)
+        if reason:
+            return None, reason, False
+    skip = {text_col, id_col, vector[0] if vector else None}
+    meta = {k: v for k, v in data.items() if k not in skip}
     if fix:
         for k, v in meta.items():
             if isinstance(v, str) and looks_misdecoded(v):
@@ -184,8 +197,32 @@ def _validate(
     except ValueError as exc:
         return None, str(exc), False
     name = item_name(data.get(name_col), norm)
-    valid = _Valid(ext_id, norm, content_hash(norm), meta_json, raw.where, name)
+    valid = _Valid(ext_id, norm, content_hash(norm), meta_json, raw.where, name, vec)
     return valid, None, repaired
+
+
+def _row_vector(value: Any, vector: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+    """A row's own vector: a list of numbers (or its JSON text, as a CSV holds it) of
+    the model's size, finite and of unit length."""
+    col, dim = vector
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None, f"the {col!r} field is not a JSON list of numbers"
+    if value is None:
+        return None, f"no vector in the {col!r} field"
+    try:
+        vec = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None, f"the {col!r} field is not a list of numbers"
+    if vec.ndim != 1 or len(vec) != dim:
+        return None, f"the {col!r} vector has {vec.size} numbers; the model makes {dim}"
+    if not np.all(np.isfinite(vec)):
+        return None, f"the {col!r} vector holds NaN or infinity"
+    if abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3:
+        return None, f"the {col!r} vector is not of unit length (the index is cosine)"
+    return vec, None
 
 
 def _check_id(raw_id: Any) -> tuple[str, str | None]:
@@ -225,6 +262,10 @@ def _check_columns(table: Table, opts: BuildOptions) -> str | None:
             raise BadInputError(
                 f"{table.path}: no name column {opts.name_column!r} (columns: {found}); "
                 "name it with --name-column"
+            )
+        if opts.vector_column is not None and opts.vector_column not in table.columns:
+            raise BadInputError(
+                f"{table.path}: no vector column {opts.vector_column!r} (columns: {found})"
             )
         if opts.id_column is not None and opts.id_column not in table.columns:
             raise BadInputError(
@@ -367,12 +408,19 @@ def _validate_batch(
     seen: dict[str, str] = {}
     opts = run.opts
     numbers = _typer(opts.keep_text) if table_format in ("csv", "tsv") else None
+    vector = (opts.vector_column, int(run.embedder.dim)) if opts.vector_column else None
     for raw in batch:
         col = id_col
         if jsonl_derive and raw.data is not None and "id" not in raw.data:
             col = None
         row, reason, repaired = _validate(
-            raw, opts.text_column, col, opts.fix_encoding, opts.name_column or "name", numbers
+            raw,
+            opts.text_column,
+            col,
+            opts.fix_encoding,
+            opts.name_column or "name",
+            numbers,
+            vector,
         )
         if row is None:
             run.rejects.reject(raw, reason or "invalid row")
@@ -408,9 +456,16 @@ def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
     missing = [h for h in texts_by_hash if h not in cached]
     run.summary.cached += len(valid) - len(missing)  # rows whose vector was reused
     run.summary.embedded += len(missing)
-    if missing:
-        vecs = run.embedder.encode([texts_by_hash[h] for h in missing])
-        run.staging.cache_vectors(fp, missing, vecs)
+    given = {v.hash: v.vector for v in valid if v.vector is not None}
+    own = [h for h in missing if h in given]
+    if own:  # rows that bring their vector (--vector-column)
+        run.summary.embedded -= len(own)
+        run.summary.given += len(own)
+        run.staging.cache_vectors(fp, own, np.vstack([given[h] for h in own]))
+    rest = [h for h in missing if h not in given]
+    if rest:
+        vecs = run.embedder.encode([texts_by_hash[h] for h in rest])
+        run.staging.cache_vectors(fp, rest, vecs)
 
 
 def _reembed_existing(run: _Run) -> None:

@@ -166,7 +166,8 @@ def load_embedder(
     ``encoder``: ``torch`` is sentence-transformers (the reference); ``onnx`` the fast
     encoder (indexer.onnx_encoder); ``auto`` (default, or FOODVEC_ENCODER) takes onnx when
     onnxruntime is installed and the model has the shape it exports.
-    ``cache_dir`` holds exported graphs and fingerprints (HOME/models).
+    ``cache_dir`` holds the fingerprints (HOME/models); exported graphs are kept once
+    per model, in the model folder or the per-user cache (FOODVEC_CACHE).
     """
     path = base_model_path() if str(spec) == BASE_MODEL_ALIAS else Path(spec).expanduser()
     check_model_folder(path)
@@ -184,7 +185,7 @@ def load_embedder(
                 "Transformer + mean pooling model; set FOODVEC_ENCODER=torch"
             )
         if usable:
-            cache = cache_dir / "onnx" if cache_dir else path / "onnx"
+            cache = settings().cache / "onnx"
             return onnx_encoder.OnnxEmbedder(path, fp, cache, batch_size=batch_size)
     return SentenceTransformerEmbedder(path, batch_size=batch_size, fingerprint=fp)
 

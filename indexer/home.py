@@ -45,6 +45,7 @@ from .settings import Layout, settings
 from .storage import ItemRow, Jobs, Store, canonical_json
 from .terms import item_name, name_key
 from .text import clean_metadata
+from .writers import output_format, write_rows
 
 log = logging.getLogger("foodvec")
 
@@ -116,6 +117,19 @@ class FoodIndex:
             "--model PATH (a sentence-transformers folder, or `base` for the untuned "
             "all-MiniLM-L6-v2)"
         )
+
+    def model_loaded(self) -> bool:
+        return self._embedder is not None
+
+    def index_lag(self) -> int:
+        """Generations the in-memory indexes are behind the database (0: caught up;
+        the database's generation when they are not loaded yet)."""
+        gen, _ = self._store.state()
+        with self._mutex:
+            have = (self._ann_meta or {}).get("generation") if self._ann is not None else None
+        if have is None:
+            return gen if self._store.active_model() else 0
+        return max(0, gen - int(have))
 
     @property
     def embedder(self) -> Embedder:
@@ -483,15 +497,14 @@ class FoodIndex:
             exact_subset = (
                 allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
             )
-            if not exact_subset:
-                return ann.search(queries, k, allowed)
-            model, dim = (self._ann_meta or {})["model"], ann.dim
-        # A narrow filter: exact search over that subset beats a graph walk that would
-        # have to skip nearly every node it visits (read outside the index lock).
-        sub_ids, sub_vecs = self._store.gather_vectors(model, dim, allowed)
-        if len(sub_ids) == 0:
-            return empty
-        return top_k_exact(queries, sub_ids, sub_vecs, k)
+            if exact_subset:
+                # A narrow filter: exact search over that subset beats a walk of the
+                # approximate index that skips most of what it visits.
+                try:
+                    return top_k_exact(queries, allowed, ann.reconstruct_many(allowed), k)
+                except RuntimeError:
+                    pass  # an id the index lacks (a write in between): use the selector
+            return ann.search(queries, k, allowed)
 
     # -- reads of the items ---------------------------------------------------------
     def filtered_ids(self, where: Node) -> np.ndarray:
@@ -592,6 +605,51 @@ class FoodIndex:
     def mine(self, **kw: Any) -> MineResult:
         """Paraphrase mining as a recorded job (``indexer.mining.run_mining_job``)."""
         return run_mining_job(self, **kw)
+
+    # -- export ---------------------------------------------------------------------
+    def export(
+        self,
+        path: Path | str,
+        fmt: str | None = None,
+        where: dict[str, Any] | None = None,
+        vectors: bool = False,
+    ) -> int:
+        """Write the items (those matching ``where``) as rows of id, text and their
+        metadata keys (and ``vector`` with ``vectors``) to CSV, TSV, JSONL or Parquet,
+        in their stable order; ``foodvec build`` reads the file back (with
+        ``--vector-column vector`` it takes the vectors instead of embedding)."""
+        path = Path(path).expanduser()
+        fmt = output_format(path, fmt)
+        node = parse_where(where) if where is not None else None
+        keys: dict[str, None] = {}
+        for rows in self._pages(node):
+            for r in rows:
+                keys.update(dict.fromkeys(r.metadata))
+        columns = ["id", "text", *keys] + (["vector"] if vectors else [])
+
+        def records() -> Iterator[dict[str, Any]]:
+            for rows in self._pages(node):
+                found = {}
+                if vectors:
+                    ids, vecs = self.vectors([r.id for r in rows])
+                    found = dict(zip(ids.tolist(), vecs.tolist(), strict=True))
+                for r in rows:
+                    out = {"id": r.ext_id, "text": r.text, **r.metadata}
+                    if vectors:
+                        out["vector"] = found.get(r.id)
+                    yield out
+
+        return write_rows(path, fmt, columns, records())
+
+    def _pages(self, node: Node | None, size: int = 5000) -> Iterator[list[ItemRow]]:
+        after = 0
+        while True:
+            rows = self._store.page(node, after=after, limit=size)
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            after = rows[-1].id
 
     # -- backup ---------------------------------------------------------------------
     def backup(self, dest: Path | str) -> dict[str, Any]:

@@ -195,6 +195,14 @@ def export(model_path: Path, out_dir: Path, generic: bool = False) -> Path:
     return out_dir / GRAPH
 
 
+def graph_path(model: Path, fingerprint: str, cache_dir: Path) -> Path:
+    """Where the model's graph is: in the model folder (``foodvec train`` writes it
+    there), else in the per-user cache, where it is exported when missing. Both are
+    keyed by the model's fingerprint, so a changed model never meets an old graph."""
+    shipped = model / "onnx" / fingerprint / GRAPH
+    return shipped if shipped.is_file() else cache_dir / fingerprint / GRAPH
+
+
 class OnnxEmbedder(ProbedDim):
     """Same interface as ``SentenceTransformerEmbedder``; see the module docstring.
 
@@ -210,7 +218,7 @@ class OnnxEmbedder(ProbedDim):
         self,
         path: Path,
         fingerprint: str,
-        cache_dir: Path,
+        cache_dir: Path,  # the per-user graph cache (settings: FOODVEC_CACHE/onnx)
         batch_size: int = 64,
         workers: int | None = None,
         tokens_per_batch: int = TOKENS_PER_BATCH,
@@ -221,7 +229,7 @@ class OnnxEmbedder(ProbedDim):
         self.batch_size = max(2, batch_size)
         self.tokens_per_batch = tokens_per_batch
         self.workers = max(1, workers or worker_count())
-        self.graph = cache_dir / fingerprint / GRAPH
+        self.graph = graph_path(self.path, fingerprint, cache_dir)
         if not self.graph.exists():
             export(self.path, self.graph.parent)
         from tokenizers import Tokenizer

@@ -20,6 +20,7 @@ VARIABLES = {
     "FOODVEC_TOKEN": "the bearer token of foodvec serve (--token)",
     "FOODVEC_LOG": "the log level of foodvec serve",
     "FOODVEC_DEBUG": "any value: unexpected errors print their traceback",
+    "FOODVEC_CACHE": "the per-user cache (exported ONNX graphs)",
 }
 
 ENCODERS = ("auto", "onnx", "torch")
@@ -37,6 +38,7 @@ class Settings:
     token: str | None
     log_level: str
     debug: bool
+    cache: Path
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -55,6 +57,9 @@ class Settings:
             token=env.get("FOODVEC_TOKEN") or None,
             log_level=env.get("FOODVEC_LOG") or "warning",
             debug=bool(env.get("FOODVEC_DEBUG")),
+            cache=Path(env["FOODVEC_CACHE"]).expanduser()
+            if env.get("FOODVEC_CACHE")
+            else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foodvec",
         )
 
 

@@ -148,7 +148,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     (Path(cfg.output) / "foodvec_model.json").write_text(
         json.dumps({"mine_threshold": info["mine_threshold"]}, indent=2)
     )
+    info["onnx_graph"] = _ship_graph(Path(cfg.output))
     return info
+
+
+def _ship_graph(out: Path) -> str | None:
+    """Export the fast encoder's graph into the model folder (``onnx/<fingerprint>``),
+    so any home that uses the model starts without torch; None when it cannot run it."""
+    from . import onnx_encoder
+    from .embedder import model_fingerprint
+
+    if not onnx_encoder.supported(out):
+        return None
+    graph = out / "onnx" / model_fingerprint(out) / onnx_encoder.GRAPH
+    if not graph.exists():
+        onnx_encoder.export(out, graph.parent)
+    return str(graph.relative_to(out))
 
 
 def _training_args(cfg: TrainConfig, output_dir: str, progress: bool, **extra):

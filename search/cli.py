@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from indexer.ann import KINDS
 from indexer.build import ON_ERROR, BuildOptions
 from indexer.errors import FoodvecError
 from indexer.home import FoodIndex
-from indexer.readers import FORMATS, format_of
+from indexer.readers import FORMATS
 from indexer.settings import settings
 from indexer.train import RECIPES, TrainConfig
 
@@ -230,6 +229,12 @@ def init(home, model, db) -> None:
     "--where 'kcal<200' works.",
 )
 @click.option(
+    "--vector-column",
+    metavar="COLUMN",
+    help="Take each row's vector from COLUMN (a list of numbers of the model's size, "
+    "unit length; e.g. `foodvec export --vectors`) instead of embedding its text.",
+)
+@click.option(
     "--reembed",
     is_flag=True,
     help="Switch the index to the given model, re-embedding every stored text.",
@@ -250,6 +255,7 @@ def build(
     report,
     fix_encoding,
     keep_text,
+    vector_column,
     reembed,
     quiet,
     as_json,
@@ -271,6 +277,7 @@ def build(
         on_error=on_error,
         fix_encoding=fix_encoding,
         keep_text=tuple(keep_text),
+        vector_column=vector_column,
         batch_size=batch_size,
         report=report,
         reembed=reembed,
@@ -526,6 +533,46 @@ def vacuum(home, model, db) -> None:
     with _open(home, model, db) as idx:
         n, left = idx.collect_vectors()
     click.echo(f"deleted {n} unused vectors; {left} left")
+
+
+@cli.command()
+@click.argument("file", type=OUTPUT_FILE)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="csv, tsv, jsonl or parquet (default: from FILE's extension).",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Only items matching EXPR (the --where of search; repeatable).",
+)
+@click.option(
+    "--vectors",
+    is_flag=True,
+    help="Add each item's vector as a `vector` column (build reads it back with "
+    "--vector-column vector, embedding nothing).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_common
+@_friendly
+def export(file, fmt, where, vectors, as_json, home, model, db) -> None:
+    """Write the items to FILE: id, text and one column per metadata key.
+
+    `foodvec build FILE` reads it back into the same items. JSONL and Parquet keep
+    every value's type; CSV and TSV write nested values as JSON text, and a text that
+    reads as a number comes back a number unless built with --keep-text.
+    """
+    cond = _parse_where(where)
+    with _open(home, model, db) as idx:
+        n = idx.export(file, fmt, where=cond, vectors=vectors)
+    if as_json:
+        _emit({"file": str(file), "items": n})
+    else:
+        click.echo(f"wrote {n} items to {file}")
 
 
 @cli.command()
@@ -981,35 +1028,10 @@ def _show_clusters(groups: list[list[dict]], as_json: bool) -> None:
 
 
 def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
-    fmt = fmt or format_of(path)
-    if fmt not in PAIR_FORMATS:
-        raise click.UsageError(
-            f"cannot tell how to write pairs to {path}: name it .csv, .jsonl or .parquet, "
-            "or pass --format"
-        )
-    tmp = path.with_name(path.name + ".tmp")
-    cols = ["id_a", "id_b", "text_a", "text_b", "score"]
-    if fmt == "csv":
-        import csv
+    from indexer.writers import output_format, write_rows
 
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(pairs)
-    elif fmt == "jsonl":
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for p in pairs:
-                fh.write(json.dumps(p, ensure_ascii=False) + "\n")
-    else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise click.ClickException("Parquet output needs pyarrow") from None
-        table = pa.Table.from_pylist(pairs) if pairs else pa.table({c: [] for c in cols})
-        pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return len(pairs)
+    cols = ["id_a", "id_b", "text_a", "text_b", "score"]
+    return write_rows(path, output_format(path, fmt, PAIR_FORMATS), cols, pairs)
 
 
 @cli.command()
@@ -1072,14 +1094,23 @@ def jobs(as_json, delete_ids, home, model, db) -> None:
     show_default=True,
     help="Seconds between saves of the FAISS index (0: only at shutdown).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line (requests included), for log collectors.",
+)
 @_common
 @_friendly
-def serve(host, port, token, protect_reads, insecure, compact_every, home, model, db) -> None:
+def serve(
+    host, port, token, protect_reads, insecure, compact_every, log_format, home, model, db
+) -> None:
     """Serve search, live updates and mining jobs over HTTP (OpenAPI at /docs)."""
     from .service import serve as run
 
     token = token or settings().token
-    run(home, model, db, host, port, token, protect_reads, insecure, compact_every)
+    run(home, model, db, host, port, token, protect_reads, insecure, compact_every, log_format)
 
 
 def main() -> None:

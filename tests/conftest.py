@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "indexer" / "data" / "sample_foods.csv"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Exported ONNX graphs go to a cache of this test session (shared by its tests and the
+# processes they start), never to the user's own cache.
+os.environ["FOODVEC_CACHE"] = tempfile.mkdtemp(prefix="foodvec-cache-")
 
 
 @pytest.fixture

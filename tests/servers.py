@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home):
+    def __init__(self, home, *extra: str, stderr_file=None):
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,16 +42,17 @@ class Server:
                 str(self.port),
                 "--compact-every",
                 "1",
+                *extra,
             ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=stderr_file or subprocess.PIPE,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode())
+                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return

@@ -7,6 +7,7 @@ import json
 import operator
 import random
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -286,3 +287,21 @@ def test_a_repeated_filter_sees_every_write_in_between(home):
         with FoodIndex(home, embedder=FakeEmbedder(16)) as other:
             other.update("f2", {"kcal": 99})
         assert found() == []
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_a_filtered_search_on_an_approximate_index_is_exact(home, kind):
+    emb = FakeEmbedder(16)
+    with FoodIndex(home, embedder=emb) as idx:
+        rows = [{"id": f"i{n}", "text": f"음식 {n}번", "metadata": {"n": n}} for n in range(400)]
+        idx.upsert(rows, publish=False)
+        idx.sync(publish=True, kind=kind)
+        assert idx.stats()["index"]["type"] == kind
+        qv = emb.encode(["음식 7번"])
+        ids, vecs = idx.vectors(idx.filtered_ids(parse({"n": {"$lt": 150}})))
+        want = ids[np.argsort(-(vecs @ qv[0]), kind="stable")[:10]]
+        scores, got = idx.dense_search(qv, 10, ids)
+        assert got[0].tolist() == want.tolist()
+        # an id the index does not hold (a write in between): the selector answers
+        scores, got = idx.dense_search(qv, 10, np.append(ids, 10**9))
+        assert set(got[0].tolist()) <= set(ids.tolist()) and len(got[0]) == 10

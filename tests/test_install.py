@@ -93,6 +93,7 @@ def test_train_runs_from_the_installed_wheel_in_another_folder(installed, tmp_pa
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (out / "modules.json").is_file() and (out / "foodvec_model.json").is_file()
+    assert len(list((out / "onnx").glob("*/encoder.onnx"))) == 1  # the graph ships with it
     # and the model it made indexes and finds the packaged sample corpus
     sample = installed / "indexer" / "data" / "sample_foods.csv"
     cli = ("-m", "search.cli")

@@ -181,3 +181,35 @@ def test_query_path_does_not_import_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("no torch")
     assert json.loads(out.stdout.splitlines()[0])["results"][0]["id"] == "k001"  # 시금치
+
+
+def test_a_new_home_with_a_model_used_before_builds_without_torch(tmp_path):
+    """The graph is kept once per model (per-user cache), not once per home: a second
+    home's first build neither exports a graph nor imports torch."""
+    env = {**os.environ, "FOODVEC_MODEL": "base", "FOODVEC_CACHE": str(tmp_path / "cache")}
+    rows = sample_rows()[:20]
+    f = tmp_path / "few.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    code = (
+        "import sys\n"
+        "from search.cli import cli\n"
+        f"cli.main(['build', {str(f)!r}, '-q'], standalone_mode=False)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    seen = []
+    for home in ("a", "b"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "FOODVEC_HOME": str(tmp_path / home)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        seen.append(out.stdout.strip().splitlines()[-1])
+    assert seen == ["True", "False"]  # the first home exported the graph; the second did not
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/encoder.onnx"))) == 1

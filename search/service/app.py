@@ -4,8 +4,8 @@ Writes are acknowledged only after their database transaction commits (SQLite WA
 an acknowledged write survives a kill -9; the in-memory FAISS index catches up from the
 change log at once (read your writes) and is saved to disk periodically, not per request.
 Other processes writing to the same home (a CLI build) are noticed by generation. The
-routes are in ``routes_search``, ``routes_items`` and ``routes_jobs``; request bodies in
-``schemas``.
+routes are in ``routes_ops``, ``routes_search``, ``routes_items`` and ``routes_jobs``;
+request bodies in ``schemas``; metrics in ``metrics``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from indexer.errors import (
 from indexer.home import FoodIndex
 from indexer.settings import settings
 
-from . import routes_items, routes_jobs, routes_search
+from . import routes_items, routes_jobs, routes_ops, routes_search
+from .logs import log_config
+from .metrics import MetricsMiddleware
 from .schemas import MAX_BODY_BYTES
 from .state import Service
 
@@ -132,11 +134,13 @@ def create_app(
         lifespan=lifespan,
         description="Semantic search over food descriptions.",
     )
-    app.state.foodvec = Service(index, token=token, protect_reads=protect_reads)
-    for module in (routes_search, routes_items, routes_jobs):
+    svc = Service(index, token=token, protect_reads=protect_reads)
+    app.state.foodvec = svc
+    for module in (routes_ops, routes_search, routes_items, routes_jobs):
         app.include_router(module.router)
     _error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -190,6 +194,7 @@ def serve(
     protect_reads: bool,
     insecure: bool,
     compact_every: float,
+    log_format: str = "text",
 ) -> None:
     import uvicorn
 
@@ -206,4 +211,9 @@ def serve(
         compact_every=compact_every,
         allowed_hosts=LOOPBACK_NAMES + [host] if is_loopback(host) else None,
     )
-    uvicorn.run(app, host=host, port=port, log_level=settings().log_level)
+    level = settings().log_level
+    config = log_config(log_format, level)
+    if config is None:
+        uvicorn.run(app, host=host, port=port, log_level=level)
+    else:  # the levels are in the config (requests logged whatever the level)
+        uvicorn.run(app, host=host, port=port, log_config=config, log_level=None)

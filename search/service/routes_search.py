@@ -1,4 +1,4 @@
-"""Reading routes: health, stats, search and the search page."""
+"""Search and the search page."""
 
 from __future__ import annotations
 
@@ -15,19 +15,6 @@ router = APIRouter()
 PAGE = resources.files("search.service").joinpath("page.html").read_text(encoding="utf-8")
 
 
-@router.get("/health")
-def health(svc: Service = Depends(service)) -> dict[str, Any]:
-    if svc.protect_reads:
-        return {"status": "ok"}  # the generation and model are for readers with the token
-    gen, model = svc.index.state()
-    return {"status": "ok", "generation": gen, "model": model}
-
-
-@router.get("/stats", dependencies=[Depends(read_access)])
-def stats(svc: Service = Depends(service)) -> dict[str, Any]:
-    return svc.index.stats()
-
-
 @router.post("/search", dependencies=[Depends(read_access)])
 def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any]:
     queries = [req.query] if req.query is not None else list(req.queries or [])
@@ -39,6 +26,7 @@ def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any
         min_score=req.min_score,
         mode=req.mode,
     )
+    svc.metrics.searches.labels(req.mode).inc(len(queries))
     lists = [[h.as_dict() for h in hits] for hits in results]
     if req.query is not None:
         return {"query": req.query, "results": lists[0]}

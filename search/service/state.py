@@ -11,6 +11,8 @@ from fastapi import HTTPException, Request
 
 from indexer.home import FoodIndex
 
+from .metrics import Metrics
+
 # Mining jobs at once per server: each holds every vector in memory and keeps a core busy.
 MAX_RUNNING_JOBS = 2
 
@@ -21,6 +23,10 @@ class Service:
     token: str | None = None
     protect_reads: bool = False
     running: set[threading.Thread] = field(default_factory=set)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
 
     def live_jobs(self) -> int:
         self.running.intersection_update({t for t in self.running if t.is_alive()})

@@ -1,0 +1,84 @@
+"""Prometheus metrics of one server (prometheus-client): requests and latencies by
+route, searches by mode, and, read at each scrape, items, generation, index lag and
+running mining jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from .state import Service
+
+
+class Metrics:
+    def __init__(self, svc: Service):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "foodvec_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "foodvec_request_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.searches = Counter(
+            "foodvec_searches", "Queries searched, by mode", ["mode"], registry=self.registry
+        )
+        self.registry.register(_StateCollector(svc))
+
+
+class _StateCollector:
+    """Values read from the index when Prometheus scrapes."""
+
+    def __init__(self, svc: Service):
+        self.svc = svc
+
+    def collect(self):
+        idx = self.svc.index
+        gen, _ = idx.state()
+        lag = idx.index_lag()
+        for name, doc, value in (
+            ("foodvec_items", "Items in the index", idx.count()),
+            ("foodvec_generation", "The database's generation", gen),
+            ("foodvec_index_lag", "Generations the in-memory index is behind", lag),
+            ("foodvec_mining_jobs_running", "Mining jobs running here", self.svc.live_jobs()),
+        ):
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], float(value))
+            yield g
+
+
+class MetricsMiddleware:
+    """ASGI middleware: counts each request and times it under its route's template."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, scope.get("method", ""), str(status["code"])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)

@@ -1,0 +1,43 @@
+"""Operations: health, readiness, stats and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .state import Service, read_access, service
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health(svc: Service = Depends(service)) -> dict[str, Any]:
+    """The process answers."""
+    if svc.protect_reads:
+        return {"status": "ok"}  # the generation and model are for readers with the token
+    gen, model = svc.index.state()
+    return {"status": "ok", "generation": gen, "model": model}
+
+
+@router.get("/ready")
+def ready(svc: Service = Depends(service)) -> JSONResponse:
+    """Ready to answer searches: the model is loaded and the index is caught up with
+    the database (503 otherwise, e.g. while a large index is rebuilt)."""
+    lag = svc.index.index_lag()
+    loaded = svc.index.model_loaded() or svc.index.state()[1] is None
+    ok = lag == 0 and loaded
+    body = {"ready": ok, "index_lag": lag, "model_loaded": loaded}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/stats", dependencies=[Depends(read_access)])
+def stats(svc: Service = Depends(service)) -> dict[str, Any]:
+    return svc.index.stats()
+
+
+@router.get("/metrics", dependencies=[Depends(read_access)], include_in_schema=False)
+def metrics(svc: Service = Depends(service)) -> Response:
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
