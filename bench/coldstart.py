@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.common import BIN, emit, machine, run_measured
 from bench.korean import korean_phrases
+from indexer.text import normalize_text
 
 
 def main() -> None:
@@ -29,7 +30,9 @@ def main() -> None:
     with open(phrases, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["text"])
-        w.writerows([t] for t in korean_phrases(args.n))
+        # distinct after normalisation (ids are derived from the normalised text)
+        texts = list(dict.fromkeys(normalize_text(t) for t in korean_phrases(2 * args.n)))
+        w.writerows([t] for t in texts[: args.n])
     env = {"FOODVEC_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
 
     def build(home: str) -> dict:

@@ -567,6 +567,11 @@ class FoodIndex:
         cursor = str(rows[-1].id) if len(rows) == limit else None
         return [_record(r) for r in rows], cursor
 
+    def facets(self, max_values: int = 20) -> list[dict[str, Any]]:
+        """What the metadata holds, for offering filters: per top-level key, its text
+        values with counts (when few), or its numeric range."""
+        return self._store.facets(max_values)
+
     def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, stored vectors) of the given items (all when None), for the
         home's model; empty when the home has none."""

@@ -12,6 +12,7 @@ from tests.conftest import SAMPLE
 from tests.fakes import FakeEmbedder
 from tests.servers import Server
 
+SHOT = Path("/tmp/foodvec-page.png")  # kept after the test, to look at
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -61,19 +62,46 @@ def test_type_a_query_and_see_results(home):
         assert "두부" in hits[0].find_element(By.CLASS_NAME, "text").text
         assert hits[0].find_element(By.CLASS_NAME, "id").text == "k097"
         assert "category=콩류" in hits[0].find_element(By.CLASS_NAME, "meta").text
-        # a filter, typed as a person would
-        browser.find_element(By.ID, "filters").send_keys("category=유제품")
+        # the score's parts and the index's stats are shown
+        assert "score" in hits[0].find_element(By.CLASS_NAME, "score").text
+        assert "234 items" in browser.find_element(By.ID, "stats").text
+        # a filter offered from the metadata present: pick 유제품 from the category list
+        from selenium.webdriver.support.ui import Select
+
+        menu = browser.find_element(By.CSS_SELECTOR, "select.facet-value[data-key=category]")
+        Select(menu).select_by_value("유제품")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         WebDriverWait(browser, 20).until(
             lambda b: (
-                all(
+                b.find_elements(By.CSS_SELECTOR, "li.hit")
+                and all(
                     "category=유제품" in h.find_element(By.CLASS_NAME, "meta").text
                     for h in b.find_elements(By.CSS_SELECTOR, "li.hit")
                 )
-                and b.find_elements(By.CSS_SELECTOR, "li.hit")
             )
         )
-        browser.save_screenshot(str(home / "page.png"))
+        # "more like this" searches with the item's text: the item itself comes first
+        first = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+        first_id = first.find_element(By.CLASS_NAME, "id").text
+        first.find_element(By.CLASS_NAME, "more").click()
+        WebDriverWait(browser, 20).until(
+            lambda b: b.find_element(By.ID, "mode").get_attribute("value") == "dense"
+            and b.find_elements(By.CSS_SELECTOR, "li.hit")
+            and b.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+            .find_element(By.CLASS_NAME, "id")
+            .text
+            == first_id
+        )
+        # mining from the page: a job runs and its pairs are listed
+        browser.find_element(By.ID, "mine").click()
+        WebDriverWait(browser, 60).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#pairs li")
+            and b.find_elements(By.CSS_SELECTOR, "#jobs li.job")
+        )
+        assert "done" in browser.find_elements(By.CSS_SELECTOR, "#jobs li.job")[0].text
+        browser.set_window_size(1280, 1100)
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(SHOT))
     finally:
         browser.quit()
         server.stop()

@@ -268,6 +268,39 @@ class Store:
             ).all()
         return [ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    def facets(self, max_values: int = 20) -> list[dict[str, Any]]:
+        """The top-level metadata keys with their values: a key holding at most
+        ``max_values`` distinct text or true/false values lists them with counts; a
+        numeric key gives its range."""
+        with self.read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT j.key, j.type, count(DISTINCT j.value), min(j.value), max(j.value) "
+                    "FROM items, json_each(items.metadata) j "
+                    "WHERE j.type IN ('text','integer','real','true','false') "
+                    "GROUP BY j.key, j.type ORDER BY j.key"
+                )
+            ).all()
+            out: dict[str, dict[str, Any]] = {}
+            for key, kind, distinct, lo, hi in rows:
+                entry = out.setdefault(key, {"key": key})
+                if kind in ("integer", "real"):
+                    entry["min"] = lo if "min" not in entry else min(entry["min"], lo)
+                    entry["max"] = hi if "max" not in entry else max(entry["max"], hi)
+                elif kind == "text" and distinct <= max_values:
+                    values = conn.execute(
+                        text(
+                            "SELECT j.value, count(*) FROM items, json_each(items.metadata) j "
+                            "WHERE j.key = :k AND j.type = 'text' GROUP BY j.value "
+                            "ORDER BY count(*) DESC, j.value"
+                        ),
+                        {"k": key},
+                    ).all()
+                    entry["values"] = [[v, c] for v, c in values]
+                elif kind in ("true", "false"):
+                    entry.setdefault("booleans", True)
+        return list(out.values())
+
     def count_where(self, where: Node) -> int:
         cond, params = compile_where(where)
         with self.read() as conn:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from indexer.filters import filter_node
-from indexer.mining import delete_job, get_job, job_pairs, start_job
+from indexer.mining import delete_job, get_job, job_pairs, list_jobs, start_job
 
 from .schemas import JobId, MineRequest, text_filters
 from .state import MAX_RUNNING_JOBS, Service, read_access, service, write_access
@@ -48,6 +48,12 @@ def start_mine(req: MineRequest, svc: Service = Depends(service)) -> dict[str, A
     svc.running.add(t)
     t.start()
     return {"job": job}
+
+
+@router.get("/jobs", dependencies=[Depends(read_access)])
+def jobs(svc: Service = Depends(service)) -> dict[str, Any]:
+    """Every mining job, newest first."""
+    return {"jobs": list_jobs(svc.index)}
 
 
 def _job(svc: Service, job_id: int) -> dict[str, Any]:

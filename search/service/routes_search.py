@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from .schemas import SearchRequest, text_filters
@@ -31,6 +31,15 @@ def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any
     if req.query is not None:
         return {"query": req.query, "results": lists[0]}
     return {"results": [{"query": q, "results": r} for q, r in zip(queries, lists, strict=True)]}
+
+
+@router.get("/facets", dependencies=[Depends(read_access)])
+def facets(
+    max_values: Annotated[int, Query(ge=1, le=200)] = 20, svc: Service = Depends(service)
+) -> dict[str, Any]:
+    """Per metadata key: its text values with counts (when at most ``max_values``), or
+    the range of its numbers; what the page offers as filters."""
+    return {"keys": svc.index.facets(max_values)}
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
