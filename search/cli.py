@@ -34,6 +34,18 @@ def _per_recipe(key: str) -> str:
     return "[" + ", ".join(f"{name} {values[key]}" for name, values in RECIPES.items()) + "]"
 
 
+WHERE_HELP = (
+    "Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
+    "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
+    '(README, "Filters").'
+)
+
+
+def _where_option(help_text: str) -> Callable:
+    """--where EXPR (repeatable), the filter language's short form or JSON."""
+    return click.option("--where", "where", multiple=True, metavar="EXPR", help=help_text)
+
+
 def _common(f: Callable) -> Callable:
     """--home, --model and --db, accepted by every command."""
     f = click.option(
@@ -328,13 +340,7 @@ def add(text, ext_id, meta, as_json, home, model, db) -> None:
 
 @cli.command()
 @click.argument("ids", nargs=-1)
-@click.option(
-    "--where",
-    "where",
-    multiple=True,
-    metavar="EXPR",
-    help="Delete every item matching EXPR (the --where of search; repeatable, all hold).",
-)
+@_where_option("Delete every item matching EXPR (the --where of search; repeatable, all hold).")
 @click.option("--dry-run", is_flag=True, help="With --where: count the items, delete none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
@@ -384,13 +390,7 @@ def _record_line(rec: dict[str, Any]) -> str:
 
 
 @cli.command("list")
-@click.option(
-    "--where",
-    "where",
-    multiple=True,
-    metavar="EXPR",
-    help="Only items matching EXPR (the --where of search; repeatable).",
-)
+@_where_option("Only items matching EXPR (the --where of search; repeatable).")
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many items first.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many items (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per item.")
@@ -469,15 +469,7 @@ def _meta_value(raw: str) -> Any:
     metavar="KEY=VALUE",
     help="Only items whose metadata KEY equals VALUE (as text); repeatable.",
 )
-@click.option(
-    "--where",
-    "where",
-    multiple=True,
-    metavar="EXPR",
-    help="Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
-    "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
-    "(README, \"Filters\").",
-)
+@_where_option(WHERE_HELP)
 @click.option(
     "--mode",
     type=click.Choice(("hybrid", "dense", "lexical")),
@@ -543,13 +535,7 @@ def vacuum(home, model, db) -> None:
     type=click.Choice(FORMATS),
     help="csv, tsv, jsonl or parquet (default: from FILE's extension).",
 )
-@click.option(
-    "--where",
-    "where",
-    multiple=True,
-    metavar="EXPR",
-    help="Only items matching EXPR (the --where of search; repeatable).",
-)
+@_where_option("Only items matching EXPR (the --where of search; repeatable).")
 @click.option(
     "--vectors",
     is_flag=True,
@@ -872,15 +858,7 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     metavar="KEY=VALUE",
     help="Mine only items whose metadata KEY equals VALUE; repeatable.",
 )
-@click.option(
-    "--where",
-    "where",
-    multiple=True,
-    metavar="EXPR",
-    help="Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
-    "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
-    "(README, \"Filters\").",
-)
+@_where_option(WHERE_HELP)
 @click.option(
     "--max-pairs",
     type=click.IntRange(1),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 from indexer import load_embedder
 from indexer.evaluate import load_labelled
 from indexer.settings import DATA_DIR
-from tests.conftest import ROOT, sample_rows
+from tests.conftest import ROOT, sample_rows, write_csv
 
 pytestmark = pytest.mark.model
 
@@ -152,12 +151,7 @@ def test_bert_forward_agrees_with_the_models_own_forward(encoders, tmp_path):
 def test_query_path_does_not_import_torch(tmp_path):
     home = tmp_path / "h"
     env = {**os.environ, "FOODVEC_HOME": str(home), "FOODVEC_MODEL": "base"}
-    rows = sample_rows()[:30]
-    f = tmp_path / "few.csv"
-    with open(f, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    f = write_csv(tmp_path / "few.csv", sample_rows()[:30])
     built = subprocess.run(
         [sys.executable, "-m", "search.cli", "build", str(f), "-q"],
         env=env,
@@ -187,12 +181,7 @@ def test_a_new_home_with_a_model_used_before_builds_without_torch(tmp_path):
     """The graph is kept once per model (per-user cache), not once per home: a second
     home's first build neither exports a graph nor imports torch."""
     env = {**os.environ, "FOODVEC_MODEL": "base", "FOODVEC_CACHE": str(tmp_path / "cache")}
-    rows = sample_rows()[:20]
-    f = tmp_path / "few.csv"
-    with open(f, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    f = write_csv(tmp_path / "few.csv", sample_rows()[:20])
     code = (
         "import sys\n"
         "from search.cli import cli\n"
