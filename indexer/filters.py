@@ -230,7 +230,7 @@ def parse_short(expr: str) -> dict[str, Any]:
         if not (value.startswith("(") and value.endswith(")")):
             raise FilterError(f"{expr!r}: {op[1:]} takes a list in parentheses: (a, b)")
         inner = value[1:-1].strip()
-        items = [_value(v) for v in _split_list(inner)] if inner else []
+        items = [parse_value(v) for v in _split_list(inner)] if inner else []
         return {key: {op: items}}
     if not value:
         raise FilterError(f"{expr!r}: no value after {m['op']}")
@@ -239,10 +239,9 @@ def parse_short(expr: str) -> dict[str, Any]:
             f"{expr!r}: {m['op']}{value[0]} is not an operator; quote a value that starts "
             "with it"
         )
-    parsed = _value(value)
-    if op == "$contains":
-        parsed = value if not (value[:1] == value[-1:] == '"' and len(value) > 1) else parsed
-        return {key: {op: str(parsed)}}
+    parsed = parse_value(value)
+    if op == "$contains" and not isinstance(parsed, str):
+        parsed = value  # containment is of text: `~ 12` looks for the characters 12
     return {key: {op: parsed}}
 
 
@@ -259,7 +258,9 @@ def _key(raw: str) -> str:
     return json.loads(raw) if raw.startswith('"') else raw
 
 
-def _value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """A value as typed: a quoted one is JSON text, true/false booleans, a plain numeral
+    a number, anything else the text itself."""
     raw = raw.strip()
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         try:

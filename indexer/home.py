@@ -124,11 +124,11 @@ class FoodIndex:
     def index_lag(self) -> int:
         """Generations the in-memory indexes are behind the database (0: caught up;
         the database's generation when they are not loaded yet)."""
-        gen, _ = self._store.state()
+        gen, model = self._store.state()
         with self._mutex:
             have = (self._ann_meta or {}).get("generation") if self._ann is not None else None
         if have is None:
-            return gen if self._store.active_model() else 0
+            return gen if model else 0
         return max(0, gen - int(have))
 
     @property
@@ -576,10 +576,15 @@ class FoodIndex:
         """(item ids, stored vectors) of the given items (all when None), for the
         home's model; empty when the home has none."""
         model = self._store.active_model()
-        info = self._store.model_info(model) if model else None
-        if info is None:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        return self._store.gather_vectors(model, int(info["dim"]), ids)
+        meta = self._ann_meta or {}
+        if model is not None and meta.get("model") == model:
+            dim = int(meta["dim"])  # the loaded index knows it: no second read (hot path)
+        else:
+            info = self._store.model_info(model) if model else None
+            if info is None:
+                return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+            dim = int(info["dim"])
+        return self._store.gather_vectors(model, dim, ids)
 
     def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
@@ -627,9 +632,10 @@ class FoodIndex:
         fmt = output_format(path, fmt)
         node = parse_where(where) if where is not None else None
         keys: dict[str, None] = {}
-        for rows in self._pages(node):
-            for r in rows:
-                keys.update(dict.fromkeys(r.metadata))
+        if fmt != "jsonl":  # the tabular formats need every column up front: one more pass
+            for rows in self._pages(node):
+                for r in rows:
+                    keys.update(dict.fromkeys(r.metadata))
         columns = ["id", "text", *keys] + (["vector"] if vectors else [])
 
         def records() -> Iterator[dict[str, Any]]:

@@ -429,7 +429,9 @@ def list_items(where, offset, limit, as_json, home, model, db) -> None:
 @_friendly
 def update(item_id, meta, unset, as_json, home, model, db) -> None:
     """Change an item's metadata without re-embedding its text."""
-    values = {k: _meta_value(v) for k, v in _parse_pairs(meta, "--meta").items()}
+    from indexer.filters import parse_value
+
+    values = {k: parse_value(v) for k, v in _parse_pairs(meta, "--meta").items()}
     with _open(home, model, db) as idx:
         gen = idx.update(item_id, values, unset=list(unset))
         rec = idx.get(item_id)
@@ -437,19 +439,6 @@ def update(item_id, meta, unset, as_json, home, model, db) -> None:
         _emit({**rec, "generation": gen})
     else:
         click.echo(f"updated; generation {gen}\n{_record_line(rec)}")
-
-
-def _meta_value(raw: str) -> Any:
-    from indexer.filters import typed_number
-
-    if raw in ("true", "false"):
-        return raw == "true"
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return typed_number(raw)
 
 
 @cli.command()

@@ -32,6 +32,8 @@ from tests.fakes import FakeEmbedder
         ('code="007"', {"code": {"$eq": "007"}}),
         ("code=007", {"code": {"$eq": "007"}}),  # not a plain numeral: stays text
         ("note ~ 저염", {"note": {"$contains": "저염"}}),
+        ("code ~ 12", {"code": {"$contains": "12"}}),  # containment is of text
+        ('note ~ "저염 "', {"note": {"$contains": "저염 "}}),
         ("brand?", {"brand": {"$exists": True}}),
         ("!brand", {"brand": {"$exists": False}}),
         ("vegan=true", {"vegan": {"$eq": True}}),
