@@ -72,6 +72,9 @@ def parse(where: Any) -> Node:
 
 def from_text_pairs(pairs: dict[str, Any]) -> Node:
     """The legacy ``key=value`` filters: every pair, compared as text, all must hold."""
+    for k, v in pairs.items():
+        if "\x00" in str(k) or "\x00" in _as_text(v):
+            raise FilterError(f"filter {str(k)!r}: keys and values may not contain NUL")
     return Group("and", tuple(Cond(str(k), "text", _as_text(v)) for k, v in pairs.items()))
 
 
@@ -108,8 +111,8 @@ def _node(obj: Any, where: str, depth: int, count: list[int]) -> Node:
         raise FilterError(f"{where}: an empty filter; leave it out to match every item")
     parts: list[Node] = []
     for key, value in obj.items():
-        if not isinstance(key, str) or not key:
-            raise FilterError(f"{where}: keys are non-empty strings")
+        if not isinstance(key, str) or not key or "\x00" in key:
+            raise FilterError(f"{where}: keys are non-empty strings without NUL")
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise FilterError(f"{where}.{key}: a non-empty list of filters")
@@ -158,12 +161,16 @@ def _cond(key: str, op: Any, value: Any, where: str, count: list[int]) -> Cond:
     elif op == "$contains":
         if not isinstance(value, str) or not value:
             raise FilterError(f"{where}: $contains takes a non-empty text, not {_kind(value)}")
+        _scalar(value, where)
     elif op == "$exists" and not isinstance(value, bool):
         raise FilterError(f"{where}: $exists takes true or false, not {_kind(value)}")
     return Cond(key, op[1:], value)
 
 
 def _scalar(v: Any, where: str) -> None:
+    if isinstance(v, str) and "\x00" in v:
+        # metadata never holds NUL (a build refuses it), and PostgreSQL cannot take it
+        raise FilterError(f"{where}: a text value may not contain NUL")
     if isinstance(v, bool) or isinstance(v, str):
         return
     if isinstance(v, int):

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -444,7 +445,7 @@ class FoodIndex:
                 if old.name != name:
                     old.unlink(missing_ok=True)
         self._published_gen = gen
-        self._store.prune_changes(gen)
+        self._store.prune_changes(gen, reader=f"{socket.gethostname()}:{self.home.resolve()}")
 
     def publish(self) -> bool:
         """Save the in-memory index if it is newer than the published one (the server's

@@ -59,12 +59,27 @@ def built(fakes, home):
     return home
 
 
+def pytest_generate_tests(metafunc):
+    # Modules with `STORES = ("sqlite", "postgres")` run each test on both stores.
+    stores = getattr(metafunc.module, "STORES", None)
+    if stores and "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", stores, indirect=True)
+
+
+@pytest.fixture
+def store(request):
+    """The database a test runs on: 'sqlite' (the home's file) or 'postgres'."""
+    return getattr(request, "param", "sqlite")
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, request, store):
     h = tmp_path / "home"
     monkeypatch.setenv("FOODVEC_HOME", str(h))
     monkeypatch.delenv("FOODVEC_MODEL", raising=False)
     monkeypatch.delenv("FOODVEC_DB", raising=False)
+    if store == "postgres":
+        monkeypatch.setenv("FOODVEC_DB", request.getfixturevalue("pg_cluster").new_database())
     return h
 
 
@@ -80,3 +95,27 @@ def write_csv(path: Path, rows: list[dict], header: list[str] | None = None) -> 
 def sample_rows() -> list[dict]:
     with open(SAMPLE, encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The test session's own PostgreSQL server (skipped only where the binaries or
+    the driver are missing, and never when FOODVEC_TEST_POSTGRES=required)."""
+    from tests import pg
+
+    try:
+        import psycopg  # noqa: F401
+
+        cluster = pg.Cluster()
+    except (FileNotFoundError, ImportError) as exc:
+        if pg.REQUIRED:
+            raise
+        pytest.skip(f"no PostgreSQL here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_cluster.new_database()

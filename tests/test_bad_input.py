@@ -13,6 +13,9 @@ from indexer.text import MAX_TEXT_CHARS
 from search.cli import cli
 from tests.conftest import ROOT, write_csv
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 SEED_ORIGINAL = ROOT.parent / "shared" / "seed" / "model-card.original.txt"
 # UTF-8 Korean read as Windows-1252, as in the seed card. The first keeps every byte
 # and can be repaired; the second lost the bytes cp1252 has no character for.

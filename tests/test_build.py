@@ -12,6 +12,9 @@ from indexer.text import derived_id, normalize_text
 from search.cli import cli
 from tests.conftest import SAMPLE, sample_rows, write_csv
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 
 def run(*args):
     res = CliRunner().invoke(cli, list(map(str, args)))

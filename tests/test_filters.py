@@ -17,6 +17,9 @@ from search.service import create_app
 from tests.conftest import run, write_csv
 from tests.fakes import FakeEmbedder
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 # -- parsing ------------------------------------------------------------------------------
 
 

@@ -20,6 +20,9 @@ from search.service import create_app
 from tests.conftest import SAMPLE, run, sample_rows, write_csv
 from tests.fakes import FakeEmbedder
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 
 def ids_of(hits):
     return [h.id for h in hits]

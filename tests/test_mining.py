@@ -15,6 +15,9 @@ from indexer.mining import Pairs, clusters, mine_exact, mine_ivf, run_mining_job
 from search.cli import cli
 from tests.conftest import SAMPLE, write_csv
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 
 def run(*args):
     return CliRunner().invoke(cli, list(map(str, args)))

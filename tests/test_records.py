@@ -14,6 +14,9 @@ from search.service import create_app
 from tests.conftest import SAMPLE, run, sample_rows
 from tests.fakes import FakeEmbedder
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

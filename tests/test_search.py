@@ -11,6 +11,9 @@ from indexer.errors import BadRowError
 from search import Searcher
 from tests.conftest import SAMPLE, run, sample_rows
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 
 def brute_force(fake, rows, query, k, keep=lambda r: True):
     rows = [r for r in rows if keep(r)]

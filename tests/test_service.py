@@ -12,6 +12,9 @@ from search.service import create_app, is_loopback
 from tests.conftest import SAMPLE
 from tests.fakes import FakeEmbedder
 
+# Each test runs on SQLite and on PostgreSQL.
+STORES = ("sqlite", "postgres")
+
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

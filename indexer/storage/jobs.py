@@ -133,7 +133,13 @@ class Jobs:
         """A job's pairs with ids and texts, best first; with ``of_item`` (an item's
         integer id), only that item's."""
         where = "p.job_id = :j"
-        params: dict[str, Any] = {"j": job_id, "off": offset, "lim": -1 if limit is None else limit}
+        # no limit: -1 to SQLite, NULL to PostgreSQL
+        everything = None if self.store.dialect == "postgresql" else -1
+        params: dict[str, Any] = {
+            "j": job_id,
+            "off": offset,
+            "lim": everything if limit is None else limit,
+        }
         if of_item is not None:
             where += " AND (p.item_a = :x OR p.item_b = :x)"
             params["x"] = of_item

@@ -46,10 +46,12 @@ class Staging:
         self.store = store
         self._cm = store.engine.connect()
         self.conn: Connection = self._cm
+        # the session's own schema for temporary tables
+        self.table = "pg_temp.staging" if store.dialect == "postgresql" else "temp.staging"
 
     def __enter__(self) -> Staging:
         with self.conn.begin():
-            self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
             self.conn.exec_driver_sql(
                 "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
                 "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, "
@@ -62,7 +64,7 @@ class Staging:
             if self.conn.in_transaction():
                 self.conn.rollback()
             with self.conn.begin():
-                self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
         finally:
             self._cm.close()
 
@@ -76,7 +78,7 @@ class Staging:
                 marks = ",".join(f":e{n}" for n in range(len(chunk)))
                 found.update(
                     self.conn.execute(
-                        text(f"SELECT ext_id, src FROM temp.staging WHERE ext_id IN ({marks})"),
+                        text(f"SELECT ext_id, src FROM {self.table} WHERE ext_id IN ({marks})"),
                         params,
                     ).all()
                 )
@@ -97,7 +99,7 @@ class Staging:
         with self.conn.begin():
             self.conn.execute(
                 text(
-                    "INSERT INTO temp.staging(ext_id, text, hash, meta, src, seq, name, nkey) "
+                    f"INSERT INTO {self.table}(ext_id, text, hash, meta, src, seq, name, nkey) "
                     "VALUES (:e, :t, :h, :m, :s, :q, :n, :k)"
                 ),
                 [
@@ -143,7 +145,7 @@ class Staging:
         ``refuse(active)`` is raised when another model is active and items exist (the
         check is repeated here, under the write lock). ``embed`` re-embeds texts whose
         vector was collected (``foodvec vacuum``) since they were staged."""
-        conn = self.conn
+        conn, t = self.conn, self.table
         conn.info["immediate"] = True
         with conn.begin():
             active = Store._get(conn, "model")
@@ -154,7 +156,7 @@ class Staging:
                 switch = True  # no items left: the home takes the new model
             lost = conn.execute(
                 text(
-                    "SELECT DISTINCT s.hash, s.text FROM temp.staging s LEFT JOIN vectors v "
+                    f"SELECT DISTINCT s.hash, s.text FROM {self.table} s LEFT JOIN vectors v "
                     "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
                 ),
                 {"m": model_fp},
@@ -162,35 +164,35 @@ class Staging:
             if lost:
                 put_vectors(conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
             gen = Store._get_int(conn, "generation", 0) + 1
-            staged = conn.execute(text("SELECT count(*) FROM temp.staging")).scalar_one()
+            staged = conn.execute(text(f"SELECT count(*) FROM {self.table}")).scalar_one()
             unchanged = conn.execute(
                 text(
-                    "SELECT count(*) FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
+                    f"SELECT count(*) FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
                     "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
-                    "AND i.name IS s.name"
+                    "AND i.name IS NOT DISTINCT FROM s.name"
                 )
             ).scalar_one()
             # A new name changes what the lexical index holds for an item whose vector stays.
             renamed = self._ids(
-                "SELECT i.id FROM temp.staging s JOIN items i ON i.ext_id = s.ext_id "
-                "WHERE i.content_hash = s.hash AND i.name IS NOT s.name"
+                f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
+                "WHERE i.content_hash = s.hash AND i.name IS DISTINCT FROM s.name"
             )
             reembedded = self._ids(
                 "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
                 "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
-                "FROM temp.staging s WHERE items.ext_id = s.ext_id "
+                f"FROM {t} s WHERE items.ext_id = s.ext_id "
                 "AND items.content_hash != s.hash RETURNING items.id"
             )
             meta_only = self._ids(
                 "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
-                "name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM temp.staging s "
+                f"name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM {t} s "
                 "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
                 "AND (items.text != s.text OR items.metadata != s.meta "
-                "OR items.name IS NOT s.name) RETURNING items.id"
+                "OR items.name IS DISTINCT FROM s.name) RETURNING items.id"
             )
             new_ids = self._ids(
                 "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
-                "SELECT ext_id, text, hash, meta, name, nkey FROM temp.staging s "
+                f"SELECT ext_id, text, hash, meta, name, nkey FROM {t} s "
                 "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
                 "ORDER BY seq RETURNING id"
             )

@@ -1,12 +1,16 @@
 """The store: items, vectors, the generation counter and the change log.
 
-SQLite is the source of truth; the FAISS index is derived from it. Every write
-transaction bumps ``generation`` and logs the item ids it touched in ``changes``.
+The database (SQLite, or PostgreSQL shared by several machines) is the source of
+truth; the FAISS index is derived from it. Every write transaction bumps
+``generation`` and logs the item ids it touched in ``changes``. One writer at a time:
+SQLite's write lock (BEGIN IMMEDIATE), or a PostgreSQL transaction-level advisory lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +33,12 @@ if TYPE_CHECKING:
 HEAD_REVISION = "0003"
 
 SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
+# The key of the PostgreSQL advisory lock that writers hold (any fixed 64-bit number;
+# this one is "foodvec" in ASCII).
+WRITE_LOCK_KEY = 0x666F6F64766563
+# A reader of the change log (an index home) that has not published for this long no
+# longer holds the log back; if it returns, it rebuilds its index from the database.
+READER_TTL_S = 7 * 24 * 3600
 
 
 def canonical_json(meta: dict[str, Any]) -> str:
@@ -62,9 +72,23 @@ class ItemRow:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url, **({"pool_pre_ping": True} if "postgres" in url else {}))
+    except ModuleNotFoundError as exc:
+        raise FoodvecError(
+            f"the database driver for {url.split(':', 1)[0]} is not installed ({exc.name}); "
+            "for PostgreSQL: pip install 'foodvec[postgres]'"
+        ) from None
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise FoodvecError(f"not a database URL: {url!r} ({exc})") from None
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
+    elif engine.dialect.name == "postgresql":
+        _postgres_setup(engine)
+    else:
+        raise FoodvecError(
+            f"foodvec stores its items in SQLite or PostgreSQL, not {engine.dialect.name}"
+        )
     return engine
 
 
@@ -91,6 +115,20 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _postgres_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection):
+        if conn.info.pop("immediate", False):
+            # Writers queue on one advisory lock, held to the end of the transaction,
+            # and run at READ COMMITTED: each statement sees what the writer before
+            # them committed (the generation they bump is the newest).
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+        else:
+            # Readers see one snapshot, as SQLite's readers do: the change log and the
+            # generation they read belong together.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (``alembic upgrade head``)."""
     from alembic import command
@@ -102,6 +140,9 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     with engine.connect() as conn:
+        # On PostgreSQL, processes that start together migrate one at a time (Alembic
+        # reads the revision again under the lock).
+        conn.info["immediate"] = engine.dialect.name == "postgresql"
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
@@ -121,6 +162,7 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.dialect = engine.dialect.name
         if current_revision(engine) != HEAD_REVISION:
             migrate(engine)
         self.jobs = Jobs(self)
@@ -242,7 +284,7 @@ class Store:
 
     def filtered_ids(self, where: Node) -> np.ndarray:
         """Integer ids of the items whose metadata matches the filter, in id order."""
-        sql, params = compile_where(where)
+        sql, params = compile_where(where, self.dialect)
         with self.read() as conn:
             ids = conn.execute(text(f"SELECT id FROM items WHERE {sql} ORDER BY id"), params)
             return np.fromiter(ids.scalars(), dtype=np.int64)
@@ -256,7 +298,7 @@ class Store:
     ) -> list[ItemRow]:
         """Items in id order (a stable order): those with an id above ``after``, past
         ``offset`` of them, at most ``limit``; only those matching ``where``."""
-        cond, params = compile_where(where) if where is not None else ("1", {})
+        cond, params = compile_where(where, self.dialect) if where is not None else ("TRUE", {})
         params = {**params, "after": after, "off": offset, "lim": limit}
         with self.read() as conn:
             rows = conn.execute(
@@ -272,37 +314,53 @@ class Store:
         """The top-level metadata keys with their values: a key holding at most
         ``max_values`` distinct text or true/false values lists them with counts; a
         numeric key gives its range."""
+        if self.dialect == "postgresql":
+            # (key, kind, distinct values, min, max) with SQLite's names for the kinds
+            summary = (
+                "SELECT j.key, CASE jsonb_typeof(j.value) WHEN 'string' THEN 'text' "
+                "WHEN 'number' THEN 'real' ELSE 'true' END AS kind, count(DISTINCT j.value), "
+                "min(CASE WHEN jsonb_typeof(j.value) = 'number' THEN j.value::numeric END), "
+                "max(CASE WHEN jsonb_typeof(j.value) = 'number' THEN j.value::numeric END) "
+                "FROM items, jsonb_each(items.metadata::jsonb) j "
+                "WHERE jsonb_typeof(j.value) IN ('string', 'number', 'boolean') "
+                'GROUP BY j.key, kind ORDER BY j.key COLLATE "C"'
+            )
+            values = (
+                "SELECT j.value #>> '{}', count(*) FROM items, "
+                "jsonb_each(items.metadata::jsonb) j WHERE j.key = :k "
+                "AND jsonb_typeof(j.value) = 'string' GROUP BY 1 "
+                "ORDER BY 2 DESC, (j.value #>> '{}') COLLATE \"C\""
+            )
+        else:
+            summary = (
+                "SELECT j.key, j.type, count(DISTINCT j.value), min(j.value), max(j.value) "
+                "FROM items, json_each(items.metadata) j "
+                "WHERE j.type IN ('text','integer','real','true','false') "
+                "GROUP BY j.key, j.type ORDER BY j.key"
+            )
+            values = (
+                "SELECT j.value, count(*) FROM items, json_each(items.metadata) j "
+                "WHERE j.key = :k AND j.type = 'text' GROUP BY j.value "
+                "ORDER BY count(*) DESC, j.value"
+            )
         with self.read() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT j.key, j.type, count(DISTINCT j.value), min(j.value), max(j.value) "
-                    "FROM items, json_each(items.metadata) j "
-                    "WHERE j.type IN ('text','integer','real','true','false') "
-                    "GROUP BY j.key, j.type ORDER BY j.key"
-                )
-            ).all()
+            rows = conn.execute(text(summary)).all()
             out: dict[str, dict[str, Any]] = {}
             for key, kind, distinct, lo, hi in rows:
                 entry = out.setdefault(key, {"key": key})
                 if kind in ("integer", "real"):
+                    lo, hi = _plain_number(lo), _plain_number(hi)
                     entry["min"] = lo if "min" not in entry else min(entry["min"], lo)
                     entry["max"] = hi if "max" not in entry else max(entry["max"], hi)
                 elif kind == "text" and distinct <= max_values:
-                    values = conn.execute(
-                        text(
-                            "SELECT j.value, count(*) FROM items, json_each(items.metadata) j "
-                            "WHERE j.key = :k AND j.type = 'text' GROUP BY j.value "
-                            "ORDER BY count(*) DESC, j.value"
-                        ),
-                        {"k": key},
-                    ).all()
-                    entry["values"] = [[v, c] for v, c in values]
+                    found = conn.execute(text(values), {"k": key}).all()
+                    entry["values"] = [[v, c] for v, c in found]
                 elif kind in ("true", "false"):
                     entry.setdefault("booleans", True)
         return list(out.values())
 
     def count_where(self, where: Node) -> int:
-        cond, params = compile_where(where)
+        cond, params = compile_where(where, self.dialect)
         with self.read() as conn:
             return conn.execute(text(f"SELECT count(*) FROM items WHERE {cond}"), params).scalar()
 
@@ -450,13 +508,28 @@ class Store:
                 )
             ).rowcount
 
-    def prune_changes(self, upto: int) -> None:
-        """Forget the change log up to ``upto``, once an index at that generation is saved."""
+    def prune_changes(self, upto: int, reader: str = "") -> None:
+        """Record that the index home ``reader`` has saved its index at generation
+        ``upto``, then forget the change log up to the oldest generation that any home
+        seen in the last ``READER_TTL_S`` has saved: replicas that share one database,
+        each with its own index files, all catch up from the log instead of rebuilding."""
+        now = time.time()
+        key = "reader:" + hashlib.sha256(reader.encode()).hexdigest()[:32]
         with self.immediate() as conn:
-            if upto <= self._get_int(conn, "log_floor", 0):
+            self._set(conn, key, f"{upto} {now:.0f}")
+            floor_to = upto
+            for name, value in conn.execute(
+                text("SELECT key, value FROM state WHERE key LIKE 'reader:%'")
+            ).all():
+                gen, seen = value.split()
+                if now - float(seen) > READER_TTL_S:
+                    conn.execute(text("DELETE FROM state WHERE key = :k"), {"k": name})
+                else:
+                    floor_to = min(floor_to, int(gen))
+            if floor_to <= self._get_int(conn, "log_floor", 0):
                 return
-            conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": upto})
-            self._set(conn, "log_floor", str(upto))
+            conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": floor_to})
+            self._set(conn, "log_floor", str(floor_to))
 
     def backup_to(self, path: Path) -> int:
         """Copy the database to ``path`` with SQLite's online backup (a consistent
@@ -522,7 +595,7 @@ class WriteTx:
 
     def delete_where(self, where: Node) -> dict[int, str]:
         """Delete the items matching ``where`` (read under this write lock)."""
-        cond, params = compile_where(where)
+        cond, params = compile_where(where, self.conn.dialect.name)
         rows = self.conn.execute(
             text(f"DELETE FROM items WHERE {cond} RETURNING id, ext_id"), params
         ).all()
@@ -571,14 +644,21 @@ def put_vectors(conn: Connection, model_fp: str, hashes: Sequence[str], vecs: np
     """Add vectors to the content-addressed cache (a vector already there is kept)."""
     conn.execute(
         text(
-            "INSERT OR IGNORE INTO vectors(content_hash, model_fp, dim, data) "
-            "VALUES (:h, :m, :d, :b)"
+            "INSERT INTO vectors(content_hash, model_fp, dim, data) "
+            "VALUES (:h, :m, :d, :b) ON CONFLICT DO NOTHING"
         ),
         [
             {"h": h, "m": model_fp, "d": int(vecs.shape[1]), "b": pack_vector(v)}
             for h, v in zip(hashes, vecs, strict=True)
         ],
     )
+
+
+def _plain_number(v: Any) -> int | float:
+    """A number as SQLite hands it over (PostgreSQL's numeric arrives as a Decimal)."""
+    if isinstance(v, (int, float)):
+        return v
+    return int(v) if v.as_tuple().exponent >= 0 else float(v)
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
