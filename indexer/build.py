@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .embedder import Embedder
-from .errors import BadInputError, BadRowError, ModelMismatchError
+from .errors import BadInputError, BadRowError, FoodvecError, ModelMismatchError
 from .filters import typed_number
 from .readers import RawRow, Table, open_table
 from .storage import StagedRow, Staging, Store, canonical_json
@@ -39,6 +39,10 @@ from .text import (
 )
 
 ON_ERROR = ("fail", "skip")
+# (hash, text) pairs, a sink for (hashes, vectors), a progress callback
+RemoteEmbed = Callable[
+    [list[tuple[str, str]], Callable[[list[str], np.ndarray], None], Callable[[int], Any]], None
+]
 
 
 @dataclass
@@ -60,6 +64,9 @@ class BuildOptions:
     report: Path | None = None
     reembed: bool = False
     progress: bool = True
+    # A Ray cluster to embed on (an address, or "auto"): the texts are embedded after
+    # every input is read and validated, in one Ray Data job.
+    ray: str | None = None
 
 
 @dataclass
@@ -284,8 +291,11 @@ def build(
     sources: Iterable[Table],
     opts: BuildOptions,
     report_default: Path | None = None,
+    remote: RemoteEmbed | None = None,
 ) -> BuildSummary:
-    """Validate, embed and upsert every row of ``sources`` as one write."""
+    """Validate, embed and upsert every row of ``sources`` as one write. ``remote``
+    embeds the texts elsewhere (``indexer.cluster.embed`` with its cluster and model
+    bound), all at once after the inputs are staged."""
     t0 = time.perf_counter()
     summary = BuildSummary()
     report = opts.report or report_default
@@ -296,12 +306,14 @@ def build(
         raise model_mismatch(store, embedder, active)
     try:
         with store.staging() as staging:
-            run = _Run(staging, embedder, opts, rejects, summary)
+            run = _Run(staging, embedder, opts, rejects, summary, {} if remote else None)
             for table in sources:
                 summary.inputs.append(str(table.path))
                 _phase_a(run, table)
             if opts.reembed:
                 _reembed_existing(run)
+            if remote is not None and run.pending:
+                _embed_remote(run, remote)
             applied = staging.apply(
                 fp,
                 embedder.name,
@@ -332,6 +344,8 @@ class _Run:
     opts: BuildOptions
     rejects: _Rejects
     summary: BuildSummary
+    # texts to embed remotely, by content hash (None: embed each batch here)
+    pending: dict[str, str] | None = None
 
 
 def _batches(rows: Iterator[RawRow], n: int) -> Iterator[list[RawRow]]:
@@ -463,14 +477,47 @@ def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
         run.summary.given += len(own)
         run.staging.cache_vectors(fp, own, np.vstack([given[h] for h in own]))
     rest = [h for h in missing if h not in given]
-    if rest:
+    if rest and run.pending is not None:
+        again = [h for h in rest if h in run.pending]  # an earlier batch's text
+        run.summary.embedded -= len(again)
+        run.summary.cached += len(again)
+        run.pending.update((h, texts_by_hash[h]) for h in rest)
+    elif rest:
         vecs = run.embedder.encode([texts_by_hash[h] for h in rest])
         run.staging.cache_vectors(fp, rest, vecs)
+
+
+def _embed_remote(run: _Run, remote: RemoteEmbed) -> None:
+    """Embed every pending text in one remote job, caching the vectors as they come."""
+    fp, dim = run.embedder.fingerprint, int(run.embedder.dim)
+
+    def sink(hashes: list[str], vecs: np.ndarray) -> None:
+        if vecs.shape != (len(hashes), dim):
+            raise FoodvecError(
+                f"the cluster returned vectors of shape {vecs.shape}, not ({len(hashes)}, {dim})"
+            )
+        run.staging.cache_vectors(fp, hashes, vecs)
+
+    with tqdm(
+        total=len(run.pending),
+        unit=" texts",
+        desc="embedding on Ray",
+        file=sys.stderr,
+        disable=not run.opts.progress,
+        mininterval=0.5,
+    ) as bar:
+        remote(list(run.pending.items()), sink, bar.update)
 
 
 def _reembed_existing(run: _Run) -> None:
     """With --reembed: make sure every stored text has a vector from the new model."""
     fp = run.embedder.fingerprint
+    if run.pending is not None:  # all of them go to the remote job
+        rows = run.staging.items_without_vector(fp, 2**62)
+        new = {h: t for h, t in rows if h not in run.pending}
+        run.summary.embedded += len(new)
+        run.pending.update(new)
+        return
     while True:
         rows = run.staging.items_without_vector(fp, max(run.opts.batch_size, 64))
         if not rows:

@@ -160,6 +160,7 @@ def load_embedder(
     batch_size: int = 64,
     encoder: str | None = None,
     cache_dir: Path | None = None,
+    workers: int | None = None,
 ) -> Embedder:
     """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2.
 
@@ -168,6 +169,7 @@ def load_embedder(
     onnxruntime is installed and the model has the shape it exports.
     ``cache_dir`` holds the fingerprints (HOME/models); exported graphs are kept once
     per model, in the model folder or the per-user cache (FOODVEC_CACHE).
+    ``workers``: the ONNX encoder's sessions (default: one per core of this process).
     """
     path = base_model_path() if str(spec) == BASE_MODEL_ALIAS else Path(spec).expanduser()
     check_model_folder(path)
@@ -186,7 +188,9 @@ def load_embedder(
             )
         if usable:
             cache = settings().cache / "onnx"
-            return onnx_encoder.OnnxEmbedder(path, fp, cache, batch_size=batch_size)
+            return onnx_encoder.OnnxEmbedder(
+                path, fp, cache, batch_size=batch_size, workers=workers
+            )
     return SentenceTransformerEmbedder(path, batch_size=batch_size, fingerprint=fp)
 
 

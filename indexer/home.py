@@ -174,11 +174,26 @@ class FoodIndex:
             open_sources(paths, opts.format),
             opts,
             report_default=self.layout.reject_report(stamp),
+            remote=self._remote_embed(opts.ray) if opts.ray else None,
         )
         self._sync_after_write(
             summary.generation, publish=True, kind=index_kind, force_rebuild=opts.reembed
         )
         return summary
+
+    def _remote_embed(self, address: str):
+        """Embedding on a Ray cluster with this home's model (its actors load the same
+        model folder and check its fingerprint)."""
+        from functools import partial
+
+        from . import cluster
+
+        if self._embedder is not None and self._model_spec is None:
+            raise BadInputError("--ray needs a model folder (or `base`) that Ray's actors can load")
+        cluster.connect(address)  # a clear error now, before any input is read
+        return partial(
+            cluster.embed, address, self.model_spec(), self.embedder.fingerprint, self.models_dir
+        )
 
     def upsert(
         self,

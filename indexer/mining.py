@@ -34,6 +34,7 @@ DEFAULT_MAX_PAIRS = 1_000_000
 EXACT_MAX = 20_000
 # Rows searched per exact step (FAISS blocks the database side itself).
 EXACT_STEP = 4096
+IVF_STEP = 8192
 
 
 @dataclass
@@ -100,19 +101,34 @@ def _mine(
     return _finalize(rows, cols, scores)
 
 
+def _on_ray(
+    ray: str, index, vecs: np.ndarray, step: int, kk: int, top_k: int, threshold: float, progress
+) -> Pairs:
+    """The same search steps as ``_mine``, in Ray tasks over blocks of rows."""
+    from . import cluster
+
+    return _finalize(
+        *cluster.mine_blocks(ray, index, vecs, step, kk, top_k, threshold, progress=progress)
+    )
+
+
 def mine_exact(
     vecs: np.ndarray,
     top_k: int = 10,
     threshold: float = 0.9,
     progress: Callable[[int], None] | None = None,
+    ray: str | None = None,
 ) -> Pairs:
     """Exact mining: every row against every row (FAISS flat inner product, which works
-    through the rows in blocks, so memory stays bounded whatever the size)."""
+    through the rows in blocks, so memory stays bounded whatever the size). ``ray``: a
+    Ray cluster address (or ``auto``) to search the blocks on."""
     n, d = vecs.shape
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     flat = faiss.IndexFlatIP(d)
     flat.add(vecs)
     kk = min(top_k + 1, n)
+    if ray:
+        return _on_ray(ray, flat, vecs, EXACT_STEP, kk, top_k, threshold, progress)
     return _mine(n, EXACT_STEP, lambda a, b: flat.search(vecs[a:b], kk), top_k, threshold, progress)
 
 
@@ -128,6 +144,7 @@ def mine_ivf(
     nlist: int | None = None,
     nprobe: int | None = None,
     progress: Callable[[int], None] | None = None,
+    ray: str | None = None,
 ) -> Pairs:
     """Approximate mining: an IVF index built for the job (positions as ids), each item
     searched for its top_k + 1 neighbours in ``nprobe`` of ``nlist`` cells."""
@@ -138,7 +155,11 @@ def mine_ivf(
     ann.add(np.arange(n, dtype=np.int64), vecs)
     ann.index.nprobe = nprobe or p["nprobe"]
     kk = min(top_k + 1, n)
-    return _mine(n, 8192, lambda a, b: ann.index.search(vecs[a:b], kk), top_k, threshold, progress)
+    if ray:  # the index travels with its nprobe
+        return _on_ray(ray, ann.index, vecs, IVF_STEP, kk, top_k, threshold, progress)
+    return _mine(
+        n, IVF_STEP, lambda a, b: ann.index.search(vecs[a:b], kk), top_k, threshold, progress
+    )
 
 
 def clusters(pairs: Pairs) -> list[list[int]]:
@@ -221,10 +242,12 @@ def run_mining_job(
     progress: bool = False,
     job_id: int | None = None,
     where: dict[str, Any] | None = None,
+    ray: str | None = None,
 ) -> MineResult:
     """Mine the current index, recording the job and its pairs in the database. A job
     is marked done only when every pair is stored; a failed or interrupted one keeps
-    no pairs."""
+    no pairs. ``ray``: search on a Ray cluster (an address, or ``auto``); the pairs
+    are the same."""
     max_pairs = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
     _check_params(threshold, top_k, mode, max_pairs)
     node = filter_node(filters, where)
@@ -247,7 +270,7 @@ def run_mining_job(
         if model is None:
             raise FoodvecError(EMPTY)
         ids, vecs = idx.vectors(idx.filtered_ids(node) if node is not None else None)
-        chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress)
+        chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress, ray)
         left_out = max(0, len(pairs) - max_pairs)
         if left_out:
             pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
@@ -278,7 +301,13 @@ def run_mining_job(
 
 
 def _mine_vectors(
-    vecs: np.ndarray, top_k: int, threshold: float, mode: str, params: dict, progress: bool
+    vecs: np.ndarray,
+    top_k: int,
+    threshold: float,
+    mode: str,
+    params: dict,
+    progress: bool,
+    ray: str | None = None,
 ) -> tuple[str, Pairs]:
     """(the mode used, the pairs) for one matrix of vectors; records IVF parameters."""
     n = len(vecs)
@@ -295,9 +324,9 @@ def _mine_vectors(
         if n < 2:
             return chosen, _finalize([], [], [])
         if chosen == "exact":
-            return chosen, mine_exact(vecs, top_k, threshold, progress=tick)
+            return chosen, mine_exact(vecs, top_k, threshold, progress=tick, ray=ray)
         params["ivf"] = ivf_params(n)
-        return chosen, mine_ivf(vecs, top_k, threshold, progress=tick, **params["ivf"])
+        return chosen, mine_ivf(vecs, top_k, threshold, progress=tick, ray=ray, **params["ivf"])
     finally:
         if bar:
             bar.close()

@@ -173,6 +173,17 @@ def init(home, model, db) -> None:
         click.echo(f"database ready in {idx.home} (schema up to date)")
 
 
+def _ray_option(what: str):
+    return click.option(
+        "--ray",
+        "ray_address",
+        metavar="ADDRESS",
+        help=f"{what} on a Ray cluster: `auto` joins the one running on this machine or "
+        "starts one; else the head's address (HOST:PORT or ray://HOST:PORT). Needs "
+        "`pip install 'foodvec[cluster]'`; every node needs the model folder.",
+    )
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
@@ -251,6 +262,10 @@ def init(home, model, db) -> None:
     is_flag=True,
     help="Switch the index to the given model, re-embedding every stored text.",
 )
+@_ray_option(
+    "Embed the texts (after every row is read and validated, in one Ray Data job; the "
+    "vectors are bit for bit a local build's)"
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_common
@@ -269,6 +284,7 @@ def build(
     keep_text,
     vector_column,
     reembed,
+    ray_address,
     quiet,
     as_json,
     home,
@@ -294,6 +310,7 @@ def build(
         report=report,
         reembed=reembed,
         progress=not quiet,
+        ray=ray_address,
     )
     with _open(home, model, db) as idx:
         summary = idx.build(files, opts, index_kind=index_kind)
@@ -886,6 +903,7 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     show_default=True,
     help="Pairs shown in the summary table.",
 )
+@_ray_option("Search the neighbours (in blocks of rows; the pairs are a local run's)")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per pair.")
 @_common
@@ -903,6 +921,7 @@ def mine(
     of_id,
     job_id,
     limit,
+    ray_address,
     quiet,
     as_json,
     home,
@@ -945,6 +964,7 @@ def mine(
             where=cond,
             max_pairs=max_pairs,
             progress=not quiet and not as_json,
+            ray=ray_address,
         )
         if output:
             n = _write_pairs(output, out_fmt, job_pairs(idx, res.job))

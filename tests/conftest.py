@@ -119,3 +119,24 @@ def pg_cluster():
 def pg_url(pg_cluster):
     """The URL of a new, empty PostgreSQL database."""
     return pg_cluster.new_database()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster with 2 CPUs for the test session (skipped only where Ray is
+    not installed, and never when FOODVEC_TEST_RAY=required)."""
+    try:
+        import ray
+    except ImportError as exc:
+        if os.environ.get("FOODVEC_TEST_RAY") == "required":
+            raise
+        pytest.skip(f"Ray is not installed: {exc}")
+    ray.init(
+        num_cpus=2,
+        object_store_memory=300 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )
+    yield ray
+    ray.shutdown()

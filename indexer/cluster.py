@@ -1,0 +1,221 @@
+"""Ray: a build's embedding and a mining job's neighbour search spread over a cluster.
+
+Embedding runs on Ray Data: the texts to embed go in as a dataset of (content hash,
+text) rows; a pool of actors, each holding its own encoder session (one CPU each),
+maps batches of texts to vectors; the vectors come back to this process, which caches
+them through the store as a local build does. The ONNX encoder is batch invariant bit
+for bit, so the vectors are those of a local build whatever the batches.
+
+Mining splits the rows into blocks of whole search steps: each Ray task searches its
+block against the shared index (in the object store) exactly as the local loop does,
+so the pairs are the local run's.
+
+Ray is optional (``pip install 'foodvec[cluster]'``); nothing here imports it until a
+``--ray`` command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FoodvecError
+from .settings import settings
+
+INSTALL = "Ray is not installed: pip install 'foodvec[cluster]' (Ray with Ray Data)"
+# Texts per batch handed to an actor: enough to amortise a batch's trip through the
+# object store, small enough to keep every actor busy to the end.
+EMBED_BATCH = 512
+# Mining blocks per CPU of the cluster (more blocks: finer progress and balance).
+BLOCKS_PER_CPU = 4
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise FoodvecError(INSTALL) from None
+    return ray
+
+
+def connect(address: str):
+    """Ray, connected: ``auto`` joins the cluster running on this machine or starts
+    one; anything else is a cluster address (``HOST:PORT`` or ``ray://HOST:PORT``).
+    A connection made earlier in this process (``ray.init``) is used as it is."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    cfg = settings()
+    # What an actor needs to load the same encoder as this process.
+    env = {
+        "FOODVEC_ENCODER": cfg.encoder,
+        "FOODVEC_CACHE": str(cfg.cache),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    kw: dict[str, Any] = {
+        "runtime_env": {"env_vars": env},
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": "warning",
+    }
+    try:
+        if address == "auto":
+            try:
+                ray.init(address="auto", **kw)
+            except ConnectionError:
+                ray.init(**kw)  # no cluster here: start one on this machine
+        else:
+            ray.init(address=address, **kw)
+    except FoodvecError:
+        raise
+    except Exception as exc:
+        raise FoodvecError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    return ray
+
+
+def cluster_cpus(ray) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+class _EncodeActor:
+    """A Ray Data actor: one encoder, loaded once, one CPU."""
+
+    def __init__(self, spec: str, fingerprint: str, cache_dir: str | None):
+        from .embedder import load_embedder
+
+        self.embedder = load_embedder(
+            spec, cache_dir=Path(cache_dir) if cache_dir else None, workers=1
+        )
+        if self.embedder.fingerprint != fingerprint:
+            raise FoodvecError(
+                f"the model at {spec} on this Ray node is not the one of the build "
+                f"({self.embedder.fingerprint[:12]}, not {fingerprint[:12]}): every node "
+                "needs the same model folder"
+            )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vecs = self.embedder.encode([str(t) for t in batch["text"]])
+        return {"hash": batch["hash"], "vector": np.asarray(vecs, dtype=np.float32)}
+
+
+def embed(
+    address: str,
+    spec: str,
+    fingerprint: str,
+    cache_dir: Path | None,
+    items: Sequence[tuple[str, str]],
+    sink: Callable[[list[str], np.ndarray], None],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Embed (content hash, text) pairs on the cluster; ``sink(hashes, vectors)`` takes
+    the results as they come back (in any order)."""
+    if not items:
+        return
+    ray = connect(address)
+    import logging
+
+    import pyarrow as pa
+    from ray import data as ray_data
+
+    # foodvec draws its own progress bar; Ray Data's bars and plan logs would garble it
+    ray_data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    actors = cluster_cpus(ray)
+    table = pa.table({"hash": [h for h, _ in items], "text": [t for _, t in items]})
+    blocks = max(actors, min(len(items) // EMBED_BATCH + 1, actors * 8))
+    ds = ray_data.from_arrow(table, override_num_blocks=blocks)
+    out = ds.map_batches(
+        _EncodeActor,
+        fn_constructor_kwargs={
+            "spec": spec,
+            "fingerprint": fingerprint,
+            "cache_dir": str(cache_dir) if cache_dir else None,
+        },
+        batch_size=EMBED_BATCH,
+        batch_format="numpy",
+        concurrency=actors,
+        num_cpus=1,
+    )
+    seen = 0
+    for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        hashes = [str(h) for h in batch["hash"]]
+        vecs = np.ascontiguousarray(np.stack(batch["vector"]), dtype=np.float32)
+        sink(hashes, vecs)
+        seen += len(hashes)
+        if progress:
+            progress(len(hashes))
+    if seen != len(items):
+        raise FoodvecError(f"the Ray cluster returned {seen} vectors for {len(items)} texts")
+
+
+def _mine_block(
+    index_bytes: np.ndarray,
+    vecs: np.ndarray,
+    start: int,
+    stop: int,
+    step: int,
+    kk: int,
+    top_k: int,
+    threshold: float,
+    nprobe: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows start..stop-1 searched in steps of ``step``, as the local loop does."""
+    import faiss
+
+    from .mining import _keep
+
+    index = faiss.deserialize_index(index_bytes)
+    if nprobe is not None:
+        index.nprobe = nprobe
+    rows, cols, scores = [], [], []
+    for a in range(start, stop, step):
+        b = min(stop, a + step)
+        sc, nbr = index.search(vecs[a:b], kk)
+        i, j, v = _keep(np.arange(a, b), nbr, sc, top_k, threshold)
+        rows.append(i)
+        cols.append(j)
+        scores.append(v)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
+
+
+def mine_blocks(
+    address: str,
+    index,
+    vecs: np.ndarray,
+    step: int,
+    kk: int,
+    top_k: int,
+    threshold: float,
+    nprobe: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The (rows, neighbours, scores) of every row of ``vecs`` against ``index``,
+    searched in Ray tasks over blocks of whole steps."""
+    import faiss
+
+    ray = connect(address)
+    n = len(vecs)
+    steps = -(-n // step)
+    per_block = max(1, -(-steps // (cluster_cpus(ray) * BLOCKS_PER_CPU)))
+    index_ref = ray.put(faiss.serialize_index(index))
+    vecs_ref = ray.put(np.ascontiguousarray(vecs, dtype=np.float32))
+    task = ray.remote(num_cpus=1)(_mine_block)
+    pending = {}
+    for s in range(0, steps, per_block):
+        start, stop = s * step, min(n, (s + per_block) * step)
+        ref = task.remote(index_ref, vecs_ref, start, stop, step, kk, top_k, threshold, nprobe)
+        pending[ref] = (start, stop)
+    done: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            start, stop = pending.pop(ref)
+            done[start] = ray.get(ref)
+            if progress:
+                progress(stop - start)
+    parts = [done[s] for s in sorted(done)]
+    return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
