@@ -330,7 +330,7 @@ def build(
     summary.generation = applied.generation
     summary.rejected = rejects.count
     summary.report = str(report) if rejects.count else None
-    summary.items = store.count()
+    summary.items = applied.items
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
 

@@ -123,7 +123,7 @@ def embed(
 
     # foodvec draws its own progress bar; Ray Data's bars and plan logs would garble it
     ray_data.DataContext.get_current().enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     actors = cluster_cpus(ray)
     table = pa.table({"hash": [h for h, _ in items], "text": [t for _, t in items]})
     blocks = max(actors, min(len(items) // EMBED_BATCH + 1, actors * 8))
@@ -137,8 +137,9 @@ def embed(
         },
         batch_size=EMBED_BATCH,
         batch_format="numpy",
-        concurrency=actors,
+        compute=ray_data.ActorPoolStrategy(size=actors),
         num_cpus=1,
+        max_restarts=0,  # an actor that dies fails the build (nothing lands), loudly
     )
     seen = 0
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):

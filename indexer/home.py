@@ -311,7 +311,7 @@ class FoodIndex:
         which is how a crash between a commit and its index write is repaired on open.
         Thread-safe: mutations and searches of the index hold ``self._mutex``.
         """
-        with self._mutex:
+        with self._mutex, self._store.snapshot():  # one snapshot of the database
             return self._sync(publish, kind, force_rebuild)
 
     def _sync(self, publish, kind, force_rebuild) -> AnnIndex | None:
@@ -602,6 +602,20 @@ class FoodIndex:
             dim = int(info["dim"])
         return self._store.gather_vectors(model, dim, ids)
 
+    def index_vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, vectors) of the given items from the in-memory index (caught up
+        by the search that asks), else from the database: a search reads no vectors
+        from the database."""
+        want = np.asarray(list(ids), dtype=np.int64)
+        with self._mutex:
+            ann = self._ann
+            if ann is not None and len(want):
+                try:
+                    return want, ann.reconstruct_many(want)
+                except RuntimeError:
+                    pass  # an id the index lacks, or a kind that cannot reconstruct
+        return self.vectors(want.tolist())
+
     def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
         return self._store.ids_by_name_keys(keys)
@@ -625,8 +639,10 @@ class FoodIndex:
 
     # -- the jobs, through their modules ----------------------------------------------
     def search(self, queries: str | Sequence[str], **kw: Any) -> list[list[Hit]]:
-        """Food lookup (``indexer.retrieval.Searcher.search``): one list of hits per query."""
-        return Searcher(self).search(queries, **kw)
+        """Food lookup (``indexer.retrieval.Searcher.search``): one list of hits per query,
+        all read from one snapshot of the database."""
+        with self._store.snapshot():
+            return Searcher(self).search(queries, **kw)
 
     def mine(self, **kw: Any) -> MineResult:
         """Paraphrase mining as a recorded job (``indexer.mining.run_mining_job``)."""

@@ -200,9 +200,9 @@ class Searcher:
             first = self._name_matches(q, allowed)
             dense = dict(zip(d_ids, d_scores, strict=True))
             # Lexical candidates (and exact names) the dense leg did not reach take
-            # their cosine from the stored vectors.
+            # their cosine from their vectors in the index.
             need = [i for i in set(lexical) | set(first) if i not in dense]
-            ids, vecs = idx.vectors(need) if need else (None, None)
+            ids, vecs = idx.index_vectors(need) if need else (None, None)
             if ids is not None and len(ids):
                 dense.update(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
             ranked = fuse(dense, lexical, self.alpha, first)[:k]

@@ -14,6 +14,9 @@ from indexer import FoodIndex
 from tests.conftest import ROOT, write_csv
 from tests.fakes import FakeEmbedder
 
+# Each test runs on SQLite and on PostgreSQL (a killed writer on either store).
+STORES = ("sqlite", "postgres")
+
 
 def start_build(path, home, *extra):
     env = {**os.environ, "FOODVEC_HOME": str(home), "PYTHONPATH": str(ROOT)}

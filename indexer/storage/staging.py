@@ -5,7 +5,8 @@ lands whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ class Applied:
     unchanged: int
     embedded: int  # texts whose vector was collected since staging and embedded again
     generation: int  # the generation the build produced (the old one if nothing changed)
+    items: int  # items in the database after it
 
 
 class Staging:
@@ -46,32 +48,64 @@ class Staging:
         self.store = store
         self._cm = store.engine.connect()
         self.conn: Connection = self._cm
+        self.staged = 0  # rows staged
         # the session's own schema for temporary tables
         self.table = "pg_temp.staging" if store.dialect == "postgresql" else "temp.staging"
 
-    def __enter__(self) -> Staging:
+    @contextmanager
+    def _begin(self, immediate: bool = False) -> Iterator[None]:
+        if immediate:
+            self.conn.info["immediate"] = True
         with self.conn.begin():
-            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
-            self.conn.exec_driver_sql(
-                "CREATE TEMP TABLE staging (ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                "hash TEXT NOT NULL, meta TEXT NOT NULL, src TEXT NOT NULL, "
-                "seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
-            )
+            yield
+
+    def __enter__(self) -> Staging:
+        columns = (
+            "(ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, hash TEXT NOT NULL, "
+            "meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
+        )
+        with self._begin():
+            if self.store.dialect == "postgresql":
+                # What the staging steps commit is never an acknowledged write (a staged
+                # row, a cached vector: ``apply`` embeds again any vector that went
+                # missing), so their commits need not wait for the disk; ``apply``
+                # commits synchronously. The table stays with the pooled connection
+                # (PostgreSQL's catalog churn makes a new one per build cost more than
+                # the build of a few rows); it is emptied on exit.
+                self.conn.exec_driver_sql("SET synchronous_commit TO OFF")
+                if not self.conn.info.get("foodvec_staging"):  # new, or dropped after a big build
+                    self.conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS staging {columns}")
+                    self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
+                    self.conn.info["foodvec_staging"] = True
+            else:
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
+                self.conn.exec_driver_sql(f"CREATE TEMP TABLE staging {columns}")
         return self
 
     def __exit__(self, *exc) -> None:
         try:
             if self.conn.in_transaction():
                 self.conn.rollback()
-            with self.conn.begin():
-                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
+            with self._begin():
+                if self.store.dialect == "postgresql":
+                    # a few rows: deleted (cheap); many: the table goes (no dead rows kept)
+                    if self.staged < 50_000:
+                        self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
+                    else:
+                        self.conn.exec_driver_sql(f"DROP TABLE {self.table}")
+                        self.conn.info["foodvec_staging"] = False
+                    self.conn.exec_driver_sql("RESET synchronous_commit")
+                else:
+                    self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
         finally:
             self._cm.close()
 
     def staged_where(self, ext_ids: Sequence[str]) -> dict[str, str]:
         """{id: where} of the given ids that an earlier batch of this build staged."""
         found: dict[str, str] = {}
-        with self.conn.begin():
+        if not self.staged:
+            return found
+        with self._begin():
             for start in range(0, len(ext_ids), SQL_BATCH):
                 chunk = ext_ids[start : start + SQL_BATCH]
                 params = {f"e{n}": e for n, e in enumerate(chunk)}
@@ -85,18 +119,18 @@ class Staging:
         return found
 
     def cached_hashes(self, model_fp: str, hashes: Sequence[str]) -> set[str]:
-        with self.conn.begin():
+        with self._begin():
             return self.store.cached_hashes(self.conn, model_fp, hashes)
 
     def cache_vectors(self, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
         """Commit vectors to the content-addressed cache at once (it never changes what a
         search sees, so it needs no generation)."""
-        self.conn.info["immediate"] = True
-        with self.conn.begin():
+        with self._begin(immediate=True):
             put_vectors(self.conn, model_fp, hashes, vecs)
 
     def stage(self, rows: Sequence[StagedRow]) -> None:
-        with self.conn.begin():
+        self.staged += len(rows)
+        with self._begin():
             self.conn.execute(
                 text(
                     f"INSERT INTO {self.table}(ext_id, text, hash, meta, src, seq, name, nkey) "
@@ -119,7 +153,7 @@ class Staging:
 
     def items_without_vector(self, model_fp: str, limit: int) -> list[tuple[str, str]]:
         """(content hash, text) of stored items that have no vector for ``model_fp``."""
-        with self.conn.begin():
+        with self._begin():
             rows = self.conn.execute(
                 text(
                     "SELECT DISTINCT i.content_hash, i.text FROM items i "
@@ -148,6 +182,8 @@ class Staging:
         conn, t = self.conn, self.table
         conn.info["immediate"] = True
         with conn.begin():
+            if self.store.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
             active = Store._get(conn, "model")
             switch = active is None or switch_model
             if active is not None and active != model_fp and not switch_model:
@@ -212,7 +248,8 @@ class Staging:
                 Store._set(conn, "generation", str(gen))
             else:
                 gen -= 1
-        return Applied(len(new_ids), updated, unchanged, len(lost), gen)
+            items = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
+        return Applied(len(new_ids), updated, unchanged, len(lost), gen, items)
 
     def _ids(self, sql: str) -> list[int]:
         return list(self.conn.execute(text(sql)).scalars().all())

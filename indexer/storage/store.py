@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -72,8 +73,12 @@ class ItemRow:
 
 
 def make_engine(url: str) -> Engine:
+    # PostgreSQL: readers see one snapshot per transaction, as SQLite's readers do (the
+    # change log and the generation they read belong together); writers switch to READ
+    # COMMITTED under their lock (``_postgres_setup``).
+    pg = {"pool_pre_ping": True, "isolation_level": "REPEATABLE READ"}
     try:
-        engine = create_engine(url, **({"pool_pre_ping": True} if "postgres" in url else {}))
+        engine = create_engine(url, **(pg if url.startswith("postgres") else {}))
     except ModuleNotFoundError as exc:
         raise FoodvecError(
             f"the database driver for {url.split(':', 1)[0]} is not installed ({exc.name}); "
@@ -121,12 +126,10 @@ def _postgres_setup(engine: Engine) -> None:
         if conn.info.pop("immediate", False):
             # Writers queue on one advisory lock, held to the end of the transaction,
             # and run at READ COMMITTED: each statement sees what the writer before
-            # them committed (the generation they bump is the newest).
+            # them committed (the generation they bump is the newest), where a
+            # snapshot taken before the lock was granted would not.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-        else:
-            # Readers see one snapshot, as SQLite's readers do: the change log and the
-            # generation they read belong together.
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def migrate(engine: Engine) -> None:
@@ -163,6 +166,7 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._pinned = threading.local()
         if current_revision(engine) != HEAD_REVISION:
             migrate(engine)
         self.jobs = Jobs(self)
@@ -182,7 +186,26 @@ class Store:
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Pin one read transaction to this thread: every ``read`` inside shares it (one
+        snapshot of the database, one connection; a search's reads take one round of
+        BEGIN and COMMIT instead of one each)."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self.engine.connect() as conn, conn.begin():
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
