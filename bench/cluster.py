@@ -2,7 +2,8 @@
 embedded default, measured side by side in one run on this machine.
 
 1. Store writes: upserts per second through ``FoodIndex.upsert`` (the path of
-   ``POST /items``; batches of 1 and of 20 items) on SQLite and on PostgreSQL, and the
+   ``POST /items``; batches of 1 and of 20 items) on SQLite and on PostgreSQL, in
+   rounds that alternate the two (the ratio is the median of the rounds'), and the
    bulk apply rate of a build whose vectors come with its rows (``--vector-column``:
    the store's part of a build, no embedding). Embedding is a hash of the text here,
    so the store is what is timed.
@@ -59,27 +60,57 @@ class HashEmbedder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def store_writes(url: str, home: Path, rows: list[dict], bulk: Path) -> dict:
+def store_writes(urls: dict[str, str], work: Path, bulk: Path, rounds: int = 6) -> dict:
+    """Upserts through ``FoodIndex.upsert`` (no index save: the server's path) on each
+    store, in rounds that alternate the stores (the machine's noise falls on both
+    alike); the bulk apply of ``bulk`` (rows with vectors) on a new database of each."""
     from indexer import BuildOptions, FoodIndex
 
-    out = {}
-    with FoodIndex(home, db=url, embedder=HashEmbedder()) as idx:
-        idx.upsert(rows[:50])  # the schema and a first index
-        for size, calls in ((1, 300), (20, 150)):
-            start = 50 + (0 if size == 1 else 300)
+    homes = {k: FoodIndex(work / f"w-{k}", db=u, embedder=HashEmbedder()) for k, u in urls.items()}
+    seconds = {(k, size): [] for k in homes for size in (1, 20)}
+    calls = {1: 40, 20: 20}
+    n = 0
+    try:
+        for idx in homes.values():
+            idx.upsert([{"id": f"warm{i}", "text": f"warm food {i}"} for i in range(50)])
+        for r in range(rounds):
+            order = list(homes) if r % 2 == 0 else list(homes)[::-1]
+            for size in (1, 20):
+                for k in order:
+                    batches = [
+                        [{"id": f"s{n + c * size + i}", "text": f"food {n + c * size + i} with "
+                          f"{(n + c * size + i) % 97} g of protein"} for i in range(size)]
+                        for c in range(calls[size])
+                    ]  # fmt: skip
+                    t0 = time.perf_counter()
+                    for batch in batches:
+                        homes[k].upsert(batch, publish=False)
+                    seconds[(k, size)].append(time.perf_counter() - t0)
+                n += calls[size] * size
+    finally:
+        for idx in homes.values():
+            idx.close()
+    out: dict = {k: {} for k in homes}
+    for (k, size), secs in seconds.items():
+        out[k][f"upserts_per_s_batch_{size}"] = round(calls[size] * len(secs) / sum(secs), 1)
+        out[k][f"items_per_s_batch_{size}"] = round(calls[size] * size * len(secs) / sum(secs), 1)
+    for k, u in urls.items():
+        with FoodIndex(work / f"bulk-{k}", db=_fresh(u), embedder=HashEmbedder()) as idx:
             t0 = time.perf_counter()
-            for c in range(calls):
-                batch = rows[start + c * size : start + (c + 1) * size]
-                idx.upsert(batch, publish=False)
-            s = time.perf_counter() - t0
-            out[f"upserts_per_s_batch_{size}"] = round(calls / s, 1)
-            out[f"items_per_s_batch_{size}"] = round(calls * size / s, 1)
-    bulk_home = home.with_name(home.name + "-bulk")
-    with FoodIndex(bulk_home, db=_fresh(url), embedder=HashEmbedder()) as idx:
-        t0 = time.perf_counter()
-        summary = idx.build([bulk], BuildOptions(progress=False, vector_column="vector"))
-        s = time.perf_counter() - t0
-        out["bulk_apply_rows_per_s"] = round(summary.new / s, 1)
+            summary = idx.build([bulk], BuildOptions(progress=False, vector_column="vector"))
+            out[k]["bulk_apply_rows_per_s"] = round(summary.new / (time.perf_counter() - t0), 1)
+    # the ratio of each round, PostgreSQL over SQLite, and their median
+    out["postgres_over_sqlite"] = {
+        f"upserts_batch_{size}_median_of_rounds": round(
+            float(np.median([s / p for s, p in zip(seconds[("sqlite", size)],
+                                                   seconds[("postgres", size)], strict=True)])), 3
+        )  # fmt: skip
+        for size in (1, 20)
+    }
+    out["postgres_over_sqlite"]["bulk_apply"] = round(
+        out["postgres"]["bulk_apply_rows_per_s"] / out["sqlite"]["bulk_apply_rows_per_s"], 3
+    )
+    out["rounds"] = rounds
     return out
 
 
@@ -284,8 +315,6 @@ def main() -> None:
     result: dict = {"machine": machine(), "postgres": "private cluster on loopback"}
     try:
         if "store" in parts:
-            rows = [{"id": f"s{n}", "text": f"food {n} with {n % 97} grams of protein"}
-                    for n in range(50 + 300 + 3000)]  # fmt: skip
             emb = HashEmbedder()
             bulk = work / "bulk.jsonl"
             with open(bulk, "w") as fh:
@@ -294,13 +323,8 @@ def main() -> None:
                     vec = emb.encode([text])[0]
                     fh.write(json.dumps({"id": f"b{n}", "text": text,
                                          "vector": [float(x) for x in vec]}) + "\n")  # fmt: skip
-            s = store_writes(f"sqlite:///{work}/s.db", work / "hs", rows, bulk)
-            p = store_writes(_pg.new_database(), work / "hp", rows, bulk)
-            result["store"] = {
-                "sqlite": s,
-                "postgres": p,
-                "postgres_over_sqlite": {k: round(p[k] / s[k], 3) for k in s},
-            }
+            urls = {"sqlite": f"sqlite:///{work}/s.db", "postgres": _pg.new_database()}
+            result["store"] = store_writes(urls, work, bulk)
         if "replicas" in parts:
             queries = [r["text"] for r in sample_rows(args.queries, seed=99)]
             result["replicas"] = replicas(work, _pg.new_database(), args.items, queries,

@@ -16,6 +16,7 @@ Ray is optional (``pip install 'foodvec[cluster]'``); nothing here imports it un
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,22 @@ class _EncodeActor:
         return {"hash": batch["hash"], "vector": np.asarray(vecs, dtype=np.float32)}
 
 
+def _map(ds, ray_data, spec: str, fingerprint: str, cache_dir: Path | None, actors: int):
+    return ds.map_batches(
+        _EncodeActor,
+        fn_constructor_kwargs={
+            "spec": spec,
+            "fingerprint": fingerprint,
+            "cache_dir": str(cache_dir) if cache_dir else None,
+        },
+        batch_size=EMBED_BATCH,
+        batch_format="numpy",
+        compute=ray_data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        max_restarts=0,  # an actor that dies fails the build (nothing lands), loudly
+    )
+
+
 def embed(
     address: str,
     spec: str,
@@ -128,19 +145,10 @@ def embed(
     table = pa.table({"hash": [h for h, _ in items], "text": [t for _, t in items]})
     blocks = max(actors, min(len(items) // EMBED_BATCH + 1, actors * 8))
     ds = ray_data.from_arrow(table, override_num_blocks=blocks)
-    out = ds.map_batches(
-        _EncodeActor,
-        fn_constructor_kwargs={
-            "spec": spec,
-            "fingerprint": fingerprint,
-            "cache_dir": str(cache_dir) if cache_dir else None,
-        },
-        batch_size=EMBED_BATCH,
-        batch_format="numpy",
-        compute=ray_data.ActorPoolStrategy(size=actors),
-        num_cpus=1,
-        max_restarts=0,  # an actor that dies fails the build (nothing lands), loudly
-    )
+    with warnings.catch_warnings():
+        # max_restarts has no named parameter yet; Ray warns about the keyword form
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = _map(ds, ray_data, spec, fingerprint, cache_dir, actors)
     seen = 0
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
         hashes = [str(h) for h in batch["hash"]]

@@ -329,8 +329,11 @@ class FoodIndex:
             and meta.get("model") == model
         ):
             return self._ann  # the common case: nothing changed since the last look
-        info = self._store.model_info(model)
-        dim = int(info["dim"]) if info else 0
+        if self._ann is not None and meta.get("model") == model and "dim" in meta:
+            dim = int(meta["dim"])  # checked when this index was loaded: no read
+        else:
+            info = self._store.model_info(model)
+            dim = int(info["dim"]) if info else 0
         from_disk = self._ann is None
         if from_disk:
             self._load_published()
@@ -338,7 +341,9 @@ class FoodIndex:
         requested = kind or meta.get("requested", "auto")
         want = choose_kind(requested, self._store.count())
         old_gen = int(meta.get("generation", -1))
-        changes = None if force_rebuild else self._apply_log(model, dim, want, from_disk)
+        changes = (
+            None if force_rebuild else self._apply_log(model, dim, want, from_disk, gen_now)
+        )
         if changes is None:
             gen = self._store.generation()
             self._ann = AnnIndex.build(
@@ -377,10 +382,12 @@ class FoodIndex:
             or int(meta.get("generation", -1)) > gen
         )
 
-    def _apply_log(self, model: str, dim: int, want: str, from_disk: bool) -> _Changes | None:
-        """Catch the in-memory indexes up from the change log; None when they must be
-        rebuilt instead (wrong model or kind, or the log does not reach back)."""
-        gen = self._store.generation()
+    def _apply_log(
+        self, model: str, dim: int, want: str, from_disk: bool, gen: int
+    ) -> _Changes | None:
+        """Catch the in-memory indexes up from the change log to generation ``gen`` (read
+        in the same snapshot); None when they must be rebuilt instead (wrong model or
+        kind, or the log does not reach back)."""
         if self._stale(model, dim, want, gen):
             return None
         old_gen = int((self._ann_meta or {})["generation"])

@@ -252,6 +252,11 @@ class OnnxEmbedder(ProbedDim):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if threads > 1:
+            # The query session's threads sleep when a query is done instead of spinning
+            # for more work: a server answers one query at a time, and spinning threads
+            # take the cores from whatever runs next (another replica on the machine).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(self.graph), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a broken cache file: say where it is

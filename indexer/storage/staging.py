@@ -13,9 +13,12 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from ..errors import FoodvecError
-from .store import SQL_BATCH, Store, WriteTx, put_vectors
+from .store import SQL_BATCH, Store, WriteTx, insert_values, put_vectors
 
 Embed = Callable[[list[str]], np.ndarray]
+# PostgreSQL keeps a connection's staging table after a build of fewer rows than this
+# (emptied); a bigger build drops it.
+KEEP_TABLE_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class Staging:
         self._cm = store.engine.connect()
         self.conn: Connection = self._cm
         self.staged = 0  # rows staged
+        self._setup: list[str] = []  # run at the start of the next transaction
+        self._emptied = False  # apply emptied the table and restored the session
         # the session's own schema for temporary tables
         self.table = "pg_temp.staging" if store.dialect == "postgresql" else "temp.staging"
 
@@ -56,47 +61,60 @@ class Staging:
     def _begin(self, immediate: bool = False) -> Iterator[None]:
         if immediate:
             self.conn.info["immediate"] = True
+        setup, self._setup = self._setup, []
         with self.conn.begin():
+            for sql in setup:
+                self.conn.exec_driver_sql(sql)
             yield
+        if any(sql.startswith("CREATE") for sql in setup):
+            self.conn.info["foodvec_staging"] = True  # committed: the table exists
 
     def __enter__(self) -> Staging:
         columns = (
             "(ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, hash TEXT NOT NULL, "
             "meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
         )
-        with self._begin():
-            if self.store.dialect == "postgresql":
-                # What the staging steps commit is never an acknowledged write (a staged
-                # row, a cached vector: ``apply`` embeds again any vector that went
-                # missing), so their commits need not wait for the disk; ``apply``
-                # commits synchronously. The table stays with the pooled connection
-                # (PostgreSQL's catalog churn makes a new one per build cost more than
-                # the build of a few rows); it is emptied on exit.
-                self.conn.exec_driver_sql("SET synchronous_commit TO OFF")
-                if not self.conn.info.get("foodvec_staging"):  # new, or dropped after a big build
-                    self.conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS staging {columns}")
-                    self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
-                    self.conn.info["foodvec_staging"] = True
-            else:
+        if self.store.dialect == "postgresql":
+            # What the staging steps commit is never an acknowledged write (a staged
+            # row, a cached vector: ``apply`` embeds again any vector that went
+            # missing), so their commits need not wait for the disk; ``apply`` commits
+            # synchronously. The table stays with the pooled connection (a new one per
+            # build costs PostgreSQL more catalog work than a build of a few rows); it
+            # is emptied at the end. All of it rides on the build's first transaction.
+            self._setup = ["SET synchronous_commit TO OFF"]
+            if not self.conn.info.get("foodvec_staging"):  # new, or dropped after a big build
+                self._setup += [
+                    f"CREATE TEMP TABLE IF NOT EXISTS staging {columns}",
+                    f"DELETE FROM {self.table}",
+                ]
+        else:
+            with self._begin():
                 self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
                 self.conn.exec_driver_sql(f"CREATE TEMP TABLE staging {columns}")
         return self
+
+    def _empty(self) -> None:
+        """Empty the table and give the pooled connection back as it came (PostgreSQL)."""
+        # a few rows: deleted (cheap); many: the table goes (no dead rows kept)
+        if self.staged < KEEP_TABLE_ROWS:
+            self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
+        else:
+            self.conn.exec_driver_sql(f"DROP TABLE {self.table}")
+            self.conn.info["foodvec_staging"] = False
+        self.conn.exec_driver_sql("RESET synchronous_commit")
 
     def __exit__(self, *exc) -> None:
         try:
             if self.conn.in_transaction():
                 self.conn.rollback()
-            with self._begin():
-                if self.store.dialect == "postgresql":
-                    # a few rows: deleted (cheap); many: the table goes (no dead rows kept)
-                    if self.staged < 50_000:
-                        self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
-                    else:
-                        self.conn.exec_driver_sql(f"DROP TABLE {self.table}")
-                        self.conn.info["foodvec_staging"] = False
-                    self.conn.exec_driver_sql("RESET synchronous_commit")
-                else:
+            if self.store.dialect != "postgresql":
+                with self._begin():
                     self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
+            elif not self._emptied:
+                self._setup = []  # nothing ran: the session was never changed
+                if self.conn.info.get("foodvec_staging"):
+                    with self._begin():
+                        self._empty()
         finally:
             self._cm.close()
 
@@ -131,22 +149,11 @@ class Staging:
     def stage(self, rows: Sequence[StagedRow]) -> None:
         self.staged += len(rows)
         with self._begin():
-            self.conn.execute(
-                text(
-                    f"INSERT INTO {self.table}(ext_id, text, hash, meta, src, seq, name, nkey) "
-                    "VALUES (:e, :t, :h, :m, :s, :q, :n, :k)"
-                ),
+            insert_values(
+                self.conn,
+                f"INSERT INTO {self.table}(ext_id, text, hash, meta, src, seq, name, nkey)",
                 [
-                    {
-                        "e": r.ext_id,
-                        "t": r.text,
-                        "h": r.hash,
-                        "m": r.meta,
-                        "s": r.where,
-                        "q": r.seq,
-                        "n": r.name,
-                        "k": r.name_key,
-                    }
+                    (r.ext_id, r.text, r.hash, r.meta, r.where, r.seq, r.name, r.name_key)
                     for r in rows
                 ],
             )
@@ -180,8 +187,7 @@ class Staging:
         check is repeated here, under the write lock). ``embed`` re-embeds texts whose
         vector was collected (``foodvec vacuum``) since they were staged."""
         conn, t = self.conn, self.table
-        conn.info["immediate"] = True
-        with conn.begin():
+        with self._begin(immediate=True):
             if self.store.dialect == "postgresql":
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
             active = Store._get(conn, "model")
@@ -249,6 +255,9 @@ class Staging:
             else:
                 gen -= 1
             items = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
+            if self.store.dialect == "postgresql":
+                self._empty()  # in the same commit (undone with it if it fails)
+        self._emptied = self.store.dialect == "postgresql"
         return Applied(len(new_ids), updated, unchanged, len(lost), gen, items)
 
     def _ids(self, sql: str) -> list[int]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 HEAD_REVISION = "0003"
 
 SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
+SQL_PARAMS = 4000  # parameters in one multi-row INSERT
 # The key of the PostgreSQL advisory lock that writers hold (any fixed 64-bit number;
 # this one is "foodvec" in ASCII).
 WRITE_LOCK_KEY = 0x666F6F64766563
@@ -595,11 +596,9 @@ class WriteTx:
         self.touched = False
 
     def log(self, item_ids: Iterable[int], op: str) -> None:
-        rows = [{"g": self.generation, "i": int(i), "o": op} for i in item_ids]
+        rows = [(self.generation, int(i), op) for i in item_ids]
         if rows:
-            self.conn.execute(
-                text("INSERT INTO changes(generation, item_id, op) VALUES (:g, :i, :o)"), rows
-            )
+            insert_values(self.conn, "INSERT INTO changes(generation, item_id, op)", rows)
             self.touched = True
 
     def mark(self) -> None:
@@ -665,16 +664,29 @@ class WriteTx:
 
 def put_vectors(conn: Connection, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
     """Add vectors to the content-addressed cache (a vector already there is kept)."""
-    conn.execute(
-        text(
-            "INSERT INTO vectors(content_hash, model_fp, dim, data) "
-            "VALUES (:h, :m, :d, :b) ON CONFLICT DO NOTHING"
-        ),
-        [
-            {"h": h, "m": model_fp, "d": int(vecs.shape[1]), "b": pack_vector(v)}
-            for h, v in zip(hashes, vecs, strict=True)
-        ],
+    dim = int(vecs.shape[1])
+    insert_values(
+        conn,
+        "INSERT INTO vectors(content_hash, model_fp, dim, data)",
+        [(h, model_fp, dim, pack_vector(v)) for h, v in zip(hashes, vecs, strict=True)],
+        "ON CONFLICT DO NOTHING",
     )
+
+
+def insert_values(conn: Connection, head: str, rows: Sequence[tuple], tail: str = "") -> None:
+    """``head VALUES (...), (...) tail``: many rows in one statement (a round trip and
+    a parse per chunk, not per row, which matters most on a network database)."""
+    if not rows:
+        return
+    per = max(1, SQL_PARAMS // len(rows[0]))
+    for chunk in _chunks(rows, per):
+        params: dict[str, Any] = {}
+        groups = []
+        for r, row in enumerate(chunk):
+            names = [f"v{r}_{c}" for c in range(len(row))]
+            params.update(zip(names, row, strict=True))
+            groups.append("(" + ",".join(":" + n for n in names) + ")")
+        conn.execute(text(f"{head} VALUES {','.join(groups)} {tail}"), params)
 
 
 def _plain_number(v: Any) -> int | float:
