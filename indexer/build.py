@@ -172,6 +172,8 @@ def _validate(
     norm = normalize_text(value)
     if not norm:
         return None, "the text is empty", False
+    if "\x00" in norm:  # PostgreSQL cannot store it: refused on every store alike
+        return None, "the text holds a NUL character", False
     if len(norm) > MAX_TEXT_CHARS:
         return (
             None,
@@ -245,6 +247,8 @@ def _check_id(raw_id: Any) -> tuple[str, str | None]:
         if raw_id.is_integer():
             raw_id = int(raw_id)
     ext_id = str(raw_id)
+    if "\x00" in ext_id:
+        return "", "the id holds a NUL character"
     if ext_id != ext_id.strip():
         return "", f"the id {ext_id!r} has white space at its ends; ids are kept exactly"
     if has_lone_surrogate(ext_id):

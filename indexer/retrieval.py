@@ -107,6 +107,8 @@ class Searcher:
             nq = normalize_text(q)
             if not nq:
                 raise BadInputError(f"query {n} is empty")
+            if "\x00" in nq:
+                raise BadInputError(f"query {n} holds a NUL character")
             if len(nq) > MAX_TEXT_CHARS:
                 raise BadInputError(
                     f"query {n} is {len(nq)} characters long; the limit is {MAX_TEXT_CHARS}"

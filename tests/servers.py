@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -67,3 +68,62 @@ class Server:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+
+
+def kill_under_load(
+    victim: Server,
+    make_items,
+    acked: dict[str, str],
+    delay: float,
+    reader: Server | None = None,
+    readers: int = 1,
+    query: str = "단백질 풍부",
+) -> int:
+    """One writer posting batches (``make_items(n)``: the batch starting at n) to
+    ``victim`` and ``readers`` threads searching ``reader`` (default: the victim);
+    SIGKILL of the victim after ``delay``. Returns how many writes it acknowledged;
+    fails on any error but those of requests to the killed server."""
+    reader = reader or victim
+    stop = threading.Event()
+    errors: list[str] = []
+    before = len(acked)
+
+    def writer():
+        n = 0
+        with httpx.Client(base_url=victim.url, timeout=10) as c:
+            while not stop.is_set():
+                items = make_items(n)
+                try:
+                    r = c.post("/items", json={"items": items})
+                except httpx.HTTPError:
+                    return  # the server is gone: unacknowledged, may or may not land
+                if r.status_code == 200:
+                    acked.update({it["id"]: it["text"] for it in items})
+                else:
+                    errors.append(f"write {r.status_code} {r.text[:200]}")
+                n += len(items)
+
+    def search():
+        with httpx.Client(base_url=reader.url, timeout=10) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post("/search", json={"query": query, "k": 5})
+                except httpx.HTTPError as exc:
+                    if reader is victim:
+                        return
+                    errors.append(f"search {exc!r}")
+                    return
+                if r.status_code != 200:
+                    errors.append(f"search {r.status_code} {r.text[:200]}")
+
+    threads = [threading.Thread(target=writer)]
+    threads += [threading.Thread(target=search) for _ in range(readers)]
+    for t in threads:
+        t.start()
+    time.sleep(delay)
+    victim.kill()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    return len(acked) - before

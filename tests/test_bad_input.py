@@ -89,6 +89,29 @@ def test_empty_blank_and_huge_text(seeded, tmp_path, bad, reason):
     expect_failure(seeded, ["build", f, "-q"], "a.csv line 7", reason)
 
 
+@pytest.mark.parametrize(
+    "row,reason",
+    [
+        ({"id": "n1", "text": "두부\x00조림"}, "the text holds a NUL character"),
+        ({"id": "n\x001", "text": "두부조림"}, "the id holds a NUL character"),
+    ],
+)
+def test_nul_in_text_or_id(seeded, tmp_path, row, reason):
+    f = tmp_path / "a.jsonl"
+    f.write_text(json.dumps({"id": "g0", "text": "좋은 음식"}) + "\n" + json.dumps(row) + "\n")
+    expect_failure(seeded, ["build", f, "-q"], "a.jsonl line 2", reason)
+
+
+def test_nul_in_a_query_or_a_looked_up_id(seeded):
+    res = run("search", "두부\x00", "--json")
+    assert res.exit_code != 0 and "NUL" in res.output and "Traceback" not in res.output
+    res = run("get", "s\x001")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    res = run("delete", "s\x001")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert items(seeded) == 2
+
+
 def test_malformed_row(seeded, tmp_path):
     f = tmp_path / "a.csv"
     f.write_text("id,text\n1,ok text\n2,too,many,fields\n", encoding="utf-8")

@@ -6,7 +6,6 @@ empty home builds its index from the database."""
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 import httpx
@@ -14,7 +13,7 @@ import httpx
 from indexer import BuildOptions, FoodIndex
 from tests.conftest import SAMPLE
 from tests.fakes import FakeEmbedder
-from tests.servers import Server
+from tests.servers import Server, kill_under_load
 
 
 def _found(client: httpx.Client, ext_id: str, text: str) -> bool:
@@ -29,43 +28,13 @@ def _found(client: httpx.Client, ext_id: str, text: str) -> bool:
 def _round(victim: Server, other: Server, n: int, delay: float, acked: dict[str, str]) -> int:
     """A writer posting to ``victim`` and a reader searching ``other``; ``victim`` is
     killed with SIGKILL after ``delay``. Returns the writes acknowledged."""
-    stop = threading.Event()
-    errors: list[str] = []
-    before = len(acked)
 
-    def writer():
-        k = 0
-        with httpx.Client(base_url=victim.url, timeout=10) as c:
-            while not stop.is_set():
-                items = [{"id": f"r{n}-{k + i}", "text": f"요리 {n}-{k + i}: 칼슘 {k + i}"}
-                         for i in range(10)]  # fmt: skip
-                try:
-                    r = c.post("/items", json={"items": items})
-                except httpx.HTTPError:
-                    return  # the replica is gone: unacknowledged, may or may not land
-                if r.status_code == 200:
-                    acked.update({it["id"]: it["text"] for it in items})
-                else:
-                    errors.append(f"write {r.status_code} {r.text[:200]}")
-                k += 10
+    def items(k: int) -> list[dict]:
+        return [
+            {"id": f"r{n}-{k + i}", "text": f"요리 {n}-{k + i}: 칼슘 {k + i}"} for i in range(10)
+        ]
 
-    def reader():
-        with httpx.Client(base_url=other.url, timeout=10) as c:
-            while not stop.is_set():
-                r = c.post("/search", json={"query": "칼슘", "k": 5})
-                if r.status_code != 200:
-                    errors.append(f"search {r.status_code} {r.text[:200]}")
-
-    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
-    for t in threads:
-        t.start()
-    time.sleep(delay)
-    victim.kill()
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
-    return len(acked) - before
+    return kill_under_load(victim, items, acked, delay, reader=other, query="칼슘")
 
 
 def test_replicas_share_writes_and_survive_kill_minus_9(tmp_path, pg_url):

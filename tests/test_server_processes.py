@@ -16,7 +16,7 @@ import pytest
 from indexer import BuildOptions, FoodIndex
 from tests.conftest import ROOT, SAMPLE, write_csv
 from tests.fakes import FakeEmbedder
-from tests.servers import Server
+from tests.servers import Server, kill_under_load
 
 
 @pytest.fixture
@@ -29,54 +29,14 @@ def built_home(home):
 def load_then_kill(home, round_no: int, delay: float, acked: dict[str, str]) -> int:
     """One writer posting batches and three readers searching; SIGKILL after ``delay``.
     Returns how many writes this round acknowledged."""
-    server = Server(home)
-    stop = threading.Event()
-    errors: list[str] = []
-    before = len(acked)
 
-    def writer():
-        n = 0
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            while not stop.is_set():
-                items = [
-                    {
-                        "id": f"r{round_no}-{n + i}",
-                        "text": f"음식 {round_no}-{n + i}: 단백질 {n + i} 풍부",
-                    }
-                    for i in range(20)
-                ]
-                try:
-                    r = c.post("/items", json={"items": items})
-                except httpx.HTTPError:
-                    return  # the server is gone: unacknowledged, may or may not land
-                if r.status_code == 200:
-                    acked.update({it["id"]: it["text"] for it in items})
-                else:
-                    errors.append(f"write {r.status_code} {r.text[:200]}")
-                n += 20
+    def items(n: int) -> list[dict]:
+        return [
+            {"id": f"r{round_no}-{n + i}", "text": f"음식 {round_no}-{n + i}: 단백질 {n + i} 풍부"}
+            for i in range(20)
+        ]
 
-    def reader():
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            while not stop.is_set():
-                try:
-                    r = c.post("/search", json={"query": "단백질 풍부", "k": 5})
-                except httpx.HTTPError:
-                    return
-                if r.status_code != 200:
-                    errors.append(f"search {r.status_code} {r.text[:200]}")
-
-    threads = [threading.Thread(target=writer)] + [
-        threading.Thread(target=reader) for _ in range(3)
-    ]
-    for t in threads:
-        t.start()
-    time.sleep(delay)
-    server.kill()
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
-    return len(acked) - before
+    return kill_under_load(Server(home), items, acked, delay, readers=3)
 
 
 def test_kill_minus_9_under_load_loses_no_acknowledged_write(built_home):

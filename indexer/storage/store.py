@@ -297,6 +297,8 @@ class Store:
         return out
 
     def item_by_ext_id(self, ext_id: str) -> ItemRow | None:
+        if "\x00" in ext_id:
+            return None  # no stored id holds NUL (PostgreSQL could not even compare it)
         with self.read() as conn:
             r = conn.execute(
                 text(
@@ -463,6 +465,7 @@ class Store:
 
     def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
+        keys = [k for k in keys if "\x00" not in k]  # no stored name holds NUL
         if not keys:
             return {}
         params = {f"k{n}": k for n, k in enumerate(keys)}
@@ -626,6 +629,8 @@ class WriteTx:
         return deleted
 
     def item_for_update(self, ext_id: str) -> ItemRow | None:
+        if "\x00" in ext_id:
+            return None  # no stored id holds NUL
         r = self.conn.execute(
             text("SELECT id, ext_id, text, content_hash, metadata FROM items WHERE ext_id = :e"),
             {"e": ext_id},
@@ -651,7 +656,8 @@ class WriteTx:
     def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:
         """Delete items by the user's ids; returns {item id: user id} of those deleted."""
         deleted: dict[int, str] = {}
-        for chunk in _chunks(list(ext_ids), SQL_BATCH):
+        ext_ids = [e for e in ext_ids if "\x00" not in e]  # no stored id holds NUL
+        for chunk in _chunks(ext_ids, SQL_BATCH):
             params = {f"e{n}": e for n, e in enumerate(chunk)}
             marks = ",".join(f":e{n}" for n in range(len(chunk)))
             rows = self.conn.execute(
