@@ -385,7 +385,7 @@ def _phase_a(run: _Run, table: Table) -> None:
             if valid:
                 valid = _drop_staged_duplicates(run, valid)
             if valid:
-                _embed_missing(run, valid)
+                vectors = _embed_missing(run, valid)
                 base = run.summary.rows_read
                 run.staging.stage(
                     [
@@ -400,7 +400,8 @@ def _phase_a(run: _Run, table: Table) -> None:
                             name_key(v.name) if v.name else None,
                         )
                         for n, v in enumerate(valid)
-                    ]
+                    ],
+                    vectors,
                 )
             bar.update(len(batch))
     finally:
@@ -467,7 +468,9 @@ def _drop_staged_duplicates(run: _Run, valid: list[_Valid]) -> list[_Valid]:
     return keep
 
 
-def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
+def _embed_missing(run: _Run, valid: list[_Valid]) -> list[tuple[str, list[str], np.ndarray]]:
+    """Embed the batch's texts that have no cached vector; returns what to cache with
+    the batch's rows, as (model fingerprint, content hashes, vectors)."""
     fp = run.embedder.fingerprint
     texts_by_hash = {v.hash: v.text for v in valid}
     cached = run.staging.cached_hashes(fp, list(texts_by_hash))
@@ -476,10 +479,11 @@ def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
     run.summary.embedded += len(missing)
     given = {v.hash: v.vector for v in valid if v.vector is not None}
     own = [h for h in missing if h in given]
+    out = []
     if own:  # rows that bring their vector (--vector-column)
         run.summary.embedded -= len(own)
         run.summary.given += len(own)
-        run.staging.cache_vectors(fp, own, np.vstack([given[h] for h in own]))
+        out.append((fp, own, np.vstack([given[h] for h in own])))
     rest = [h for h in missing if h not in given]
     if rest and run.pending is not None:
         again = [h for h in rest if h in run.pending]  # an earlier batch's text
@@ -487,8 +491,8 @@ def _embed_missing(run: _Run, valid: list[_Valid]) -> None:
         run.summary.cached += len(again)
         run.pending.update((h, texts_by_hash[h]) for h in rest)
     elif rest:
-        vecs = run.embedder.encode([texts_by_hash[h] for h in rest])
-        run.staging.cache_vectors(fp, rest, vecs)
+        out.append((fp, rest, run.embedder.encode([texts_by_hash[h] for h in rest])))
+    return out
 
 
 def _embed_remote(run: _Run, remote: RemoteEmbed) -> None:

@@ -419,13 +419,19 @@ def test_vacuum_collects_unused_vectors_and_a_build_survives_it(built, fakes, tm
 
     real = Staging.stage
 
-    def stage_then_vacuum(self, rows):
-        real(self, rows)
+    def stage_then_vacuum(self, rows, vectors=()):
+        real(self, rows, vectors)
         with FoodIndex(built) as other:
             assert other.collect_vectors()[0] >= 1
 
+    # more rows than a build keeps in memory, so that they and their vectors are
+    # written before the apply step (a smaller build writes them all in its apply)
     f = tmp_path / "new.jsonl"
-    f.write_text('{"id": "v1", "text": "새로 온 음식: 칼슘"}\n', encoding="utf-8")
+    f.write_text(
+        '{"id": "v1", "text": "새로 온 음식: 칼슘"}\n'
+        + "".join(f'{{"id": "v{n}", "text": "새로 온 음식 {n}: 칼슘"}}\n' for n in range(2, 80)),
+        encoding="utf-8",
+    )
     Staging.stage = stage_then_vacuum
     try:
         assert run("build", f, "-q").exit_code == 0

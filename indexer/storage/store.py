@@ -512,16 +512,19 @@ class Store:
         """Item ids touched after ``generation`` and the newest generation; None when
         the log no longer reaches back that far (then the index must be rebuilt)."""
         with self.read() as conn:
-            floor = self._get_int(conn, "log_floor", 0)
-            if generation < floor:
+            marks = dict(
+                conn.execute(
+                    text("SELECT key, value FROM state WHERE key IN ('log_floor', 'generation')")
+                ).all()
+            )
+            if generation < int(marks.get("log_floor", 0)):
                 return None
             ids = conn.execute(
                 text("SELECT DISTINCT item_id FROM changes WHERE generation > :g"),
                 {"g": generation},
             ).scalars()
             touched = set(ids)
-            newest = self._get_int(conn, "generation", 0)
-        return touched, newest
+        return touched, int(marks.get("generation", 0))
 
     def collect_vectors(self) -> int:
         """Delete cached vectors that no item uses (any model); returns how many. Safe
