@@ -8,10 +8,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.servers import free_port
 
 USER = "foodvec"
 # CI sets this, so that a missing server is a failure there, never a skip.
@@ -29,12 +30,6 @@ def bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Cluster:
     def __init__(self) -> None:
         bins = bindir()
@@ -43,7 +38,7 @@ class Cluster:
         self.bins = bins
         self.dir = Path(tempfile.mkdtemp(prefix="foodvec-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             pg = pwd.getpwnam("postgres")

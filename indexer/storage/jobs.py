@@ -47,10 +47,12 @@ class Jobs:
 
     def add_pairs(self, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> None:
         """Store pairs of item ids with their scores, in steps (each its own write)."""
+        from .store import insert_values  # store imports this module
+
         for start in range(0, len(s), PAIRS_PER_INSERT):
             stop = start + PAIRS_PER_INSERT
             rows = [
-                {"j": job_id, "a": int(x), "b": int(y), "s": float(z)}
+                (job_id, x, y, z)
                 for x, y, z in zip(
                     a[start:stop].tolist(),
                     b[start:stop].tolist(),
@@ -59,13 +61,7 @@ class Jobs:
                 )
             ]
             with self.store.immediate() as conn:
-                conn.execute(
-                    text(
-                        "INSERT INTO job_pairs(job_id, item_a, item_b, score) "
-                        "VALUES (:j, :a, :b, :s)"
-                    ),
-                    rows,
-                )
+                insert_values(conn, "INSERT INTO job_pairs(job_id, item_a, item_b, score)", rows)
 
     def drop_pairs(self, job_id: int) -> None:
         with self.store.immediate() as conn:
