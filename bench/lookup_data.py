@@ -8,8 +8,19 @@ by the rules in indexer/data/README.md, so the grading is reproducible and revie
   name contains the named one or is contained in it (a compound and its parts).
 - nutrients: 2 for a food tagged with the nutrient (and, where the query names a kind
   of food, of that category); 1 for the nutrient in another category.
-- needs said in other words: 2 for a healthy food tagged with a primary tag of the
-  need, 1 for a healthy food with a secondary tag; unhealthy foods get 0.
+- needs said in other words, "good for X" (direction ``good``): 2 for a healthy food
+  tagged with a primary tag of the need, 1 for a healthy food with a secondary tag;
+  unhealthy foods get 0, and so does any food with a harm tag of the need (NEED_MAP).
+- "bad for X" (direction ``bad``): 2 for a food with a harm tag of the need, 1 for an
+  unhealthy food with neither a harm tag nor a primary help tag of the need.
+- a nutrient said by its absence (``카페인 없는 차``, direction ``low``): in the kind of
+  food the query names, 2 for a healthy food without the tag, 1 for an unhealthy one.
+- Directional queries list ``opposite``: the foods the corpus describes the other way
+  round (for good: the foods with a harm tag; for bad: the healthy foods with a primary
+  help tag and no harm tag; for low: the foods with the tag).
+
+Descriptions state what a harmful property harms (HARMS), as food data does, so a
+food can read as good for one need and bad for another.
 
 Every fourth food of the test half gets a reworded copy in planted.csv (other phrasings, another
 order): the near-duplicate pairs that ``foodvec mine`` should find.
@@ -18,7 +29,7 @@ Foods are split into halves by a hash of their name; a name query belongs to the
 of its food, every other query to a half by a hash of its text. ``bench.lookup``
 tunes on ``dev`` and reports ``test``.
 
-    python -m bench.lookup_data     # rewrites indexer/data/lookup/corpus.csv and queries.jsonl
+    python -m bench.lookup_data     # rewrites corpus.csv, queries.jsonl and planted.csv
 """
 
 from __future__ import annotations
@@ -80,6 +91,29 @@ PHRASES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "타우린": (("타우린 풍부",), "피로 회복", "taurine"),
     "요오드": (("요오드 풍부",), "갑상선 건강", "iodine"),
     "전해질": (("전해질 보충",), "탈수 예방", "electrolytes"),
+    "간": (("간 기능 보호",), "간 건강", "liver"),
+    "치아": (("충치 예방 성분",), "치아 건강", "xylitol"),
+    "탄산": (("탄산 함유",), "", "carbonated"),
+    "인산": (("인산 함유", "인산염 첨가"), "", "phosphoric acid"),
+    "자극": (("맵고 자극적", "매운맛 강함"), "", "spicy"),
+}
+
+# Harmful properties: what each harms, stated in the description (the harm for the need
+# it harms).  (phrase, m): m == 1 always; m == 2 half of the foods; m == 3 a third.
+HARMS: dict[str, tuple[tuple[str, int], ...]] = {
+    "나트륨높음": (("혈압 상승 위험", 1), ("부종 유발", 3)),
+    "당높음": (("혈당 급상승 주의", 1), ("충치 주의", 3)),
+    "정제": (("혈당 급상승 주의", 1),),
+    "알코올": (("간 부담", 1), ("임산부 음주 금지", 3)),
+    "카페인": (("숙면 방해", 2),),
+    "포화지방": (("심혈관 부담", 1),),
+    "트랜스지방": (("심혈관 위험", 1),),
+    "고칼로리": (("체중 증가 주의", 1),),
+    "튀김": (("체중 증가 주의", 1),),
+    "가공육": (("대장 건강 주의", 1),),
+    "인산": (("뼈 건강 주의", 1), ("칼슘 흡수 방해", 2)),
+    "탄산": (("치아 부식 주의", 1),),
+    "자극": (("위 자극 주의", 1),),
 }
 
 BRANDS = ("오뚜기", "CJ", "풀무원", "동원", "농협", "청정원", "비비고", "매일", "GS25", "하림")
@@ -138,6 +172,10 @@ def describe(f: Food) -> str:
         # About a third of the foods also say what the nutrient is good for.
         if benefit and (h >> (8 + n)) % 3 == 0:
             parts.append(benefit)
+        # A harmful property always says what it harms (some only on some foods).
+        for k, (harm, every) in enumerate(HARMS.get(tag, ())):
+            if (h >> (16 + 2 * n + k)) % every == 0:
+                parts.append(harm)
     profile = ", ".join(dict.fromkeys(parts))
     shown_name = f.name
     if f.en and h % 2 == 0:
@@ -299,59 +337,60 @@ NUTRIENTS = (
     ("전해질 음료", "전해질", ""),
     ("비타민 B", "비타민B", ""),
 )
-# (query, primary tags, secondary tags)
+# (query, primary tags, secondary tags, need whose harm tags it excludes: NEED_MAP)
 NEEDS = (
-    ("뼈에 좋은 음식", "칼슘 비타민D 비타민K", ""),
-    ("뼈 건강", "칼슘 비타민D 비타민K", ""),
-    ("골다공증 예방", "칼슘 비타민D 비타민K", ""),
-    ("키 크는 음식", "칼슘", "단백질 비타민D"),
-    ("빈혈에 좋은 음식", "철분", "엽산 비타민B"),
-    ("어지러울 때 먹으면 좋은 음식", "철분", "엽산"),
-    ("감기 걸렸을 때", "비타민C 면역", "아연 기관지"),
-    ("면역력 높이는 음식", "면역 비타민C 아연", ""),
-    ("눈이 피로할 때", "비타민A 눈", "항산화"),
-    ("시력 보호", "비타민A 눈", "항산화"),
-    ("변비에 좋은 음식", "식이섬유 유산균", ""),
-    ("장 건강", "유산균 식이섬유", "발효"),
-    ("혈압 관리", "칼륨", "오메가3 불포화지방"),
-    ("고혈압에 좋은 음식", "칼륨", "오메가3"),
-    ("다이어트 음식", "저칼로리", "저지방 식이섬유"),
-    ("살 안 찌는 간식", "저칼로리", "식이섬유"),
-    ("근육 키우는 음식", "단백질", ""),
-    ("운동 후 먹을 것", "단백질", "탄수화물 칼륨 전해질"),
-    ("피로 회복", "비타민B 타우린 회복", "마그네슘"),
-    ("기력 회복 보양식", "회복", "단백질"),
-    ("해장", "해장", ""),
-    ("숙취 해소 음식", "해장", ""),
-    ("술 마신 다음 날 먹을 것", "해장", ""),
-    ("두뇌 발달", "오메가3", "불포화지방"),
-    ("기억력에 좋은 음식", "오메가3", "불포화지방 항산화"),
-    ("혈관 건강", "오메가3 불포화지방 혈액순환", "항산화"),
-    ("콜레스테롤 낮추는 음식", "불포화지방 오메가3", "식이섬유"),
-    ("혈당 관리", "혈당", "식이섬유"),
-    ("당뇨에 좋은 음식", "혈당", "식이섬유"),
-    ("피부에 좋은 음식", "비타민C 콜라겐 비타민E", "항산화 비타민A"),
-    ("노화 방지", "항산화 비타민E", "비타민C"),
-    ("임산부에게 좋은 음식", "엽산", "철분 칼슘"),
-    ("소화가 잘 되는 음식", "소화", "발효"),
-    ("속이 더부룩할 때", "소화", ""),
-    ("잠이 안 올 때", "수면", "마그네슘"),
-    ("목이 아플 때", "기관지", ""),
-    ("기침에 좋은 음식", "기관지", ""),
-    ("갈증 해소", "수분 전해질", ""),
-    ("여름철 수분 보충", "수분", "전해질 칼륨"),
-    ("탈수 예방", "전해질 수분", ""),
-    ("부기 빼는 음식", "칼륨", "수분"),
-    ("갑상선 건강", "요오드", ""),
-    ("갱년기 건강", "이소플라본", "칼슘"),
-    ("에너지 보충", "탄수화물", ""),
-    ("포만감 오래 가는 음식", "식이섬유", "단백질"),
-    ("스트레스 받을 때", "마그네슘", "비타민B"),
-    ("심장 건강", "오메가3 불포화지방", "칼륨"),
-    ("야식으로 먹어도 부담 없는 음식", "저칼로리", "소화"),
-    ("아침 대용 건강식", "식이섬유 혈당", "단백질"),
-    ("몸보신", "회복", "단백질"),
+    ("뼈에 좋은 음식", "칼슘 비타민D 비타민K", "", "뼈"),
+    ("뼈 건강", "칼슘 비타민D 비타민K", "", "뼈"),
+    ("골다공증 예방", "칼슘 비타민D 비타민K", "", "뼈"),
+    ("키 크는 음식", "칼슘", "단백질 비타민D", "성장"),
+    ("빈혈에 좋은 음식", "철분", "엽산 비타민B", "빈혈"),
+    ("어지러울 때 먹으면 좋은 음식", "철분", "엽산", "빈혈"),
+    ("감기 걸렸을 때", "비타민C 면역", "아연 기관지", "감기"),
+    ("면역력 높이는 음식", "면역 비타민C 아연", "", "면역"),
+    ("눈이 피로할 때", "비타민A 눈", "항산화", "눈"),
+    ("시력 보호", "비타민A 눈", "항산화", "눈"),
+    ("변비에 좋은 음식", "식이섬유 유산균", "", "장"),
+    ("장 건강", "유산균 식이섬유", "발효", "장"),
+    ("혈압 관리", "칼륨", "오메가3 불포화지방", "혈압"),
+    ("고혈압에 좋은 음식", "칼륨", "오메가3", "혈압"),
+    ("다이어트 음식", "저칼로리", "저지방 식이섬유", "체중"),
+    ("살 안 찌는 간식", "저칼로리", "식이섬유", "체중"),
+    ("근육 키우는 음식", "단백질", "", "근육"),
+    ("운동 후 먹을 것", "단백질", "탄수화물 칼륨 전해질", "운동"),
+    ("피로 회복", "비타민B 타우린 회복", "마그네슘", "피로"),
+    ("기력 회복 보양식", "회복", "단백질", "회복"),
+    ("해장", "해장", "", "해장"),
+    ("숙취 해소 음식", "해장", "", "해장"),
+    ("술 마신 다음 날 먹을 것", "해장", "", "해장"),
+    ("두뇌 발달", "오메가3", "불포화지방", "두뇌"),
+    ("기억력에 좋은 음식", "오메가3", "불포화지방 항산화", "두뇌"),
+    ("혈관 건강", "오메가3 불포화지방 혈액순환", "항산화", "심혈관"),
+    ("콜레스테롤 낮추는 음식", "불포화지방 오메가3", "식이섬유", "심혈관"),
+    ("혈당 관리", "혈당", "식이섬유", "혈당"),
+    ("당뇨에 좋은 음식", "혈당", "식이섬유", "혈당"),
+    ("피부에 좋은 음식", "비타민C 콜라겐 비타민E", "항산화 비타민A", "피부"),
+    ("노화 방지", "항산화 비타민E", "비타민C", "노화"),
+    ("임산부에게 좋은 음식", "엽산", "철분 칼슘", "임신"),
+    ("소화가 잘 되는 음식", "소화", "발효", "위"),
+    ("속이 더부룩할 때", "소화", "", "위"),
+    ("잠이 안 올 때", "수면", "마그네슘", "수면"),
+    ("목이 아플 때", "기관지", "", "기관지"),
+    ("기침에 좋은 음식", "기관지", "", "기관지"),
+    ("갈증 해소", "수분 전해질", "", "수분"),
+    ("여름철 수분 보충", "수분", "전해질 칼륨", "수분"),
+    ("탈수 예방", "전해질 수분", "", "수분"),
+    ("부기 빼는 음식", "칼륨", "수분", "부기"),
+    ("갑상선 건강", "요오드", "", "갑상선"),
+    ("갱년기 건강", "이소플라본", "칼슘", "갱년기"),
+    ("에너지 보충", "탄수화물", "", "에너지"),
+    ("포만감 오래 가는 음식", "식이섬유", "단백질", "포만감"),
+    ("스트레스 받을 때", "마그네슘", "비타민B", "스트레스"),
+    ("심장 건강", "오메가3 불포화지방", "칼륨", "심혈관"),
+    ("야식으로 먹어도 부담 없는 음식", "저칼로리", "소화", "체중"),
+    ("아침 대용 건강식", "식이섬유 혈당", "단백질", ""),
+    ("몸보신", "회복", "단백질", "회복"),
 )
+# (query, tags, category, need key (NEED_MAP) for the need queries or "")
 MIXED = (
     ("DHA 풍부한 생선", "오메가3", "해산물", ""),
     ("omega-3 food", "오메가3", "", ""),
@@ -362,11 +401,281 @@ MIXED = (
     ("probiotics", "유산균", "", ""),
     ("iron rich food", "철분", "", ""),
     ("high fiber", "식이섬유", "", ""),
-    ("hangover food", "해장", "", "need"),
-    ("good for bones", "칼슘 비타민D 비타민K", "", "need"),
+    ("hangover food", "해장", "", "해장"),
+    ("good for bones", "칼슘 비타민D 비타민K", "", "뼈"),
     ("caffeine 음료", "카페인", "음료", ""),
     ("protein 많은 음식", "단백질", "", ""),
     ("오메가3 supplement food", "오메가3", "", ""),
+)
+
+# -- needs said both ways round (added before any tuning) -------------------------------
+# need -> (primary help tags, secondary help tags, harm tags). A harm tag is a property
+# whose description states the harm for this need (HARMS above).
+NEED_MAP: dict[str, tuple[str, str, str]] = {
+    "혈압": ("칼륨", "마그네슘 오메가3 불포화지방", "나트륨높음"),
+    "혈당": ("혈당", "식이섬유", "당높음 정제"),
+    "체중": ("저칼로리", "저지방 식이섬유", "고칼로리 튀김"),
+    "수면": ("수면", "마그네슘", "카페인"),
+    "간": ("간", "해장 항산화", "알코올"),
+    "장": ("유산균 식이섬유", "발효", "가공육"),
+    "심혈관": ("오메가3 불포화지방 혈액순환", "항산화 식이섬유", "포화지방 트랜스지방"),
+    "뼈": ("칼슘 비타민D 비타민K", "마그네슘", "인산"),
+    "치아": ("치아 칼슘", "비타민D", "당높음 탄산"),
+    "위": ("소화", "발효", "자극"),
+    "부기": ("칼륨", "수분", "나트륨높음"),
+    "임신": ("엽산", "철분 칼슘", "알코올"),
+    "성장": ("칼슘", "단백질 비타민D", ""),
+    "근육": ("단백질", "", ""),
+    "운동": ("단백질", "탄수화물 칼륨 전해질", ""),
+    "빈혈": ("철분", "엽산 비타민B", ""),
+    "면역": ("면역 비타민C 아연", "", ""),
+    "감기": ("비타민C 면역", "아연 기관지", ""),
+    "눈": ("비타민A 눈", "항산화", ""),
+    "피부": ("비타민C 콜라겐 비타민E", "항산화 비타민A", ""),
+    "노화": ("항산화 비타민E", "비타민C", ""),
+    "두뇌": ("오메가3", "불포화지방 항산화", ""),
+    "피로": ("비타민B 타우린 회복", "마그네슘", ""),
+    "회복": ("회복", "단백질", ""),
+    "해장": ("해장", "간", ""),
+    "기관지": ("기관지", "", ""),
+    "수분": ("수분 전해질", "칼륨", ""),
+    "갑상선": ("요오드", "", ""),
+    "갱년기": ("이소플라본", "칼슘", ""),
+    "에너지": ("탄수화물", "", ""),
+    "포만감": ("식이섬유", "단백질", ""),
+    "스트레스": ("마그네슘", "비타민B", ""),
+}
+# Scopes a query may name: a category, several (space-separated), "간식" (snacks) or
+# "name:X" (foods whose name ends in X, e.g. "name:차" for teas).
+SNACKS = "과자 디저트 견과류 과일"
+
+# (query, need, direction "good"/"bad", scope or ""): needs as people type them
+NEED_BOTH = (
+    # blood pressure
+    ("혈압에 좋은 음식", "혈압", "good", ""),
+    ("혈압 낮추는 음식", "혈압", "good", ""),
+    ("고혈압 환자 반찬", "혈압", "good", ""),
+    ("혈압 관리에 도움 되는 과일", "혈압", "good", "과일"),
+    ("혈압 높은 사람이 먹으면 좋은 것", "혈압", "good", ""),
+    ("혈압 떨어뜨리는 채소", "혈압", "good", "채소"),
+    ("혈압 안 올리는 간식", "혈압", "good", "간식"),
+    ("고혈압 식단", "혈압", "good", ""),
+    ("혈압에 안 좋은 음식", "혈압", "bad", ""),
+    ("혈압 올리는 음식", "혈압", "bad", ""),
+    ("고혈압 환자가 피해야 할 음식", "혈압", "bad", ""),
+    ("고혈압에 나쁜 반찬", "혈압", "bad", "반찬"),
+    ("혈압 높은 사람이 먹으면 안 되는 것", "혈압", "bad", ""),
+    ("혈압 높아지는 국물 요리", "혈압", "bad", "국물요리"),
+    # blood sugar, diabetes
+    ("혈당 낮추는 음식", "혈당", "good", ""),
+    ("당뇨 환자가 먹어도 되는 음식", "혈당", "good", ""),
+    ("혈당 안 올리는 밥", "혈당", "good", "곡류"),
+    ("당뇨 식단", "혈당", "good", ""),
+    ("혈당 스파이크 없는 간식", "혈당", "good", ""),
+    ("당뇨에 좋은 채소", "혈당", "good", "채소"),
+    ("당뇨 환자가 조심할 음식", "혈당", "bad", ""),
+    ("혈당 올리는 음식", "혈당", "bad", ""),
+    ("당뇨에 안 좋은 과일", "혈당", "bad", "과일"),
+    ("혈당 스파이크 오는 음식", "혈당", "bad", ""),
+    ("당뇨 있으면 피해야 할 음료", "혈당", "bad", "음료"),
+    ("혈당 급하게 올리는 빵", "혈당", "bad", "곡류"),
+    # weight
+    ("살 빠지는 음식", "체중", "good", ""),
+    ("다이어트할 때 먹기 좋은 간식", "체중", "good", "간식"),
+    ("체중 감량 식단", "체중", "good", ""),
+    ("먹어도 살 안 찌는 음식", "체중", "good", ""),
+    ("살 안 찌는 음료", "체중", "good", "음료"),
+    ("살찌는 음식", "체중", "bad", ""),
+    ("다이어트 중 피해야 할 음식", "체중", "bad", ""),
+    ("살 찌는 야식", "체중", "bad", ""),
+    ("칼로리 폭탄 음식", "체중", "bad", ""),
+    ("다이어트의 적", "체중", "bad", ""),
+    # sleep
+    ("잠 잘 오는 음식", "수면", "good", ""),
+    ("숙면에 좋은 음식", "수면", "good", ""),
+    ("불면증에 좋은 차", "수면", "good", "name:차"),
+    ("자기 전에 먹으면 좋은 것", "수면", "good", ""),
+    ("잠 잘 오게 하는 음료", "수면", "good", "음료"),
+    ("잠 방해 안 하는 차", "수면", "good", "name:차"),
+    ("잠 안 오게 하는 음료", "수면", "bad", "음료"),
+    ("자기 전에 먹으면 안 되는 것", "수면", "bad", ""),
+    ("숙면 방해하는 음식", "수면", "bad", ""),
+    ("불면증에 안 좋은 음료", "수면", "bad", "음료"),
+    # liver
+    ("간에 좋은 음식", "간", "good", ""),
+    ("간 해독 음식", "간", "good", ""),
+    ("지방간에 좋은 음식", "간", "good", ""),
+    ("간 건강에 좋은 차", "간", "good", "name:차"),
+    ("간 수치 낮추는 음식", "간", "good", ""),
+    ("간에 부담 없는 음식", "간", "good", ""),
+    ("간에 나쁜 것", "간", "bad", ""),
+    ("간 망가지는 음식", "간", "bad", ""),
+    ("간에 부담 주는 술", "간", "bad", "주류"),
+    ("지방간 환자가 피해야 할 것", "간", "bad", ""),
+    # gut
+    ("장에 좋은 음식", "장", "good", ""),
+    ("배변 활동 돕는 음식", "장", "good", ""),
+    ("변비 해소 과일", "장", "good", "과일"),
+    ("대장 건강에 좋은 음식", "장", "good", ""),
+    ("장 건강 지키는 반찬", "장", "good", "반찬"),
+    ("대장암 위험 높이는 음식", "장", "bad", ""),
+    ("장 건강에 안 좋은 음식", "장", "bad", ""),
+    ("대장에 나쁜 가공식품", "장", "bad", "가공식품"),
+    # heart, vessels, cholesterol
+    ("심혈관 건강에 좋은 음식", "심혈관", "good", ""),
+    ("혈관 청소 음식", "심혈관", "good", ""),
+    ("콜레스테롤 낮추는 생선", "심혈관", "good", "해산물"),
+    ("동맥경화 예방 음식", "심혈관", "good", ""),
+    ("고지혈증에 좋은 음식", "심혈관", "good", ""),
+    ("심장에 무리 없는 음식", "심혈관", "good", ""),
+    ("심장에 안 좋은 음식", "심혈관", "bad", ""),
+    ("콜레스테롤 높이는 음식", "심혈관", "bad", ""),
+    ("혈관 막히는 음식", "심혈관", "bad", ""),
+    ("고지혈증 환자가 피해야 할 음식", "심혈관", "bad", ""),
+    # bones
+    ("뼈 튼튼해지는 음식", "뼈", "good", ""),
+    ("뼈에 좋은 반찬", "뼈", "good", "반찬"),
+    ("골밀도 높이는 음식", "뼈", "good", ""),
+    ("뼈에 안 좋은 음식", "뼈", "bad", ""),
+    ("골다공증에 나쁜 음료", "뼈", "bad", "음료"),
+    ("칼슘 빠져나가게 하는 음식", "뼈", "bad", ""),
+    # teeth
+    ("치아 건강에 좋은 음식", "치아", "good", ""),
+    ("이가 튼튼해지는 음식", "치아", "good", ""),
+    ("충치 예방 음식", "치아", "good", ""),
+    ("이 안 썩는 간식", "치아", "good", "간식"),
+    ("이에 안 좋은 음식", "치아", "bad", ""),
+    ("충치 생기는 음식", "치아", "bad", ""),
+    ("치아 상하는 음료", "치아", "bad", "음료"),
+    # stomach
+    ("위에 좋은 음식", "위", "good", ""),
+    ("속 쓰릴 때 먹으면 좋은 음식", "위", "good", ""),
+    ("위염에 좋은 음식", "위", "good", ""),
+    ("위가 약한 사람 음식", "위", "good", ""),
+    ("위에 부담 없는 음식", "위", "good", ""),
+    ("위에 안 좋은 음식", "위", "bad", ""),
+    ("속 쓰리게 하는 음식", "위", "bad", ""),
+    ("위염 있을 때 피해야 할 음식", "위", "bad", ""),
+    # swelling
+    ("붓기 빼는 차", "부기", "good", "음료"),
+    ("몸이 부을 때 먹으면 좋은 음식", "부기", "good", ""),
+    ("붓지 않는 야식", "부기", "good", ""),
+    ("몸 붓게 하는 음식", "부기", "bad", ""),
+    ("얼굴 붓는 음식", "부기", "bad", ""),
+    # pregnancy
+    ("임신 중 먹으면 좋은 음식", "임신", "good", ""),
+    ("태아에게 좋은 음식", "임신", "good", ""),
+    ("임산부가 피해야 할 음식", "임신", "bad", ""),
+    ("임신 중 먹으면 안 되는 것", "임신", "bad", ""),
+    # needs with no harmful side in the corpus
+    ("근육량 늘리는 음식", "근육", "good", ""),
+    ("헬스할 때 먹는 음식", "근육", "good", ""),
+    ("빈혈 있을 때 먹을 것", "빈혈", "good", ""),
+    ("면역력에 좋은 과일", "면역", "good", "과일"),
+    ("환절기 면역력 음식", "면역", "good", ""),
+    ("감기 예방 음식", "감기", "good", ""),
+    ("감기 빨리 낫는 음식", "감기", "good", ""),
+    ("눈 건강에 좋은 음식", "눈", "good", ""),
+    ("눈 침침할 때 먹을 것", "눈", "good", ""),
+    ("피부 미용 음식", "피부", "good", ""),
+    ("피부 탄력 음식", "피부", "good", ""),
+    ("젊어지는 음식", "노화", "good", ""),
+    ("수험생 두뇌 음식", "두뇌", "good", ""),
+    ("집중력 높이는 음식", "두뇌", "good", ""),
+    ("피곤할 때 먹는 음식", "피로", "good", ""),
+    ("만성피로에 좋은 음식", "피로", "good", ""),
+    ("해장에 좋은 국", "해장", "good", "국물요리"),
+    ("술 깨는 음식", "해장", "good", ""),
+    ("갑상선에 좋은 해조류", "갑상선", "good", "해산물"),
+    ("갱년기 여성에게 좋은 음식", "갱년기", "good", ""),
+    ("기관지에 좋은 차", "기관지", "good", "name:차"),
+    ("미세먼지 많은 날 먹는 음식", "기관지", "good", ""),
+    ("수분 보충 과일", "수분", "good", "과일"),
+    ("스트레스 해소 음식", "스트레스", "good", ""),
+    ("배가 오래 부른 음식", "포만감", "good", ""),
+    ("키 크는 데 도움 되는 음식", "성장", "good", ""),
+    ("수술 후 회복식", "회복", "good", ""),
+    ("여름 보양식", "회복", "good", ""),
+)
+# (query, tags the food must lack, scope): a nutrient said by its absence (direction "low")
+NUTRIENT_LOW = (
+    ("카페인 없는 차", "카페인", "name:차"),
+    ("무카페인 음료", "카페인", "음료"),
+    ("설탕 안 들어간 음료", "당높음", "음료"),
+    ("짜지 않은 반찬", "나트륨높음", "반찬"),
+    ("저염 국물 요리", "나트륨높음", "국물요리"),
+    ("포화지방 적은 고기", "포화지방", "육류"),
+    ("당분 적은 과일", "당높음", "과일"),
+    ("나트륨 적은 간식", "나트륨높음", SNACKS),
+    ("안 튀긴 간식", "튀김", SNACKS),
+    ("설탕 없는 디저트", "당높음", "디저트"),
+)
+# English or mixed needs and nutrients: (query, need or "", direction, tags, scope).
+# With a need: graded like NEED_BOTH. Without: "high" like NUTRIENTS, "low" like NUTRIENT_LOW.
+ENGLISH_BOTH = (
+    ("good for blood pressure", "혈압", "good", "", ""),
+    ("foods that lower blood pressure", "혈압", "good", "", ""),
+    ("foods bad for blood pressure", "혈압", "bad", "", ""),
+    ("혈압에 good 음식", "혈압", "good", "", ""),
+    ("high blood pressure foods to avoid", "혈압", "bad", "", ""),
+    ("good for diabetes", "혈당", "good", "", ""),
+    ("low GI food", "혈당", "good", "", ""),
+    ("avoid for diabetes", "혈당", "bad", "", ""),
+    ("diabetes 환자 avoid 음식", "혈당", "bad", "", ""),
+    ("weight loss food", "체중", "good", "", ""),
+    ("다이어트 food", "체중", "good", "", ""),
+    ("fattening food", "체중", "bad", "", ""),
+    ("good for sleep", "수면", "good", "", ""),
+    ("sleep에 좋은 차", "수면", "good", "", "name:차"),
+    ("drinks that keep you awake", "수면", "bad", "", "음료"),
+    ("bad for sleep", "수면", "bad", "", ""),
+    ("good for liver", "간", "good", "", ""),
+    ("liver detox food", "간", "good", "", ""),
+    ("bad for liver", "간", "bad", "", ""),
+    ("good for gut health", "장", "good", "", ""),
+    ("foods for constipation", "장", "good", "", ""),
+    ("bad for colon health", "장", "bad", "", ""),
+    ("heart healthy food", "심혈관", "good", "", ""),
+    ("foods that lower cholesterol", "심혈관", "good", "", ""),
+    ("foods that raise cholesterol", "심혈관", "bad", "", ""),
+    ("bad for bones", "뼈", "bad", "", ""),
+    ("good for teeth", "치아", "good", "", ""),
+    ("bad for teeth", "치아", "bad", "", ""),
+    ("good for stomach", "위", "good", "", ""),
+    ("bad for stomach", "위", "bad", "", ""),
+    ("pregnancy food", "임신", "good", "", ""),
+    ("avoid during pregnancy", "임신", "bad", "", ""),
+    ("good for eyes", "눈", "good", "", ""),
+    ("immune boosting food", "면역", "good", "", ""),
+    ("good for skin", "피부", "good", "", ""),
+    ("brain food", "두뇌", "good", "", ""),
+    ("muscle building food", "근육", "good", "", ""),
+    ("anemia 음식", "빈혈", "good", "", ""),
+    ("swelling 빼는 음식", "부기", "good", "", ""),
+    ("foods that raise blood pressure", "혈압", "bad", "", ""),
+    ("foods that spike blood sugar", "혈당", "bad", "", ""),
+    ("bad for heart", "심혈관", "bad", "", ""),
+    ("bad for weight loss", "체중", "bad", "", ""),
+    ("causes insomnia", "수면", "bad", "", ""),
+    ("liver에 안 좋은 음식", "간", "bad", "", ""),
+    ("teeth 상하는 음료", "치아", "bad", "", "음료"),
+    ("gut에 나쁜 음식", "장", "bad", "", ""),
+    ("high calcium", "", "high", "칼슘", ""),
+    ("비타민C 많은 fruit", "", "high", "비타민C", "과일"),
+    ("high iron vegetables", "", "high", "철분", "채소"),
+    ("high potassium fruit", "", "high", "칼륨", "과일"),
+    ("magnesium rich food", "", "high", "마그네슘", ""),
+    ("folate rich food", "", "high", "엽산", ""),
+    ("zinc 많은 음식", "", "high", "아연", ""),
+    ("high sodium food", "", "high", "나트륨높음", ""),
+    ("sugary drinks", "", "high", "당높음", "음료"),
+    ("low fat meat", "", "high", "저지방", "육류"),
+    ("low sodium snacks", "", "low", "나트륨높음", SNACKS),
+    ("low sugar drinks", "", "low", "당높음", "음료"),
+    ("caffeine free tea", "", "low", "카페인", "name:차"),
+    ("카페인 free 음료", "", "low", "카페인", "음료"),
+    ("sugar free 음료", "", "low", "당높음", "음료"),
+    ("나트륨 low 반찬", "", "low", "나트륨높음", "반찬"),
 )
 
 
@@ -386,16 +695,78 @@ def grade_name(foods: list[Food], target: Food, by_english: bool = False) -> dic
     return rel
 
 
+def in_scope(f: Food, scope: str) -> bool:
+    """Whether ``f`` is of the kind of food a query names (see SNACKS and ``name:``)."""
+    if not scope:
+        return True
+    if scope == "간식":
+        scope = SNACKS
+    if scope.startswith("name:"):
+        return f.name.endswith(scope[5:])
+    return f.category in scope.split()
+
+
 def grade_tags(foods, primary, category="", secondary=(), healthy_only=False) -> dict[str, int]:
     rel = {}
     for f in foods:
         if healthy_only and not f.healthy:
             continue
         if set(primary) & set(f.tags):
-            rel[f.id] = 2 if not category or f.category == category else 1
+            rel[f.id] = 2 if in_scope(f, category) else 1
         elif set(secondary) & set(f.tags):
             rel[f.id] = 1
     return rel
+
+
+def grade_need(foods, primary, secondary, harm, direction, scope=""):
+    """(relevant, opposite) of a need query; the rules are in indexer/data/README.md.
+
+    good: a food with a harm tag of the need is 0 (and opposite); else a healthy food
+    with a primary tag is 2 (1 if out of the scope the query names), a healthy food with
+    a secondary tag in scope is 1; unhealthy foods are 0.
+    bad: a food with a harm tag is 2 (1 out of scope); an unhealthy food in scope with
+    neither a harm tag nor a primary help tag is 1; opposite: the healthy foods with a
+    primary help tag and no harm tag."""
+    primary, secondary, harm = set(primary), set(secondary), set(harm)
+    rel: dict[str, int] = {}
+    opposite: list[str] = []
+    for f in foods:
+        tags = set(f.tags)
+        ok = in_scope(f, scope)
+        if direction == "good":
+            if tags & harm:
+                opposite.append(f.id)
+            elif not f.healthy:
+                continue
+            elif tags & primary:
+                rel[f.id] = 2 if ok else 1
+            elif tags & secondary and ok:
+                rel[f.id] = 1
+        else:
+            if tags & harm:
+                rel[f.id] = 2 if ok else 1
+            elif tags & primary:
+                if f.healthy:
+                    opposite.append(f.id)
+            elif not f.healthy and ok:
+                rel[f.id] = 1
+    return rel, opposite
+
+
+def grade_low(foods, lacking, scope):
+    """(relevant, opposite) of a nutrient said by its absence (``카페인 없는 차``): in the
+    scope, a healthy food without the tag is 2, an unhealthy one 1; opposite: the foods
+    in scope with the tag."""
+    rel: dict[str, int] = {}
+    opposite: list[str] = []
+    for f in foods:
+        if not in_scope(f, scope):
+            continue
+        if set(lacking) & set(f.tags):
+            opposite.append(f.id)
+        else:
+            rel[f.id] = 2 if f.healthy else 1
+    return rel, opposite
 
 
 def make_queries(foods: list[Food]) -> list[dict]:
@@ -403,10 +774,21 @@ def make_queries(foods: list[Food]) -> list[dict]:
     by_en = {(f.en or "").lower(): f for f in foods if f.en}
     out: list[dict] = []
 
-    def add(kind, query, rel, split):
+    def add(kind, query, rel, split, **extra):
         if not any(g == 2 for g in rel.values()):
             raise SystemExit(f"query {query!r} has no food graded 2")
-        out.append({"kind": kind, "query": query, "split": split, "relevant": rel})
+        if "opposite" in extra and set(extra["opposite"]) & {i for i, g in rel.items() if g}:
+            raise SystemExit(f"query {query!r}: a food both relevant and opposite")
+        out.append({"kind": kind, "query": query, "split": split, **extra, "relevant": rel})
+        if "opposite" in extra:  # written after relevant
+            out[-1]["opposite"] = out[-1].pop("opposite")
+
+    def add_need(kind, query, need, direction, scope="", prim=None, sec=None):
+        p, s, harm = NEED_MAP[need] if need else ("", "", "")
+        p = p if prim is None else prim
+        s = s if sec is None else sec
+        rel, opp = grade_need(foods, p.split(), s.split(), harm.split(), direction, scope)
+        add(kind, query, rel, split_of(query), direction=direction, need=need, opposite=opp)
 
     for name in EXACT:
         f = by_key[name.replace(" ", "")]
@@ -416,16 +798,34 @@ def make_queries(foods: list[Food]) -> list[dict]:
         f = by_key[target.replace(" ", "")]
         add("typed", query, grade_name(foods, f), split_of(f.name))
     for query, tag, cat in NUTRIENTS:
-        add("nutrient", query, grade_tags(foods, tag.split(), cat), split_of(query))
-    for query, prim, sec in NEEDS:
-        rel = grade_tags(foods, prim.split(), "", sec.split(), healthy_only=True)
-        add("need", query, rel, split_of(query))
+        rel = grade_tags(foods, tag.split(), cat)
+        add("nutrient", query, rel, split_of(query), direction="high")
+    for query, prim, sec, need in NEEDS:
+        add_need("need", query, need, "good", prim=prim, sec=sec)
     for en in ENGLISH_NAMES:
         f = by_en[en]
         add("english", en, grade_name(foods, f, by_english=True), split_of(f.name))
     for query, tags, cat, need in MIXED:
-        rel = grade_tags(foods, tags.split(), cat, healthy_only=bool(need))
-        add("english", query, rel, split_of(query))
+        if need:
+            add_need("english", query, need, "good", cat, prim=tags, sec="")
+        else:
+            rel = grade_tags(foods, tags.split(), cat)
+            add("english", query, rel, split_of(query), direction="high")
+    # added with the needs said both ways round (after the first 291, whose ids stay)
+    for query, need, direction, scope in NEED_BOTH:
+        add_need("need", query, need, direction, scope)
+    for query, tags, scope in NUTRIENT_LOW:
+        rel, opp = grade_low(foods, tags.split(), scope)
+        add("nutrient", query, rel, split_of(query), direction="low", opposite=opp)
+    for query, need, direction, tags, scope in ENGLISH_BOTH:
+        if need:
+            add_need("english", query, need, direction, scope)
+        elif direction == "low":
+            rel, opp = grade_low(foods, tags.split(), scope)
+            add("english", query, rel, split_of(query), direction="low", opposite=opp)
+        else:
+            rel = grade_tags(foods, tags.split(), scope)
+            add("english", query, rel, split_of(query), direction="high")
     for n, q in enumerate(out, 1):
         q["id"] = f"q{n:03d}"
     return out

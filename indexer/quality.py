@@ -42,14 +42,21 @@ def ndcg_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> flo
 def lookup_scores(
     rankings: Sequence[Sequence[str]], queries: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Mean nDCG@10 per query kind and overall, and names found first (hit@1 over the
-    name and typed-name queries), from each query's ranked ids."""
+    """Mean nDCG@10 per query kind and overall, names found first (hit@1 over the
+    name and typed-name queries), and ``wrong_direction5``: over the queries with a
+    non-empty ``opposite`` list (foods the corpus describes the other way round, e.g.
+    salty foods for "good for blood pressure"), the mean share of the top 5 ids that are
+    in it (count / 5 per query, then the mean over those queries; lower is better)."""
     per_kind: dict[str, list[float]] = {}
     hits1: list[float] = []
+    wrong5: list[float] = []
     for q, ranked in zip(queries, rankings, strict=True):
         per_kind.setdefault(q["kind"], []).append(ndcg_at(ranked, q["relevant"]))
         if q["kind"] in NAME_KINDS:
             hits1.append(float(bool(ranked) and q["relevant"].get(ranked[0], 0) == 2))
+        if q.get("opposite"):
+            opposite = set(q["opposite"])
+            wrong5.append(sum(1 for i in ranked[:5] if i in opposite) / 5)
     allv = [v for vals in per_kind.values() for v in vals]
     out: dict[str, Any] = {
         "mean_ndcg10": round(float(np.mean(allv)), 4) if allv else None,
@@ -58,6 +65,8 @@ def lookup_scores(
     for kind in KINDS:
         vals = per_kind.get(kind)
         out[f"{kind}_ndcg10"] = round(float(np.mean(vals)), 4) if vals else None
+    out["wrong_direction5"] = round(float(np.mean(wrong5)), 4) if wrong5 else None
+    out["directional_queries"] = len(wrong5)
     out["queries"] = len(queries)
     return out
 
