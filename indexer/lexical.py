@@ -5,7 +5,7 @@ published next to the FAISS file under the same sidecar and generation, caught u
 the change log, and checked by ``verify``. It lives in memory as a sparse matrix
 (items x terms, term frequencies) with a small tail of items changed since the last
 compaction; scores are exact BM25 (``k1``, ``b``) over the live items at every moment,
-summed over three fields with their weights.
+summed over four fields (``terms.FIELDS``) with their weights.
 
 Measured on 390,380 USDA names: SQLite FTS5's ``bm25()`` over ``OR`` queries took
 40-140 ms for common English words (it scores every matching row through an auxiliary
@@ -23,18 +23,29 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from .terms import FIELDS, TERMS_VERSION, item_terms, query_terms
+from . import korean
+from .terms import FIELDS, MAX_MORPHEME, TERMS_VERSION, has_hangul, query_terms
 
-FORMAT = 1
+FORMAT = 2
+NF = len(FIELDS)
 K1 = 1.2
 B = 0.75
-# Field weights of the name, the text and its single syllables, chosen on the dev half
-# of indexer/data/lookup (bench.lookup --tune): the name counts most.
-WEIGHTS = (2.0, 1.0, 0.5)
+# Field weights of the name's morphemes, the text's morphemes, the text's noun-run
+# bigrams and their syllables (matched only by a query none of whose Hangul words the
+# index holds: 요구르트 ~ 요거트), chosen on the dev half of indexer/data/lookup
+# (lexical nDCG@10 0.790, hybrid 0.722; every weighting tried was within 0.001 in hybrid).
+WEIGHTS = (1.0, 1.0, 0.25, 0.1)
 # Items changed since the last compaction are scored from a small tail matrix; past this
 # share of the items (or the floor), the tail is folded into the main matrix.
 TAIL_SHARE = 0.05
 TAIL_FLOOR = 2_000
+
+
+def _weights(weights: tuple[float, ...] | None) -> tuple[float, ...]:
+    """``weights`` (default ``WEIGHTS``), fields it does not name weighted 0: an older
+    three-field grid (name, text, bigram) still runs."""
+    weights = tuple(weights or WEIGHTS)
+    return weights + (0.0,) * (NF - len(weights))
 
 
 def _key(f: int, term: str) -> str:
@@ -57,33 +68,38 @@ class LexicalIndex:
     main: sparse.csr_matrix | None = None
     main_csc: sparse.csc_matrix | None = None
     main_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    main_lens: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    main_lens: np.ndarray = field(default_factory=lambda: np.zeros((0, NF), np.float32))
     main_alive: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     tail: dict[int, _Doc] = field(default_factory=dict)
     df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    total_len: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float64))
+    total_len: np.ndarray = field(default_factory=lambda: np.zeros(NF, np.float64))
     count: int = 0
     _row_of: dict[int, int] = field(default_factory=dict)
     _tail_cache: tuple | None = None
     _buffers: dict[int, np.ndarray] = field(default_factory=dict)
+    # The longest Hangul term of the name and text fields (at most MAX_MORPHEME), in
+    # characters: how far a query's segmentation looks ahead.
+    _max_len: int = 1
 
     # -- building -------------------------------------------------------------------
     @classmethod
     def build(cls, docs: Iterable[tuple[int, str | None, str]]) -> LexicalIndex:
         """From (item id, name, text) triples."""
         idx = cls()
-        for item_id, name, text in docs:
-            idx._put(item_id, idx._doc(name, text))
+        for batch in korean.batched(docs):
+            for item_id, fields in batch:
+                idx._put(item_id, idx._doc(fields))
         idx.compact()
         return idx
 
-    def _doc(self, name: str | None, text: str) -> _Doc:
-        fields = item_terms(name, text)
+    def _doc(self, fields: tuple[list[str], ...]) -> _Doc:
         counts: dict[int, int] = {}
         for f, words in enumerate(fields):
             for w in words:
                 col = self.vocab.setdefault(_key(f, w), len(self.vocab))
                 counts[col] = counts.get(col, 0) + 1
+                if f < 2 and len(w) > self._max_len and has_hangul(w):
+                    self._max_len = min(len(w), MAX_MORPHEME)
         cols = np.fromiter(counts.keys(), np.int64, len(counts))
         tfs = np.fromiter(counts.values(), np.float32, len(counts))
         lens = np.array([len(w) for w in fields], np.float32)
@@ -121,8 +137,9 @@ class LexicalIndex:
         """Remove items, then add (or replace) others; compacts when the tail is large."""
         for item_id in removed:
             self._drop(int(item_id))
-        for item_id, name, text in docs:
-            self._put(int(item_id), self._doc(name, text))
+        for batch in korean.batched(docs):
+            for item_id, fields in batch:
+                self._put(int(item_id), self._doc(fields))
         if len(self.tail) > max(TAIL_FLOOR, TAIL_SHARE * self.count):
             self.compact()
 
@@ -156,7 +173,7 @@ class LexicalIndex:
         self._set_main(
             main.astype(np.float32),
             np.concatenate(ids) if ids else np.zeros(0, np.int64),
-            np.concatenate(lens) if lens else np.zeros((0, 3), np.float32),
+            np.concatenate(lens) if lens else np.zeros((0, NF), np.float32),
         )
         self.tail = {}
         self._tail_cache = None
@@ -183,7 +200,7 @@ class LexicalIndex:
         inv = self._inverse_vocab()
         seen: set[int] = set()
         wrong: list[int] = []
-        for item_id, name, text in docs:
+        for item_id, fields in (d for batch in korean.batched(docs) for d in batch):
             seen.add(item_id)
             doc = self.tail.get(item_id)
             if doc is None:
@@ -195,7 +212,6 @@ class LexicalIndex:
                 doc = _Doc(self.main.indices[lo:hi], self.main.data[lo:hi], self.main_lens[row])
             got = {inv[int(c)]: float(t) for c, t in zip(doc.cols, doc.tfs, strict=True)}
             want: dict[str, float] = {}
-            fields = item_terms(name, text)
             for f, words in enumerate(fields):
                 for w in words:
                     want[_key(f, w)] = want.get(_key(f, w), 0.0) + 1.0
@@ -223,31 +239,49 @@ class LexicalIndex:
                 ),
                 shape=(len(docs), len(self.vocab)),
             ).tocsc()
-            lens = np.stack([d.lens for d in docs]) if docs else np.zeros((0, 3), np.float32)
+            lens = np.stack([d.lens for d in docs]) if docs else np.zeros((0, NF), np.float32)
             self._tail_cache = (ids, m, lens)
         return self._tail_cache
 
-    def query_columns(self, query: str) -> list[tuple[int, int]]:
-        """(field, term id) of each query term present in the index."""
-        main, uni = query_terms(query)
-        cols = []
-        for f, words in ((0, main), (1, main), (2, uni)):
+    def _known(self, term: str) -> bool:
+        """Whether ``term`` is a morpheme of some live item's name or text."""
+        df, n = self.df, len(self.df)
+        col = self.vocab.get("1" + term)
+        if col is not None and col < n and df[col] > 0:
+            return True
+        col = self.vocab.get("0" + term)
+        return col is not None and col < n and df[col] > 0
+
+    def query_plan(self, query: str) -> tuple[list[tuple[int, int]], int]:
+        """(field, term id) of each query term present in the index, and how many of
+        the query's content terms (morphemes, unknown words, Latin words) no item holds.
+        Segments the query against this index's vocabulary: no analyzer is loaded."""
+        content, grams, syllables = query_terms(query, self._known, self._max_len)
+        cols: list[tuple[int, int]] = []
+        absent = 0
+        for f, words in ((0, content), (1, content), (2, grams), (3, syllables)):
             for w in words:
                 col = self.vocab.get(_key(f, w))
                 if col is not None and col < len(self.df) and self.df[col] > 0:
                     cols.append((f, col))
-        return cols
+                elif f == 1 and not self._known(w):
+                    absent += 1
+        return cols, absent
+
+    def query_columns(self, query: str) -> list[tuple[int, int]]:
+        """(field, term id) of each query term present in the index."""
+        return self.query_plan(query)[0]
 
     def score(
         self,
         query: str,
-        weights: tuple[float, float, float] | None = None,
+        weights: tuple[float, ...] | None = None,
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, BM25 scores) of every live item sharing a term with the query,
         restricted to ``allowed`` item ids when given; unordered. ``weights``: of the
-        name, text and syllable fields (default ``WEIGHTS``)."""
-        weights = weights or WEIGHTS
+        name, text, bigram and syllable fields (default ``WEIGHTS``)."""
+        weights = _weights(weights)
         cols = self.query_columns(query)
         if not cols or self.count == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -299,13 +333,17 @@ class LexicalIndex:
             ids, scores = ids[keep], scores[keep]
         return ids, scores
 
-    def full_score(self, query: str, weights: tuple[float, float, float] | None = None) -> float:
+    def full_score(self, query: str, weights: tuple[float, ...] | None = None) -> float:
         """The score of an item holding each query term once, at average length: what
-        a lexical score is divided by to say how much of the query an item covers."""
-        weights = weights or WEIGHTS
+        a lexical score is divided by to say how much of the query an item covers. A
+        content term no item holds counts too (as a text term of df 0), so a query whose
+        meaningful words are missing is not covered by the rest; particles and endings
+        never count."""
+        weights = _weights(weights)
         n = self.count
-        total = 0.0
-        for f, col in self.query_columns(query):
+        cols, absent = self.query_plan(query)
+        total = absent * weights[1] * float(np.log(1.0 + (n + 0.5) / 0.5))
+        for f, col in cols:
             df = self.df[col]
             total += weights[f] * float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
         return total
@@ -371,9 +409,13 @@ class LexicalIndex:
                 )
         except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile):
             return None
-        if lens.shape != (len(ids), 3):
+        if lens.shape != (len(ids), NF):
             return None
         idx = cls(vocab={w: n for n, w in enumerate(vocab_list)})
+        idx._max_len = min(
+            max((len(w) - 1 for w in vocab_list if w[:1] in "01" and has_hangul(w)), default=1),
+            MAX_MORPHEME,
+        )
         idx._set_main(main, ids, lens)
         idx.df = np.bincount(main.indices, minlength=len(vocab_list)).astype(np.int64)
         idx.total_len = lens.sum(axis=0).astype(np.float64)

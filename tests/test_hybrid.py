@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer import BuildOptions, FoodIndex
+from indexer.korean import item_terms_many
 from indexer.lexical import K1, WEIGHTS, B, LexicalIndex
 from indexer.retrieval import fuse
-from indexer.terms import item_terms, name_key, query_name_keys, terms
+from indexer.terms import name_key, query_name_keys
 from search import Searcher
 from search.service import create_app
 from tests.conftest import SAMPLE, run, sample_rows, write_csv
@@ -28,18 +29,19 @@ def ids_of(hits):
     return [h.id for h in hits]
 
 
-# -- terms -------------------------------------------------------------------------------
-def test_spacing_does_not_change_the_terms():
-    assert terms("김치 찌개") == terms("김치찌개")
-    assert terms("닭 가슴 살")[0] == terms("닭가슴살")[0]
+# -- terms (more in test_korean.py) ---------------------------------------------------------
+def test_spacing_does_not_change_what_a_query_finds():
+    idx = LexicalIndex.build([(1, None, "김치찌개: 얼큰함"), (2, None, "닭 가슴살: 고단백")])
+    assert idx.query_columns("김치 찌개") == idx.query_columns("김치찌개")
+    assert idx.query_columns("닭 가슴 살") == idx.query_columns("닭가슴살")
 
 
 def test_terms_of_names_particles_english_and_numbers():
-    main, uni = terms("우유를 Greek Yogurts 오메가3")
-    assert "우유" in main and "를" in uni
-    assert "greek" in main and "yogurt" in main  # lower-cased, plural s dropped
-    assert "3" in main and "오메" in main
-    assert terms("무")[0] == ["무"]  # a lone syllable is still a term
+    (name, text, grams, syl) = item_terms_many([("우유", "우유를 Greek Yogurts 오메가3")])[0]
+    assert name == ["우유"] and "우유" in text and "를" not in text + grams + syl
+    assert "greek" in text and "yogurt" in text  # lower-cased, plural s dropped
+    assert "3" in text and "오메가" in text
+    assert item_terms_many([("무", "무")])[0][:2] == (["무"], ["무"])  # a lone syllable
 
 
 def test_name_keys():
@@ -50,14 +52,17 @@ def test_name_keys():
 
 
 # -- the BM25 index ----------------------------------------------------------------------
-def brute_bm25(docs: dict[int, tuple[str | None, str]], query: str) -> dict[int, float]:
-    """BM25 over the three fields, written out directly from the formula."""
-    fields = {i: item_terms(n, t) for i, (n, t) in docs.items()}
+def brute_bm25(
+    docs: dict[int, tuple[str | None, str]], query: str, idx: LexicalIndex
+) -> dict[int, float]:
+    """BM25 over the four fields, written out directly from the formula; the query's
+    terms as ``idx`` segments them."""
+    fields = dict(zip(docs, item_terms_many(docs.values()), strict=True))
     n_docs = len(docs)
-    avg = [sum(len(f[j]) for f in fields.values()) / n_docs for j in range(3)]
-    main, uni = terms(query)
-    wanted = [(0, w) for w in dict.fromkeys(main)] + [(1, w) for w in dict.fromkeys(main)]
-    wanted += [(2, w) for w in dict.fromkeys(uni)]
+    nf = len(WEIGHTS)
+    avg = [sum(len(f[j]) for f in fields.values()) / n_docs for j in range(nf)]
+    inv = {v: k for k, v in idx.vocab.items()}
+    wanted = [(f, inv[col][1:]) for f, col in idx.query_columns(query)]
     out: dict[int, float] = {}
     for f, w in wanted:
         df = sum(1 for fl in fields.values() if w in fl[f])
@@ -91,17 +96,17 @@ def test_bm25_stays_exact_through_updates_and_compaction(monkeypatch):
         docs.update(added)
         idx.update(removed, ((i, n, t) for i, (n, t) in added.items()))
     assert sorted(idx.ids().tolist()) == sorted(docs)
-    for query in ["김치 찌개", "비타민 C 풍부", "칼슘이 많은 음식", "무", "12"]:
+    for query in ["김치 찌개", "비타민 C 풍부", "칼슘이 많은 음식", "무", "12", "돈가스"]:
         ids, scores = idx.score(query)
         got = dict(zip(ids.tolist(), scores.tolist(), strict=True))
-        want = brute_bm25(docs, query)
+        want = brute_bm25(docs, query, idx)
         assert set(got) == set(want), query
         for i, s in want.items():
             assert got[i] == pytest.approx(s, rel=1e-4), (query, i)
     again = LexicalIndex.load_bytes(idx.to_bytes())
     ids, scores = again.score("김치 찌개")
     assert dict(zip(ids.tolist(), scores.tolist(), strict=True)) == pytest.approx(
-        brute_bm25(docs, "김치 찌개"), rel=1e-4
+        brute_bm25(docs, "김치 찌개", again), rel=1e-4
     )
 
 

@@ -119,6 +119,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
         index.sync(publish=None)  # catch up on whatever happened while we were down
         if index.state()[1] is not None:
             index.embedder.encode(["warm up"])  # load the model before the first request

@@ -1,0 +1,112 @@
+"""Korean terms of the lexical index: morphemes by kiwipiepy at indexing, a query
+segmented against the index's own vocabulary (no analyzer), coverage that counts the
+query's missing words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer import korean
+from indexer.lexical import LexicalIndex
+from indexer.terms import GLUE, KNOWN, UNKNOWN, segment
+
+DOCS = [
+    (1, "에너지 음료", "에너지 음료: 카페인 함유"),
+    (2, "멸치", "멸치: 칼슘 풍부, 뼈 건강 지원"),
+    (3, "해장국", "해장국: 숙취 해소, 따뜻한 국물"),
+    (4, "김치찌개", "김치찌개: 김치와 돼지고기, 나트륨 과다"),
+    (5, "우유", "우유: 칼슘이 많은 음료"),
+    (6, "갈치구이", "갈치구이: 단백질, 오메가3"),
+    (7, "무", "무: 소화 지원, 비타민 C 함유"),
+    (8, "요구르트", "요구르트: 장 건강, 유산균"),
+]
+
+
+@pytest.fixture(scope="module")
+def idx():
+    return LexicalIndex.build(DOCS)
+
+
+def scored(idx, query):
+    ids, scores = idx.score(query)
+    return {int(i): float(s) for i, s in zip(ids, scores, strict=True) if s > 0}
+
+
+def test_a_particle_does_not_match_a_word_that_starts_with_it(idx):
+    got = scored(idx, "뼈에 좋은 음식")
+    assert 1 not in got  # 에 is a particle here, not the start of 에너지
+    assert 2 in got  # 뼈 is a whole one-syllable word
+    assert scored(idx, "뼈에좋은음식").keys() == got.keys()  # typed without spaces
+
+
+def test_a_one_syllable_word_does_not_match_inside_a_compound(idx):
+    got = scored(idx, "장에 좋은 음식")
+    assert 3 not in got  # 해장국 holds 장 only as a syllable
+    assert 8 in got  # 장 건강
+
+
+def test_spacing_variants_find_each_other():
+    idx = LexicalIndex.build(DOCS + [(9, None, "김치 찌개: 얼큰한 국물"), (10, None, "갈치 구이")])
+    for query in ("김치 찌개", "김치찌개"):
+        assert {4, 9} <= scored(idx, query).keys(), query
+    assert 6 in scored(idx, "갈치 구이") and 10 in scored(idx, "갈치구이")
+    assert max(scored(idx, "갈치 구이"), key=scored(idx, "갈치 구이").get) in (6, 10)
+
+
+def test_a_particle_after_a_word_is_dropped(idx):
+    assert scored(idx, "칼슘이").keys() == scored(idx, "칼슘").keys() == {2, 5}
+    assert segment("칼슘이", idx._known) == [("칼슘", KNOWN), ("이", GLUE)]
+
+
+def test_one_syllable_names_match_as_whole_words(idx):
+    assert scored(idx, "무").keys() == {7}
+    assert scored(idx, "무를").keys() == {7}
+
+
+def test_missing_words_count_against_coverage(idx):
+    full = idx.full_score("칼슘")
+    ids, scores = idx.score("칼슘")
+    assert max(scores) / full > 0.5
+    # 두리안 and 추천 are in no item: 칼슘 alone is a small part of the query
+    full = idx.full_score("두리안 칼슘 추천")
+    ids, scores = idx.score("두리안 칼슘 추천")
+    assert max(scores) / full < 0.5
+    # nothing the index holds: no score and a coverage of 0, not "fully covered"
+    assert len(idx.score("두리안을 추천")[0]) == 0
+    assert idx.full_score("두리안을 추천") > 0
+    # particles and endings never count
+    assert idx.query_plan("칼슘이 많은")[1] == 0
+    assert segment("두리안을", idx._known) == [("두리안", UNKNOWN), ("을", GLUE)]
+
+
+def test_a_spelling_the_index_lacks_still_finds_its_neighbour():
+    idx = LexicalIndex.build([(1, None, "돈까스: 튀김"), (2, None, "스팸: 가공육")])
+    got = scored(idx, "돈가스")
+    assert 1 in got and max(got, key=got.get) == 1
+
+
+def test_query_terms_never_load_the_analyzer(idx, monkeypatch):
+    import kiwipiepy
+
+    def boom(*a, **kw):
+        raise AssertionError("a query made a Kiwi")
+
+    monkeypatch.setattr(korean, "_kiwi", None)
+    monkeypatch.setattr(kiwipiepy, "Kiwi", boom)
+    for query in ("뼈에 좋은 음식", "김치 찌개", "칼슘이", "두리안 추천", "vitamin C 12"):
+        idx.score(query)
+        idx.full_score(query)
+    again = LexicalIndex.load_bytes(idx.to_bytes())
+    assert again is not None and len(again.score("칼슘")[0]) == 2
+    with pytest.raises(AssertionError):
+        LexicalIndex.build([(1, None, "김치")])  # indexing does analyse
+
+
+def test_terms_version_and_verify_see_the_morphemes(idx):
+    assert idx.mismatches((i, n, t) for i, n, t in DOCS) == ([], [])
+    wrong, extra = idx.mismatches(
+        [(i, n, t + " 추가") if i == 2 else (i, n, t) for i, n, t in DOCS]
+    )
+    assert wrong == [2] and extra == []
+    assert np.array_equal(np.sort(idx.ids()), np.arange(1, len(DOCS) + 1))
