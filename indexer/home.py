@@ -509,6 +509,36 @@ class FoodIndex:
             ids, scores = lex.score(query, allowed=allowed)
             return ids, scores, lex.full_score(query)
 
+    def lexical_read(
+        self, queries: Sequence[str], facts: Sequence[str] = (), allowed: np.ndarray | None = None
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, float]], dict[str, np.ndarray]]:
+        """Several keyword scorings (as ``lexical_scores``) and the items stating each
+        of ``facts`` (``need:bones:help``; restricted to ``allowed``), all at one
+        generation of the database."""
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0)
+        with self._mutex:
+            self.sync()
+            lex = self._lex
+            if lex is None:
+                return [empty for _ in queries], {f: empty[0] for f in facts}
+            scored = []
+            for q in queries:
+                ids, scores = lex.score(q, allowed=allowed)
+                scored.append((ids, scores, lex.full_score(q)))
+            holders = {}
+            for f in facts:
+                ids = lex.items_with(f)
+                holders[f] = ids[np.isin(ids, allowed)] if allowed is not None else ids
+            return scored, holders
+
+    def fact_balance(self, ids: np.ndarray, goodness) -> tuple[np.ndarray, np.ndarray]:
+        """(good facts, bad facts) each item states (``LexicalIndex.fact_balance``)."""
+        with self._mutex:
+            lex = self._lex
+            if lex is None:
+                return np.zeros(len(ids)), np.zeros(len(ids))
+            return lex.fact_balance(ids, goodness)
+
     def dense_search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from .terms import Token, fold, has_hangul, item_terms_from_tokens
+from .understand import fact_tokens
 
 _kiwi = None
 _lock = threading.Lock()
@@ -62,13 +63,15 @@ def analyse(texts: Sequence[str]) -> list[list[Token]]:
 def item_terms_many(
     docs: Iterable[tuple[str | None, str]],
 ) -> list[tuple[list[str], list[str], list[str]]]:
-    """The terms of each (name, text) pair's three fields (``terms.FIELDS``)."""
+    """The terms of each (name, text) pair's fields (``terms.FIELDS``): four of words,
+    then the facts its text states."""
     pairs = [(fold(n) if n else None, fold(t)) for n, t in docs]
     flat = [p for n, t in pairs for p in ((n or ""), t)]
     toks = analyse(flat) if flat else []
     out = []
     for j, (name, text) in enumerate(pairs):
-        out.append(item_terms_from_tokens(name, toks[2 * j], text, toks[2 * j + 1]))
+        fields = item_terms_from_tokens(name, toks[2 * j], text, toks[2 * j + 1])
+        out.append((*fields, fact_tokens(text)))
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +25,11 @@ from scipy import sparse
 
 from . import korean
 from .terms import FIELDS, MAX_MORPHEME, TERMS_VERSION, has_hangul, query_terms
+from .understand import lexicon_version
 
-FORMAT = 2
+FACT = FIELDS.index("fact")
+
+FORMAT = 3
 NF = len(FIELDS)
 K1 = 1.2
 B = 0.75
@@ -80,6 +83,7 @@ class LexicalIndex:
     # The longest Hangul term of the name and text fields (at most MAX_MORPHEME), in
     # characters: how far a query's segmentation looks ahead.
     _max_len: int = 1
+    _signs: tuple | None = None
 
     # -- building -------------------------------------------------------------------
     @classmethod
@@ -268,6 +272,55 @@ class LexicalIndex:
                     absent += 1
         return cols, absent
 
+    def items_with(self, fact: str) -> np.ndarray:
+        """The live items whose description states ``fact`` (``need:bones:help``)."""
+        col = self.vocab.get(_key(FACT, fact))
+        if col is None or col >= len(self.df) or self.df[col] == 0:
+            return np.zeros(0, np.int64)
+        parts = []
+        if self.main_csc is not None and col < self.main_csc.shape[1]:
+            rows = self.main_csc.indices[self.main_csc.indptr[col] : self.main_csc.indptr[col + 1]]
+            parts.append(self.main_ids[rows[self.main_alive[rows]]])
+        tail_ids, tail_m, _ = self._tail_matrix()
+        if tail_m.shape[0] and col < tail_m.shape[1]:
+            parts.append(tail_ids[tail_m.indices[tail_m.indptr[col] : tail_m.indptr[col + 1]]])
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def fact_balance(
+        self, ids: np.ndarray, goodness: Callable[[str], int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(good facts, bad facts) each item of ``ids`` states, by ``goodness`` of each
+        fact token (+1, -1 or 0); items not in the index count none."""
+        sign = self._fact_signs(goodness)
+        good = np.zeros(len(ids))
+        bad = np.zeros(len(ids))
+        for n, i in enumerate(ids.tolist()):
+            doc = self.tail.get(i)
+            if doc is not None:
+                cols = doc.cols
+            else:
+                row = self._row_of.get(i)
+                if row is None:
+                    continue
+                cols = self.main.indices[self.main.indptr[row] : self.main.indptr[row + 1]]
+            s = sign[cols[cols < len(sign)]]
+            good[n] = (s > 0).sum()
+            bad[n] = (s < 0).sum()
+        return good, bad
+
+    def _fact_signs(self, goodness: Callable[[str], int]) -> np.ndarray:
+        """The goodness of every column (0 for words), cached until the vocabulary grows."""
+        cached = self._signs
+        if cached is not None and cached[0] is goodness and len(cached[1]) == len(self.vocab):
+            return cached[1]
+        sign = np.zeros(len(self.vocab), np.int8)
+        prefix = str(FACT)
+        for term, col in self.vocab.items():
+            if term.startswith(prefix) and ":" in term:
+                sign[col] = goodness(term[len(prefix) :])
+        self._signs = (goodness, sign)
+        return sign
+
     def query_columns(self, query: str) -> list[tuple[int, int]]:
         """(field, term id) of each query term present in the index."""
         return self.query_plan(query)[0]
@@ -376,7 +429,7 @@ class LexicalIndex:
         buf = io.BytesIO()
         np.savez(
             buf,
-            format=np.array([FORMAT, TERMS_VERSION]),
+            format=np.array([FORMAT, TERMS_VERSION, lexicon_version()], np.int64),
             vocab=np.frombuffer(inv, np.uint8),
             indptr=self.main.indptr,
             indices=self.main.indices,
@@ -399,7 +452,7 @@ class LexicalIndex:
     def load_bytes(cls, data: bytes) -> LexicalIndex | None:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                if z["format"].tolist() != [FORMAT, TERMS_VERSION]:
+                if z["format"].tolist() != [FORMAT, TERMS_VERSION, lexicon_version()]:
                     return None
                 words = bytes(z["vocab"]).decode("utf-8")
                 vocab_list = words.split("\n") if words else []

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,20 @@ import numpy as np
 
 from .errors import BadInputError
 from .filters import filter_node
+from .ranking import (
+    final_score,
+    item_facts,
+    judge,
+    judge_many,
+    plan,
+    query_side,
+    stand_in_health,
+    token_goodness,
+)
+from .scores import calibrated
 from .terms import query_name_keys
 from .text import MAX_TEXT_CHARS, normalize_text
+from .understand import Parse, lexicon, parse_query
 
 if TYPE_CHECKING:
     from .home import FoodIndex
@@ -34,6 +47,10 @@ MODES = ("hybrid", "dense", "lexical")
 # 50 and 100 tied).
 ALPHA = 0.6
 CANDIDATES = 50
+# At most this many candidates of a query that names needs are scored in full (their
+# vectors read): the best by support, then by keyword relevance.
+JUDGED = 300
+_GOODNESS: dict[int, Any] = {}
 
 
 @dataclass
@@ -44,6 +61,10 @@ class Hit:
     metadata: dict[str, Any]
     dense: float | None = None
     lexical: float | None = None
+    # Why it matched: the clauses of its description that serve the query's needs and
+    # nutrients, and its health score (queries that name a need or nutrient).
+    why: list[str] | None = None
+    health: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {"id": self.id, "text": self.text, "score": self.score, "metadata": self.metadata}
@@ -51,6 +72,10 @@ class Hit:
             out["dense"] = self.dense
         if self.lexical is not None:
             out["lexical"] = self.lexical
+        if self.why is not None:
+            out["why"] = self.why
+        if self.health is not None:
+            out["health"] = self.health
         return out
 
 
@@ -76,10 +101,18 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 class Searcher:
     """Food lookup over one ``FoodIndex``."""
 
-    def __init__(self, index: FoodIndex, alpha: float = ALPHA, candidates: int = CANDIDATES):
+    def __init__(
+        self,
+        index: FoodIndex,
+        alpha: float = ALPHA,
+        candidates: int = CANDIDATES,
+        needs: bool = True,
+    ):
         self.index = index
         self.alpha = alpha
         self.candidates = candidates
+        # False: rank as before the needs ranking existed (the baseline of bench.needs).
+        self.needs = needs
 
     def search(
         self,
@@ -121,22 +154,137 @@ class Searcher:
         allowed = idx.filtered_ids(node) if node is not None else None
         if mode == "dense":
             ranked = self._dense(normed, k, allowed)
-            found = [[(i, s, None, None) for i, s in zip(*r, strict=True)] for r in ranked]
+            found = [
+                [(i, calibrated("dense", s), s, None) for i, s in zip(*r, strict=True)]
+                for r in ranked
+            ]
         elif mode == "lexical":
             found = [self._lexical_only(q, k, allowed) for q in normed]
         else:
             found = self._hybrid(normed, k, allowed)
-        rows = idx.items({i for hits in found for i, *_ in hits})
+        want = {i for hits in found for i, *_ in hits}
+        rows = idx.items(want) if want else {}
+        kb = lexicon().knowledge
         out: list[list[Hit]] = []
         for hits in found:
             got = []
-            for i, score, dense, lexical in hits:
+            for i, score, dense, lexical, *extra in hits:
                 row = rows.get(int(i))
                 if row is None or (min_score is not None and score < min_score):
                     continue
-                got.append(Hit(row.ext_id, row.text, float(score), row.metadata, dense, lexical))
+                why = health = None
+                if extra:  # a judged hit: the clauses of its text that decided it
+                    parse, health = extra
+                    why = judge(parse, list(item_facts(row.text)), kb).why
+                got.append(
+                    Hit(
+                        row.ext_id,
+                        row.text,
+                        float(score),
+                        row.metadata,
+                        dense,
+                        lexical,
+                        why,
+                        None if health is None else round(float(health), 4),
+                    )
+                )
             out.append(got)
         return out
+
+    def understand(self, query: str) -> Parse:
+        """The needs and nutrients a query names and which way it wants each (what
+        ``--explain`` shows)."""
+        return parse_query(normalize_text(query))
+
+    def _judged(
+        self,
+        query: str,
+        allowed: np.ndarray | None,
+        k: int,
+        first: Sequence[int],
+        dense: dict[int, float],
+        lexical: dict[int, float],
+        vec: np.ndarray | None,
+    ) -> list[tuple] | None:
+        """Rank by how candidates serve the query's needs and nutrients (``indexer.
+        ranking``); None when the query names none (or the needs ranking is off).
+
+        The candidates are the legs' own (``dense``: item -> cosine, ``lexical``: item
+        -> coverage) and every item whose description states a fact that serves a
+        target, read from the lexical index's fact field; those that oppose a target are
+        left out. Relevance is the hybrid score of the query's remaining words (the kind
+        of food asked for); without ``vec`` (lexical mode) their coverage alone."""
+        if not self.needs:
+            return None
+        parse = parse_query(query)
+        if not parse.targets:
+            return None
+        idx = self.index
+        kb = lexicon().knowledge
+        p = plan(parse, kb)
+        rest_q = [parse.rest] if parse.rest else []
+        scored, holders = idx.lexical_read(rest_q, p.tokens, allowed)
+        serving = [holders[t] for ts in p.serve for t, _ in ts if len(holders[t])]
+        pool = np.unique(
+            np.concatenate(
+                [
+                    np.fromiter(dense, np.int64, len(dense)),
+                    np.fromiter(lexical, np.int64, len(lexical)),
+                    np.asarray(first, np.int64),
+                    *serving,
+                ]
+            )
+        )
+        support, against = judge_many(p, pool, holders)
+        lead = np.isin(pool, np.asarray(first, np.int64))
+        keep = ~against | lead
+        pool, support, lead = pool[keep], support[keep], lead[keep]
+        rest = np.zeros(len(pool))
+        if scored and scored[0][2] > 0 and len(scored[0][0]):
+            r_ids, r_scores, r_full = scored[0]
+            order = np.argsort(r_ids)
+            pos = np.clip(np.searchsorted(r_ids[order], pool), 0, len(r_ids) - 1)
+            hit = r_ids[order][pos] == pool
+            rest[hit] = r_scores[order][pos[hit]] / r_full
+        if len(pool) > JUDGED:  # the best by support and keyword relevance go on
+            top = np.lexsort((-rest, -support, ~lead))[:JUDGED]
+            pool, support, lead, rest = pool[top], support[top], lead[top], rest[top]
+        cos = np.array([dense.get(int(i), np.nan) for i in pool])
+        if vec is not None:
+            missing = np.flatnonzero(np.isnan(cos))
+            if len(missing):
+                ids, vecs = idx.index_vectors(pool[missing].tolist())
+                got = dict(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
+                cos[missing] = [got.get(int(i), 0.0) for i in pool[missing]]
+            base = self.alpha * cos + (1.0 - self.alpha) * rest
+        else:
+            cos[:] = np.nan
+            base = rest
+        good, bad = idx.fact_balance(pool, self._goodness(kb))
+        health = stand_in_health(good, bad)
+        score = final_score(support, base, health, query_side(parse))
+        order = np.lexsort((pool, -score, ~lead))[:k]
+        return [
+            (
+                int(pool[o]),
+                calibrated("judged", float(score[o])),
+                None if np.isnan(cos[o]) else float(cos[o]),
+                lexical.get(int(pool[o]), 0.0),
+                parse,
+                float(health[o]),
+            )
+            for o in order
+        ]
+
+    def _goodness(self, kb: Any):
+        """The goodness of a fact token (one function per knowledge table, so that the
+        lexical index caches its column signs)."""
+        fn = _GOODNESS.get(id(kb))
+        if fn is None:
+            fn = functools.partial(token_goodness, kb=kb)
+            _GOODNESS.clear()
+            _GOODNESS[id(kb)] = fn
+        return fn
 
     # -- the legs -------------------------------------------------------------------
     def _encode(self, normed: list[str]) -> np.ndarray:
@@ -169,15 +317,19 @@ class Searcher:
         return []
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple]:
-        ids, scores, _ = self.index.lexical_scores(query, allowed)
+        ids, scores, full = self.index.lexical_scores(query, allowed)
         first = self._name_matches(query, allowed)
-        top = _top(scores, k + len(first))
+        top = _top(scores, max(k, self.candidates) + len(first))
         lexical = dict(zip(ids[top].tolist(), scores[top].tolist(), strict=True))
         for i in first:  # an exact name the top did not reach keeps its own score
             hit = np.flatnonzero(ids == i)
             lexical.setdefault(i, float(scores[hit[0]]) if len(hit) else 0.0)
-        ranked = fuse({}, lexical, 0.0, first)
-        return [(i, s, None, s) for i, s in ranked[:k]]
+        cover = {i: s / full if full > 0 else 0.0 for i, s in lexical.items()}
+        judged = self._judged(query, allowed, k, first, {}, cover, None)
+        if judged is not None:
+            return judged
+        ranked = fuse({}, cover, 0.0, first)
+        return [(i, calibrated("lexical", s), None, s) for i, s in ranked[:k]]
 
     def _hybrid(self, normed: list[str], k: int, allowed: np.ndarray | None) -> list[list[tuple]]:
         idx = self.index
@@ -207,6 +359,15 @@ class Searcher:
             ids, vecs = idx.index_vectors(need) if need else (None, None)
             if ids is not None and len(ids):
                 dense.update(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
+            judged = self._judged(q, allowed, k, first, dense, lexical, vec)
+            if judged is not None:
+                out.append(judged)
+                continue
             ranked = fuse(dense, lexical, self.alpha, first)[:k]
-            out.append([(i, s, dense.get(i, 0.0), lexical.get(i, 0.0)) for i, s in ranked])
+            out.append(
+                [
+                    (i, calibrated("hybrid", s), dense.get(i, 0.0), lexical.get(i, 0.0))
+                    for i, s in ranked
+                ]
+            )
         return out

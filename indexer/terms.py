@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 # Bump when the terms change: a store whose terms were made by another version re-derives
 # them on open.
-TERMS_VERSION = 2
+TERMS_VERSION = 3
 
 _HANGUL = "\uac00-\ud7a3"
 _HANGUL_RE = re.compile(f"[{_HANGUL}]")
@@ -178,7 +178,9 @@ def morpheme_terms(toks: Sequence[Token], text: str) -> tuple[list[str], list[st
     return out, runs
 
 
-FIELDS = ("name", "text", "bigram", "syllable")
+# The fifth field holds no words: the facts each description states (indexer.understand),
+# never scored, read by the needs ranking (indexer.ranking).
+FIELDS = ("name", "text", "bigram", "syllable", "fact")
 
 
 def item_terms_from_tokens(

@@ -21,7 +21,9 @@ from indexer.errors import FoodvecError
 from indexer.home import FoodIndex
 from indexer.readers import FORMATS
 from indexer.settings import settings
+from indexer.text import normalize_text
 from indexer.train import RECIPES, TrainConfig
+from indexer.understand import describe_parse, parse_query
 
 PAIR_FORMATS = ("csv", "jsonl", "parquet")  # what `mine --output` writes
 INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -489,10 +491,16 @@ def update(item_id, meta, unset, as_json, home, model, db) -> None:
     type=float,
     help="Drop results whose score is below this (cosine in dense mode; see --mode).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show how each query was read: the needs and nutrients it names and which "
+    "way it wants them (also in --json as \"parse\").",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
 @_common
 @_friendly
-def search(queries, k, filters, where, mode, min_score, as_json, home, model, db) -> None:
+def search(queries, k, filters, where, mode, min_score, explain, as_json, home, model, db) -> None:
     """Find the foods that best answer each QUERY.
 
     The default hybrid mode fuses the model's cosine similarity with a Korean-aware
@@ -506,10 +514,13 @@ def search(queries, k, filters, where, mode, min_score, as_json, home, model, db
             list(queries), k=k, filters=flt or None, where=cond, min_score=min_score, mode=mode
         )
     for q, hits in zip(queries, results, strict=True):
+        parse = parse_query(normalize_text(q))
         if as_json:
-            _emit({"query": q, "results": [h.as_dict() for h in hits]})
+            _emit({"query": q, "parse": parse.as_dict(), "results": [h.as_dict() for h in hits]})
             continue
         click.echo(f"{q}")
+        if explain:
+            click.echo(f"  read as: {describe_parse(parse)}")
         if not hits:
             click.echo("  (no results)")
         for n, h in enumerate(hits, 1):
@@ -517,6 +528,9 @@ def search(queries, k, filters, where, mode, min_score, as_json, home, model, db
             click.echo(
                 f"  {n:2d}. {h.score:.4f}  {h.id}  {h.text}" + (f"  [{meta}]" if meta else "")
             )
+            if h.why:
+                health = f"  (health {h.health:.2f})" if h.health is not None else ""
+                click.echo(f"      why: {' · '.join(h.why)}{health}")
 
 
 @cli.command()

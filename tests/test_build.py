@@ -146,7 +146,7 @@ def test_python_api_build_upsert_delete_search(fakes, home):
         assert up.new == 1
         hits = Searcher(idx).search("귀리 우유: 베타글루칸 함유", k=3, mode="dense")[0]
         assert hits[0].id == "new1" and hits[0].metadata == {"category": "음료"}
-        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+        assert hits[0].dense == pytest.approx(1.0, abs=1e-5)
         assert idx.delete(["new1"]) == 1
         assert all(h.id != "new1" for h in Searcher(idx).search("귀리 우유", k=5)[0])
         assert idx.verify() == []

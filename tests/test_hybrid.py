@@ -15,6 +15,7 @@ from indexer import BuildOptions, FoodIndex
 from indexer.korean import item_terms_many
 from indexer.lexical import K1, WEIGHTS, B, LexicalIndex
 from indexer.retrieval import fuse
+from indexer.scores import calibrated
 from indexer.terms import name_key, query_name_keys
 from search import Searcher
 from search.service import create_app
@@ -37,8 +38,9 @@ def test_spacing_does_not_change_what_a_query_finds():
 
 
 def test_terms_of_names_particles_english_and_numbers():
-    (name, text, grams, syl) = item_terms_many([("우유", "우유를 Greek Yogurts 오메가3")])[0]
+    (name, text, grams, syl, facts) = item_terms_many([("우유", "우유를 Greek Yogurts 오메가3")])[0]
     assert name == ["우유"] and "우유" in text and "를" not in text + grams + syl
+    assert facts == ["nutrient:omega3:high"]  # the fact field: what the text states
     assert "greek" in text and "yogurt" in text  # lower-cased, plural s dropped
     assert "3" in text and "오메가" in text
     assert item_terms_many([("무", "무")])[0][:2] == (["무"], ["무"])  # a lone syllable
@@ -188,7 +190,11 @@ def test_json_scores_per_mode(built):
     hybrid = json.loads(run("search", "우유", "--json", "-k", "3").output)["results"]
     lexical = json.loads(run("search", "우유", "--json", "--mode", "lexical").output)["results"]
     assert hybrid[0]["id"] == "k112" and 0 < hybrid[0]["dense"] <= 1
-    assert lexical[0]["score"] == pytest.approx(lexical[0]["lexical"]) and lexical[0]["score"] > 1
+    # every mode's score is calibrated into [0, 1]; the components stay as they are
+    # (lexical: the coverage, above 1 for an item holding the query's term more than once)
+    for res in (hybrid, lexical):
+        assert all(0.0 <= h["score"] <= 1.0 for h in res)
+    assert lexical[0]["score"] == pytest.approx(calibrated("lexical", lexical[0]["lexical"]))
     assert run("search", "x", "--mode", "fuzzy").exit_code == 2
 
 

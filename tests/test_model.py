@@ -46,11 +46,11 @@ def test_search_equals_sentence_transformers_semantic_search(base, home):
     want = util.semantic_search(qemb, corpus, top_k=10)
     for hits, ref in zip(got, want, strict=True):
         ref_scores = [r["score"] for r in ref]
-        assert [h.score for h in hits] == pytest.approx(ref_scores, abs=1e-5)
+        assert [h.dense for h in hits] == pytest.approx(ref_scores, abs=1e-5)
         ref_ids = [rows[r["corpus_id"]]["id"] for r in ref]
         # identical order except where two scores tie within float noise
         for h, rid, rs in zip(hits, ref_ids, ref_scores, strict=True):
-            assert h.id == rid or abs(h.score - rs) < 1e-5
+            assert h.id == rid or abs(h.dense - rs) < 1e-5
 
 
 def test_index_remembers_its_model(home, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from indexer import BuildOptions, FoodIndex
 from indexer.errors import BadRowError
+from indexer.scores import calibrated
 from search import Searcher
 from tests.conftest import SAMPLE, run, sample_rows
 
@@ -33,9 +34,11 @@ def test_search_equals_exact_search(built, fakes):
         results = Searcher(idx).search(QUERIES, k=10, mode="dense")
     for q, hits in zip(QUERIES, results, strict=True):
         want = brute_force(fakes["fake"], rows, q, 10)
-        assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
+        # ``dense`` is the cosine; ``score`` its calibrated value, in the same order
+        assert [h.dense for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
+        assert [h.score for h in hits] == [calibrated("dense", h.dense) for h in hits]
         # ids equal up to the order of exact ties
-        assert {h.id for h in hits if h.score > want[-1][1] + 1e-6} <= {i for i, _ in want}
+        assert {h.id for h in hits if h.dense > want[-1][1] + 1e-6} <= {i for i, _ in want}
 
 
 def test_several_queries_are_encoded_in_one_batch(built, fakes):
@@ -59,7 +62,7 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
         want = brute_force(
             fakes["fake"], rows, "탄산음료 설탕", 5, keep=lambda r: r["category"] == "유제품"
         )
-        assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
+        assert [h.dense for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
         all_dairy = Searcher(idx).search("x", k=100, filters={"category": "유제품"})[0]
         assert len(all_dairy) == len(dairy)
         two = Searcher(idx).search("x", k=100, filters={"category": "유제품", "healthy": "0"})[0]
@@ -70,7 +73,10 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
 def test_min_score(built):
     with FoodIndex(built) as idx:
         hits = Searcher(idx).search(
-            "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원", k=10, min_score=0.99, mode="dense"
+            "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원",
+            k=10,
+            min_score=calibrated("dense", 0.99),
+            mode="dense",
         )[0]
     assert [h.id for h in hits] == ["k097"]
 
@@ -86,7 +92,8 @@ def test_search_json_contract(built):
     assert set(hit["metadata"]) == {"name", "category", "healthy"}
     assert hit["id"] == "k097" and lines[1]["results"][0]["id"] == "k131"
     dense = json.loads(run("search", "두부", "--mode", "dense", "--json").output)
-    assert set(dense["results"][0]) == {"id", "text", "score", "metadata"}
+    assert set(dense["results"][0]) == {"id", "text", "score", "metadata", "dense"}
+    assert 0.0 <= dense["results"][0]["score"] <= 1.0
 
 
 def test_human_output_and_stats(built):

@@ -8,6 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from indexer.text import normalize_text
+from indexer.understand import parse_query
+
 from .schemas import SearchRequest, text_filters
 from .state import Service, read_access, service
 
@@ -28,9 +31,15 @@ def search(req: SearchRequest, svc: Service = Depends(service)) -> dict[str, Any
     )
     svc.metrics.searches.labels(req.mode).inc(len(queries))
     lists = [[h.as_dict() for h in hits] for hits in results]
+    parses = [parse_query(normalize_text(q)).as_dict() for q in queries]
     if req.query is not None:
-        return {"query": req.query, "results": lists[0]}
-    return {"results": [{"query": q, "results": r} for q, r in zip(queries, lists, strict=True)]}
+        return {"query": req.query, "parse": parses[0], "results": lists[0]}
+    return {
+        "results": [
+            {"query": q, "parse": p, "results": r}
+            for q, p, r in zip(queries, parses, lists, strict=True)
+        ]
+    }
 
 
 @router.get("/facets", dependencies=[Depends(read_access)])
