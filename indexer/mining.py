@@ -8,12 +8,15 @@ The maths is pure (arrays in, arrays out); ``run_mining_job`` adds the job recor
 
 from __future__ import annotations
 
+import heapq
 import os
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import faiss
@@ -22,6 +25,7 @@ import numpy as np
 from .ann import AnnIndex, ivf_nlist
 from .errors import BadInputError, FoodvecError, NotFoundError
 from .filters import filter_node
+from .terms import item_name, leading_label, name_key
 
 if TYPE_CHECKING:
     from .home import FoodIndex
@@ -35,6 +39,9 @@ EXACT_MAX = 20_000
 # Rows searched per exact step (FAISS blocks the database side itself).
 EXACT_STEP = 4096
 IVF_STEP = 8192
+# A page of pairs up to this many distinct items reads their names one by one; more
+# (a whole job) reads the job's items in batches.
+LOOKUPS_PER_PAGE = 2000
 
 
 @dataclass
@@ -162,25 +169,148 @@ def mine_ivf(
     )
 
 
-def clusters(pairs: Pairs) -> list[list[int]]:
-    """Connected components of the pair graph (union-find), largest first."""
-    parent: dict[int, int] = {}
+@dataclass
+class Cluster:
+    """A group of mined items, every two of them with a cosine of at least ``floor``.
 
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    ``least``: its least similar pair (a, b, score), a < b."""
 
-    for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for x in parent:
-        groups.setdefault(find(x), []).append(x)
-    return sorted((sorted(g) for g in groups.values()), key=lambda g: (-len(g), g[0]))
+    members: list[int]
+    least: tuple[int, int, float]
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+# (score, a, b): the least similar pair between two groups, or inside one.
+_Least = tuple[float, int, int]
+
+
+def clusters(
+    pairs: Pairs, floor: float | None = None, vecs: np.ndarray | None = None
+) -> list[Cluster]:
+    """Complete-linkage clusters of the mined items, largest first.
+
+    Every two members of a cluster have a cosine of at least ``floor`` (default: the
+    lowest pair score, which is the job's threshold or above), so a cluster is a group
+    of mutual near-duplicates, never a chain (a ~ b ~ c with a and c far apart). Groups
+    joined by at least one mined pair are merged, the closest first, while the least
+    similar pair of the merged group stays at or above ``floor``.
+
+    A pair that was not mined (below the threshold, or outside both items' top-k) is
+    read from ``vecs`` (rows are the pairs' positions, unit length) when given, so a
+    group larger than top-k still forms; without ``vecs`` it counts as below ``floor``,
+    and every two members of a cluster are then a mined pair. An item left with no
+    partner forms no cluster (its pairs are still pairs).
+    """
+    if not len(pairs):
+        return []
+    floor = float(pairs.score.min()) if floor is None else float(floor)
+    mined: dict[tuple[int, int], float] = {}
+    for a, b, s in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.score.tolist(), strict=True):
+        key = (a, b) if a < b else (b, a)
+        mined[key] = max(s, mined.get(key, -np.inf))
+    members: dict[int, list[int]] = {}  # a group's id is its first item
+    least: dict[int, _Least] = {}
+    # link[g][h]: the least similar pair between groups g and h, for groups joined by
+    # a mined pair; below ``floor`` it only marks the two as never to be merged.
+    link: dict[int, dict[int, _Least]] = {}
+    for (a, b), s in mined.items():
+        members.setdefault(a, [a])
+        members.setdefault(b, [b])
+        link.setdefault(a, {})[b] = link.setdefault(b, {})[a] = (s, a, b)
+    heap = [(-s, a, b) for (a, b), s in mined.items() if s >= floor]
+    heapq.heapify(heap)
+
+    def between(g: list[int], h: list[int]) -> _Least:
+        """The least similar pair between two groups with no mined pair between them."""
+        if vecs is None:
+            return (-np.inf, min(g[0], h[0]), max(g[0], h[0]))
+        sims = vecs[g] @ vecs[h].T
+        i, j = np.unravel_index(int(np.argmin(sims)), sims.shape)
+        x, y = g[i], h[j]
+        return (float(sims[i, j]), min(x, y), max(x, y))
+
+    while heap:
+        neg, g, h = heapq.heappop(heap)
+        if g not in members or h not in members or link[g].get(h, (None,))[0] != -neg:
+            continue  # stale: one side was merged since
+        inside = min(least.get(g, (np.inf, g, g)), least.get(h, (np.inf, h, h)), link[g][h])
+        mg, mh = members.pop(g), members.pop(h)
+        lg, lh = link.pop(g), link.pop(h)
+        least.pop(g, None)
+        least.pop(h, None)
+        m = min(g, h)
+        members[m], least[m], link[m] = mg + mh, inside, {}
+        for c in (lg.keys() | lh.keys()) - {g, h}:
+            lc = link[c]
+            lc.pop(g, None)
+            lc.pop(h, None)
+            x, y = lg.get(c), lh.get(c)
+            if (x is not None and x[0] < floor) or (y is not None and y[0] < floor):
+                joined = min(z for z in (x, y) if z is not None)  # already too far apart
+            else:  # complete linkage: the least similar of the two sides' pairs with c
+                x = x if x is not None else between(members[c], mg)
+                y = y if y is not None else between(members[c], mh)
+                joined = min(x, y)
+            link[m][c] = lc[m] = joined
+            if joined[0] >= floor:
+                heapq.heappush(heap, (-joined[0], min(m, c), max(m, c)))
+    out = [
+        Cluster(sorted(g), (least[k][1], least[k][2], least[k][0]))
+        for k, g in members.items()
+        if len(g) > 1
+    ]
+    return sorted(out, key=lambda c: (-len(c), c.members[0]))
+
+
+# -- what kind of match a pair is -----------------------------------------------------
+
+SAME_NAME, REWORDED, SAME_PROFILE = "same name", "reworded", "same profile"
+
+
+@lru_cache(maxsize=1 << 16)
+def _keys(name: str | None, text: str) -> tuple[str, str | None, str]:
+    """(name key, leading label key, text key) of one item; an item without a name is
+    named by its whole text."""
+    label = leading_label(text)
+    text_key = name_key(text)
+    return (name_key(name) if name else text_key, name_key(label) if label else None, text_key)
+
+
+def match_kind(name_a: str | None, text_a: str, name_b: str | None, text_b: str) -> str:
+    """What a mined pair is, so that a person knows what to do with it.
+
+    ``same name``: the two items have the same name and the same text, up to case,
+    width, spacing and punctuation (``terms.name_key``): one entry stored twice.
+    ``reworded``: the same name, or the same leading label (``두부: ...``), with
+    different text: one food described twice. ``same profile``: different names whose
+    descriptions are alike: two foods, not a duplicate. An item's name is its ``name``
+    metadata or its text's leading label (``terms.item_name``); an item with neither is
+    named by its whole text, so two such items are ``same name`` only when their texts
+    match.
+    """
+    ka, la, ta = _keys(name_a, text_a)
+    kb, lb, tb = _keys(name_b, text_b)
+    if ka == kb or (la is not None and la == lb):
+        return SAME_NAME if ta == tb else REWORDED
+    return SAME_PROFILE
+
+
+def group_pairs(pairs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Pairs grouped by the item they duplicate: (item id, its pairs), the item in the
+    most pairs first (ties: the one seen first). A pair goes to whichever of its two
+    items comes first, so each pair is shown once; pairs keep the order given."""
+    count = Counter(x for p in pairs for x in (p["id_a"], p["id_b"]))
+    first: dict[str, int] = {}
+    for n, p in enumerate(pairs):
+        first.setdefault(p["id_a"], 2 * n)
+        first.setdefault(p["id_b"], 2 * n + 1)
+    rank = {x: r for r, x in enumerate(sorted(count, key=lambda x: (-count[x], first[x])))}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in pairs:
+        groups.setdefault(min(p["id_a"], p["id_b"], key=rank.__getitem__), []).append(p)
+    return sorted(groups.items(), key=lambda g: rank[g[0]])
 
 
 # -- jobs ------------------------------------------------------------------------------
@@ -362,29 +492,71 @@ def list_jobs(idx: FoodIndex, job_id: int | None = None) -> list[dict[str, Any]]
     return out
 
 
+def _item_names(idx: FoodIndex, job_id: int, ext_ids: set[str]) -> dict[str, str | None]:
+    """The names of the items of a job's pairs (``terms.item_name``): one read per item
+    for a page of pairs, one batched read of the job's items for more."""
+    if len(ext_ids) <= LOOKUPS_PER_PAGE:
+        rows = [r for r in map(idx.item, ext_ids) if r is not None]
+    else:
+        a, b, _ = idx.jobs.pair_ids(job_id)
+        rows = [r for r in idx.items(np.union1d(a, b).tolist()).values() if r.ext_id in ext_ids]
+    return {r.ext_id: item_name(r.metadata.get("name"), r.text) for r in rows}
+
+
 def job_pairs(
     idx: FoodIndex, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """A job's pairs with ids and texts, best first; with ``of``, only that item's."""
+    """A job's pairs with ids, texts and the kind of match (``match_kind``), best first;
+    with ``of``, only that item's."""
     of_item = None
     if of is not None:
         item = idx.item(of)
         if item is None:
             raise NotFoundError(f"no item with id {of!r}")
         of_item = item.id
-    return idx.jobs.pairs(job_id, of_item, limit, offset)
+    pairs = idx.jobs.pairs(job_id, of_item, limit, offset)
+    names = _item_names(idx, job_id, {p[k] for p in pairs for k in ("id_a", "id_b")})
+    for p in pairs:
+        p["kind"] = match_kind(names.get(p["id_a"]), p["text_a"], names.get(p["id_b"]), p["text_b"])
+    return pairs
 
 
 def latest_done_job(idx: FoodIndex) -> int | None:
     return idx.jobs.latest_done()
 
 
-def job_clusters(idx: FoodIndex, job_id: int) -> list[list[dict[str, str]]]:
+def job_clusters(idx: FoodIndex, job_id: int) -> list[dict[str, Any]]:
+    """A job's clusters (``clusters``), largest first: each with its size, its least
+    similar pair and its members. Every two members are at the job's threshold or
+    closer; pairs the job did not keep are read from the stored vectors when the home's
+    model is still the job's, else they count as too far apart."""
     a, b, score = idx.jobs.pair_ids(job_id)
     if not len(a):
         return []
-    groups = clusters(Pairs(a, b, score))
-    items = idx.items({i for g in groups for i in g})
-    return [
-        [{"id": items[i].ext_id, "text": items[i].text} for i in g if i in items] for g in groups
-    ]
+    job = get_job(idx, job_id)
+    ids = np.union1d(a, b)  # positions into ids
+    vecs = None
+    if job is not None and job["model_fp"] == idx.state()[1]:
+        got, v = idx.vectors(ids.tolist())
+        if len(got) == len(ids):  # no item deleted since the job ran
+            vecs = v[np.argsort(got)]  # in the order of ids, which is sorted
+    floor = job["params"]["threshold"] if job is not None else None
+    found = clusters(Pairs(np.searchsorted(ids, a), np.searchsorted(ids, b), score), floor, vecs)
+    items = idx.items(ids[[i for c in found for i in c.members]].tolist())
+    out = []
+    for c in found:
+        x, y, s = ids[c.least[0]], ids[c.least[1]], c.least[2]
+        if not all(i in items for i in (x, y, *ids[c.members])):
+            continue  # an item deleted since the job ran
+        out.append(
+            {
+                "size": len(c),
+                "least_similar": {
+                    "id_a": items[x].ext_id,
+                    "id_b": items[y].ext_id,
+                    "score": round(float(s), 6),
+                },
+                "members": [{"id": items[i].ext_id, "text": items[i].text} for i in ids[c.members]],
+            }
+        )
+    return out

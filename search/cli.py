@@ -888,7 +888,7 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
 @click.option(
     "--output",
     type=OUTPUT_FILE,
-    help="Write every pair to FILE (.csv, .jsonl or .parquet).",
+    help="Write every pair to FILE (.csv, .jsonl or .parquet), with its kind of match.",
 )
 @click.option(
     "--format",
@@ -900,7 +900,8 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     "--clusters",
     "show_clusters",
     is_flag=True,
-    help="Group the pairs into connected components, largest first.",
+    help="Group the items into clusters whose members are all within --threshold of "
+    "one another (complete linkage), largest first, each with its least similar pair.",
 )
 @click.option(
     "--of",
@@ -966,7 +967,7 @@ def mine(
                 pairs = job_pairs(idx, job, of=of_id)
                 _show_pairs(pairs, as_json, f"paraphrases of {of_id} (job {job})", None)
             if show_clusters:
-                _show_clusters(job_clusters(idx, job), as_json)
+                _show_clusters(job_clusters(idx, job), as_json, found["params"]["threshold"])
             return
         if threshold is None:
             threshold = idx.mining_threshold()
@@ -995,43 +996,55 @@ def mine(
                 head += f"; {res.left_out} more pairs left out by --max-pairs"
             _show_pairs(job_pairs(idx, res.job, limit=limit), False, head, res.pairs)
         if show_clusters:
-            _show_clusters(job_clusters(idx, res.job), as_json)
+            _show_clusters(job_clusters(idx, res.job), as_json, threshold)
         if res.left_out and as_json:
             click.echo(f"{res.left_out} pairs left out by --max-pairs", err=True)
 
 
 def _show_pairs(pairs: list[dict], as_json: bool, head: str, total: int | None) -> None:
+    from indexer.mining import group_pairs
+
     if as_json:
         for p in pairs:
             _emit(p)
         return
     click.echo(head)
-    for p in pairs:
-        click.echo(
-            f"  {p['score']:.4f}  {p['id_a']}  {p['text_a']}\n          {p['id_b']}  {p['text_b']}"
-        )
+    for item, group in group_pairs(pairs):
+        p = group[0]
+        text = p["text_a"] if p["id_a"] == item else p["text_b"]
+        click.echo(f"  {item}  {text}  ({len(group)} pair{'s' if len(group) > 1 else ''})")
+        for p in group:
+            other, other_text = (
+                (p["id_b"], p["text_b"]) if p["id_a"] == item else (p["id_a"], p["text_a"])
+            )
+            click.echo(f"    {p['score']:.4f}  {p['kind']:<12}  {other}  {other_text}")
     if total is not None and total > len(pairs):
         click.echo(f"  … {total - len(pairs)} more (--output FILE or --json for all)")
     if not pairs:
         click.echo("  (no pairs)")
 
 
-def _show_clusters(groups: list[list[dict]], as_json: bool) -> None:
+def _show_clusters(groups: list[dict], as_json: bool, threshold: float) -> None:
     if as_json:
         for n, g in enumerate(groups, 1):
-            _emit({"cluster": n, "size": len(g), "members": g})
+            _emit({"cluster": n, **g})
         return
-    click.echo(f"{len(groups)} clusters (connected components of the pairs), largest first")
+    largest = f", the largest has {groups[0]['size']} items" if groups else ""
+    click.echo(f"{len(groups)} clusters (every two members at cosine >= {threshold}){largest}")
     for n, g in enumerate(groups, 1):
-        click.echo(f"  cluster {n} ({len(g)} items)")
-        for m in g:
+        least = g["least_similar"]
+        click.echo(
+            f"  cluster {n} ({g['size']} items; least similar: {least['id_a']} ~ "
+            f"{least['id_b']} {least['score']:.4f})"
+        )
+        for m in g["members"]:
             click.echo(f"    {m['id']}  {m['text']}")
 
 
 def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
     from indexer.writers import output_format, write_rows
 
-    cols = ["id_a", "id_b", "text_a", "text_b", "score"]
+    cols = ["id_a", "id_b", "text_a", "text_b", "score", "kind"]
     return write_rows(path, output_format(path, fmt, PAIR_FORMATS), cols, pairs)
 
 

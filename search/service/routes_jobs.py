@@ -81,6 +81,8 @@ def pairs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     svc: Service = Depends(service),
 ) -> dict[str, Any]:
+    """A finished job's pairs, best first, each with its kind of match: ``same name``,
+    ``reworded`` or ``same profile`` (``indexer.mining.match_kind``)."""
     job = _job(svc, job_id)
     if job["status"] != "done":
         raise HTTPException(409, f"job {job_id} is {job['status']}, not done")
