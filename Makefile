@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "^WARNING: Location" || true
 	$(PIP) install -q --disable-pip-version-check -e ".[dev,parquet,train,plot,postgres,cluster]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, faiss, sentence_transformers, sqlalchemy, alembic, click, psycopg, ray"
+	$(PY) -c "import torch, faiss, sentence_transformers, sqlalchemy, alembic, click, psycopg, ray, kiwipiepy"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +29,8 @@ demo: $(STAMP)
 	  $(VENV)/bin/foodvec train; }
 	$(VENV)/bin/foodvec build indexer/data/sample_foods.csv --reembed
 	$(VENV)/bin/foodvec search "김치" "우유" "비타민 C" -k 3
+	$(VENV)/bin/foodvec search "혈압에 좋은 음식" -k 10 --explain
+	$(VENV)/bin/foodvec search "혈압에 안 좋은 음식" "good for bones" "카페인 없는 차" -k 3 --explain
 	$(VENV)/bin/foodvec search "뼈에 좋은 음식" "김치 찌개" -k 5
 	$(VENV)/bin/foodvec search "칼슘 풍부" --filter category=유제품 -k 3
 	$(VENV)/bin/foodvec stats
@@ -53,6 +55,7 @@ bench: $(STAMP)
 	$(PY) -m bench.train > bench/out/train.json
 	test -f "$(FOODVEC_HOME)/models/default/foodvec_model.json" || $(VENV)/bin/foodvec train -q
 	$(PY) -m bench.lookup > bench/out/lookup.json
+	$(PY) -m bench.needs --size 100000 > bench/out/needs.json
 	$(PY) -m bench.mine --home $(USDA_HOME) --subset 100000 > bench/out/mine.json
 	$(PY) -m bench.search --source-home $(USDA_HOME) --sizes 10000,100000,390380 > bench/out/search.json
 	$(PY) -m bench.cluster > bench/out/cluster.json

@@ -294,18 +294,22 @@ class LexicalIndex:
         sign = self._fact_signs(goodness)
         good = np.zeros(len(ids))
         bad = np.zeros(len(ids))
+        at, rows = [], []
         for n, i in enumerate(ids.tolist()):
             doc = self.tail.get(i)
             if doc is not None:
-                cols = doc.cols
-            else:
-                row = self._row_of.get(i)
-                if row is None:
-                    continue
-                cols = self.main.indices[self.main.indptr[row] : self.main.indptr[row + 1]]
-            s = sign[cols[cols < len(sign)]]
-            good[n] = (s > 0).sum()
-            bad[n] = (s < 0).sum()
+                s = sign[doc.cols[doc.cols < len(sign)]]
+                good[n], bad[n] = (s > 0).sum(), (s < 0).sum()
+            elif (row := self._row_of.get(i)) is not None:
+                at.append(n)
+                rows.append(row)
+        if rows:
+            sub = self.main[np.asarray(rows)]
+            cols = sub.indices
+            s = np.where(cols < len(sign), sign[np.minimum(cols, len(sign) - 1)], 0)
+            which = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+            good[at] = np.bincount(which, weights=s > 0, minlength=len(rows))
+            bad[at] = np.bincount(which, weights=s < 0, minlength=len(rows))
         return good, bad
 
     def _fact_signs(self, goodness: Callable[[str], int]) -> np.ndarray:

@@ -203,6 +203,17 @@ def plan(parse: Parse, kb: Knowledge) -> Plan:
     return Plan(serve, oppose)
 
 
+def member(ids: np.ndarray, holders: np.ndarray | None) -> np.ndarray:
+    """Which of ``ids`` are in ``holders`` (item ids, small non-negative integers): a
+    mask over the id range, linear where ``np.isin`` sorts."""
+    if holders is None or not len(holders) or not len(ids):
+        return np.zeros(len(ids), bool)
+    top = int(max(ids.max(), holders.max())) + 1
+    mask = np.zeros(top, bool)
+    mask[holders] = True
+    return mask[ids]
+
+
 def judge_many(
     p: Plan, ids: np.ndarray, holders: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +222,7 @@ def judge_many(
     n = max(len(p.serve), 1)
     support = np.zeros(len(ids))
     against = np.zeros(len(ids), bool)
-    has = {t: np.isin(ids, holders.get(t, ())) for t in p.tokens}
+    has = {t: member(ids, holders.get(t)) for t in p.tokens}
     for serve, oppose in zip(p.serve, p.oppose, strict=True):
         stated = has[serve[0][0]]
         best = np.zeros(len(ids))

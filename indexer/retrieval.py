@@ -25,6 +25,7 @@ from .ranking import (
     item_facts,
     judge,
     judge_many,
+    member,
     plan,
     query_side,
     stand_in_health,
@@ -96,6 +97,18 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     if len(scores) <= n:
         return np.arange(len(scores))
     return np.argpartition(-scores, n - 1)[:n]
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    """The sorted union of arrays of item ids (small non-negative integers), by a mask
+    over the id range."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros(0, np.int64)
+    mask = np.zeros(max(int(p.max()) for p in parts) + 1, bool)
+    for p in parts:
+        mask[p] = True
+    return np.flatnonzero(mask)
 
 
 class Searcher:
@@ -225,29 +238,26 @@ class Searcher:
         rest_q = [parse.rest] if parse.rest else []
         scored, holders = idx.lexical_read(rest_q, p.tokens, allowed)
         serving = [holders[t] for ts in p.serve for t, _ in ts if len(holders[t])]
-        pool = np.unique(
-            np.concatenate(
-                [
-                    np.fromiter(dense, np.int64, len(dense)),
-                    np.fromiter(lexical, np.int64, len(lexical)),
-                    np.asarray(first, np.int64),
-                    *serving,
-                ]
-            )
-        )
+        parts = [
+            np.fromiter(dense, np.int64, len(dense)),
+            np.fromiter(lexical, np.int64, len(lexical)),
+            np.asarray(first, np.int64),
+            *serving,
+        ]
+        pool = _union(parts)
         support, against = judge_many(p, pool, holders)
-        lead = np.isin(pool, np.asarray(first, np.int64))
+        lead = member(pool, np.asarray(first, np.int64))
         keep = ~against | lead
         pool, support, lead = pool[keep], support[keep], lead[keep]
         rest = np.zeros(len(pool))
-        if scored and scored[0][2] > 0 and len(scored[0][0]):
+        if scored and scored[0][2] > 0 and len(scored[0][0]) and len(pool):
             r_ids, r_scores, r_full = scored[0]
-            order = np.argsort(r_ids)
-            pos = np.clip(np.searchsorted(r_ids[order], pool), 0, len(r_ids) - 1)
-            hit = r_ids[order][pos] == pool
-            rest[hit] = r_scores[order][pos[hit]] / r_full
-        if len(pool) > JUDGED:  # the best by support and keyword relevance go on
-            top = np.lexsort((-rest, -support, ~lead))[:JUDGED]
+            by_id = np.zeros(int(max(r_ids.max(), pool.max())) + 1)
+            by_id[r_ids] = r_scores / r_full
+            rest = by_id[pool]
+        if len(pool) > JUDGED:  # the best by support, then keyword relevance, go on
+            key = 4.0 * lead + support + 1e-3 * np.minimum(rest, 1.0)
+            top = np.argpartition(-key, JUDGED - 1)[:JUDGED]
             pool, support, lead, rest = pool[top], support[top], lead[top], rest[top]
         cos = np.array([dense.get(int(i), np.nan) for i in pool])
         if vec is not None:
