@@ -3,16 +3,27 @@ throughput in batches of 100, against the same searches made in process (the bas
 what HTTP and the server add), measured in the same run.
 
     .venv/bin/python -m bench.http --source-home /tmp/usda-home --sizes 10000,100000
+
+``--storm``: searches beside writes on one SQLite server (issue 24): ``--items`` items
+made from the sample corpus, the fake embedder of the tests (no model, so the figures
+are those of the index's own work: catch-ups, rebuilds, locks), ``--clients`` search
+clients and ``--upserts-per-s`` one-item upserts (half new items, half rewrites) for
+``--seconds``; the search and upsert latencies and the full rebuilds the server made.
+``--code DIR`` runs the server from another checkout (``git worktree add``) to compare.
+
+    .venv/bin/python -m bench.http --storm --items 20000 --seconds 40
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,11 +56,14 @@ def search_load(url: str, queries: list[str], clients: int, seconds: float):
             while time.monotonic() < stop:
                 q = queries[int(rng.integers(len(queries)))]
                 t0 = time.perf_counter()
-                r = c.post("/search", json={"query": q, "k": 10})
+                try:
+                    ok = c.post("/search", json={"query": q, "k": 10}).status_code == 200
+                except httpx.HTTPError:  # a timeout (30 s) counts, with its time
+                    ok = False
                 ms = (time.perf_counter() - t0) * 1000
                 with lock:
                     lat.append(ms)
-                    errors[0] += r.status_code != 200
+                    errors[0] += not ok
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     t0 = time.perf_counter()
@@ -60,14 +74,158 @@ def search_load(url: str, queries: list[str], clients: int, seconds: float):
     return lat, errors[0], time.perf_counter() - t0
 
 
+# The server of ``--storm``: builds its home with the fake embedder, counts every full
+# build of the FAISS index after that (AnnIndex.build, the count kept in a file), and
+# serves.
+STORM_SERVER = r"""
+import json, sys
+from pathlib import Path
+import indexer.home
+from indexer import BuildOptions, FoodIndex
+from search.service import create_app
+from tests.fakes import FakeEmbedder
+import uvicorn
+
+home, source, port, out = sys.argv[1:5]
+idx = FoodIndex(home, embedder=FakeEmbedder(64))
+idx.build([source], BuildOptions(progress=False))
+idx.search("warm up", k=1)
+count = [0]
+real = indexer.home.AnnIndex.build
+Path(out).write_text(json.dumps({"full_rebuilds": 0}))
+
+def counted(*args, **kw):
+    count[0] += 1
+    Path(out).write_text(json.dumps({"full_rebuilds": count[0]}))
+    return real(*args, **kw)
+
+indexer.home.AnnIndex.build = counted
+uvicorn.run(create_app(idx, compact_every=30), host="127.0.0.1", port=int(port),
+            log_level="warning")
+"""
+
+
+def storm(args) -> dict:
+    import csv
+
+    root = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
+    sample = root / "indexer" / "data" / "sample_foods.csv"
+    with open(sample, encoding="utf-8") as fh:
+        base = list(csv.DictReader(fh))
+    tmp = Path(tempfile.mkdtemp(prefix="foodvec-storm-"))
+    source = tmp / "items.csv"
+    with open(source, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["id", "text", "category"])
+        w.writeheader()
+        for i in range(args.items):
+            r = base[i % len(base)]
+            w.writerow({"id": f"s{i}", "text": f"{r['text']} (변형 {i // len(base)})",
+                        "category": r.get("category", "")})
+    queries = [r["text"].split(":")[0] for r in base]
+    port = free_port()
+    out = tmp / "server.json"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STORM_SERVER, str(tmp / "home"), str(source), str(port), str(out)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + args.start_timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise SystemExit(proc.stderr.read().decode()[-3000:])
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not become ready")
+        start_s = time.perf_counter() - t0
+        up_lat: list[float] = []
+        up_err = [0]
+        stop = threading.Event()
+
+        def writer() -> None:
+            rng = np.random.default_rng(1)
+            period = 1.0 / args.upserts_per_s
+            nxt = time.monotonic()
+            j = 0
+            with httpx.Client(base_url=url, timeout=120) as c:
+                while not stop.is_set():
+                    r = base[j % len(base)]
+                    if j % 2:
+                        item = {"id": f"s{int(rng.integers(args.items))}",
+                                "text": f"{r['text']} (고침 {j})"}
+                    else:
+                        item = {"id": f"u{j}", "text": f"{r['text']} (새 {j})"}
+                    t1 = time.perf_counter()
+                    resp = c.post("/items", json={"items": [item]})
+                    up_lat.append((time.perf_counter() - t1) * 1000)
+                    up_err[0] += resp.status_code != 200
+                    j += 1
+                    nxt += period
+                    time.sleep(max(0.0, nxt - time.monotonic()))
+
+        w = threading.Thread(target=writer)
+        w.start()
+        lat, errors, wall = search_load(url, queries, args.clients, args.seconds)
+        stop.set()
+        w.join()
+        metrics = httpx.get(url + "/metrics", timeout=120).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    served = json.loads(out.read_text()) if out.exists() else {}
+    counted = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(("foodvec_index_rebuilds_total", "foodvec_index_catchups_total"))
+    }
+    shutil.rmtree(tmp)
+    return {
+        "bench": "http-storm",
+        "code": str(root),
+        "model": "fake (tests/fakes.py, 64 dimensions)",
+        "items": args.items,
+        "clients": args.clients,
+        "upserts_per_s_asked": args.upserts_per_s,
+        "seconds": args.seconds,
+        "server_start_s": round(start_s, 1),
+        "searches": len(lat),
+        "search_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": round(max(lat), 1)},
+        "upserts": len(up_lat),
+        "upsert_ms": {"p50": pct(up_lat, 50), "p99": pct(up_lat, 99)},
+        "errors": errors + up_err[0],
+        "full_rebuilds_under_load": served.get("full_rebuilds"),
+        "metrics": counted,
+        "machine": machine(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--source-home", type=Path, required=True)
+    ap.add_argument("--source-home", type=Path)
+    ap.add_argument("--storm", action="store_true", help="searches beside writes (issue 24)")
+    ap.add_argument("--items", type=int, default=20000)
+    ap.add_argument("--upserts-per-s", type=float, default=10.0)
+    ap.add_argument("--code", help="run the --storm server from this checkout")
+    ap.add_argument("--start-timeout", type=float, default=600.0)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--batches", type=int, default=30)
     args = ap.parse_args()
+    if args.storm:
+        emit(storm(args))
+        return
+    if args.source_home is None:
+        ap.error("--source-home is needed (or --storm)")
 
     from indexer import FoodIndex
     from search import Searcher

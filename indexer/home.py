@@ -83,6 +83,17 @@ class FoodIndex:
         # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
         self._lex: LexicalIndex | None = None
         self._mutex = threading.RLock()
+        # Searches read the in-memory indexes at one generation, the one of their
+        # database snapshot (``_reading``): while any does, no catch-up moves the
+        # indexes on (a catch-up waits on ``_gate`` until ``_readers`` is 0), so a search
+        # never finds them past its snapshot, and never rebuilds because of that.
+        self._gate = threading.Condition(self._mutex)
+        self._readers = 0
+        self._local = threading.local()  # .reading: this thread's search depth
+        # Since this object was opened: full rebuilds of the FAISS index (by reason)
+        # and catch-ups from the change log (``index_counters``, ``/metrics``).
+        self._rebuilds: dict[str, int] = {}
+        self._catchups = 0
         # filter (repr of its tree) -> (generation, matching item ids), least recent first
         self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
 
@@ -131,6 +142,28 @@ class FoodIndex:
         if have is None:
             return gen if model else 0
         return max(0, gen - int(have))
+
+    @property
+    def rebuilds(self) -> int:
+        """Full rebuilds of the FAISS index since this object was opened (the first
+        build of an index that had none included)."""
+        with self._mutex:
+            return sum(self._rebuilds.values())
+
+    @property
+    def catchups(self) -> int:
+        """Catch-ups from the change log since this object was opened."""
+        return self._catchups
+
+    def index_counters(self) -> dict[str, Any]:
+        """What this object did to its in-memory indexes since it was opened: full
+        rebuilds (in all and by reason) and catch-ups from the change log."""
+        with self._mutex:
+            return {
+                "rebuilds": sum(self._rebuilds.values()),
+                "rebuild_reasons": dict(self._rebuilds),
+                "catchups": self._catchups,
+            }
 
     @property
     def embedder(self) -> Embedder:
@@ -311,14 +344,122 @@ class FoodIndex:
         which is how a crash between a commit and its index write is repaired on open.
         Thread-safe: mutations and searches of the index hold ``self._mutex``.
         """
-        with self._mutex, self._store.snapshot():  # one snapshot of the database
-            return self._sync(publish, kind, force_rebuild)
+        with self._mutex:
+            if self._reading_here():
+                # Inside this thread's search the indexes are at its snapshot's
+                # generation (``_reading``), and stay there until it ends.
+                return self._ann
+            while True:
+                with self._store.snapshot():  # one snapshot of the database
+                    # Searches read the indexes at their generation: a change waits
+                    # for them to end (a look, or a save, does not).
+                    if not self._readers or not self._must_change(kind, force_rebuild):
+                        return self._sync(publish, kind, force_rebuild)
+                self._gate.wait()
+
+    def _must_change(self, kind: str | None, force_rebuild: bool) -> bool:
+        """Whether ``_sync`` would change the in-memory indexes (under the index lock,
+        in a snapshot)."""
+        gen, model = self._store.state()
+        meta = self._ann_meta or {}
+        if self._ann is not None and int(meta["generation"]) > gen:
+            self._store.renew_snapshot()  # an outer snapshot older than the indexes
+            gen, model = self._store.state()
+        if model is None and self._ann is None:
+            return False
+        return (
+            force_rebuild
+            or self._ann is None
+            or self._lex is None
+            or model != meta.get("model")
+            or gen != meta.get("generation")
+            or kind not in (None, meta.get("requested"))
+        )
+
+    def _current(self) -> AnnIndex | None:
+        """The in-memory FAISS index for a read (under ``self._mutex``): at this thread's
+        search generation, else caught up with the database now."""
+        if self._reading_here():
+            return self._ann
+        return self.sync()
+
+    def _reading_here(self) -> bool:
+        return getattr(self._local, "reading", 0) > 0
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One search: a snapshot of the database and the in-memory indexes at its
+        generation, for the whole search. The snapshot is taken under the index lock,
+        the indexes caught up to it from the change log if they are behind; if they
+        are ahead (another thread caught them up while this one waited) the snapshot
+        is taken again, newer: never a rebuild for that. While it lasts, catch-ups wait
+        (a search takes milliseconds)."""
+        if self._reading_here():
+            self._local.reading += 1
+            try:
+                yield
+            finally:
+                self._local.reading -= 1
+            return
+        with self._store.snapshot():
+            with self._mutex:
+                self._pin_generation()
+                self._readers += 1
+            self._local.reading = 1
+            try:
+                yield
+            finally:
+                self._local.reading = 0
+                with self._mutex:
+                    self._readers -= 1
+                    if not self._readers:
+                        self._gate.notify_all()
+
+    def _pin_generation(self) -> None:
+        """Under the index lock, inside this thread's snapshot: bring the indexes and
+        the snapshot to one generation."""
+        renewed = False
+        while True:
+            gen, model = self._store.state()  # the first read fixes the snapshot
+            meta = self._ann_meta or {}
+            have = int(meta["generation"]) if self._ann is not None else None
+            if have is not None and have > gen and not renewed:
+                # Caught up by another thread past this snapshot: read a newer one.
+                self._store.renew_snapshot()
+                renewed = True
+                continue
+            if model is None and self._ann is None:
+                return  # nothing indexed yet
+            if (
+                model is not None
+                and have == gen
+                and meta.get("model") == model
+                and self._lex is not None
+            ):
+                return  # the common case: nothing changed since the last look
+            if self._readers:  # others read the indexes at their generation: wait
+                self._gate.wait()
+                renewed = False
+                continue
+            self._sync(None, None, False)
+            return
 
     def _sync(self, publish, kind, force_rebuild) -> AnnIndex | None:
         gen_now, model = self._store.state()
         if model is None:
             self._ann, self._ann_meta, self._lex = None, None, None
             return None
+        from_disk = self._ann is None
+        if from_disk:
+            self._load_published()
+        if self._ann is not None and int((self._ann_meta or {})["generation"]) > gen_now:
+            # An outer snapshot older than the indexes (another thread or process moved
+            # them on since it was taken): read the database again, newer.
+            if self._store.renew_snapshot():
+                gen_now, model = self._store.state()
+                if model is None:
+                    self._ann, self._ann_meta, self._lex = None, None, None
+                    return None
         meta = self._ann_meta or {}
         if (
             self._ann is not None
@@ -327,24 +468,24 @@ class FoodIndex:
             and kind in (None, meta.get("requested"))
             and meta.get("generation") == gen_now
             and meta.get("model") == model
+            and self._lex is not None
+            and not from_disk
         ):
             return self._ann  # the common case: nothing changed since the last look
-        if self._ann is not None and meta.get("model") == model and "dim" in meta:
+        if not from_disk and meta.get("model") == model and "dim" in meta:
             dim = int(meta["dim"])  # checked when this index was loaded: no read
         else:
             info = self._store.model_info(model)
             dim = int(info["dim"]) if info else 0
-        from_disk = self._ann is None
-        if from_disk:
-            self._load_published()
-        meta = self._ann_meta or {}
         requested = kind or meta.get("requested", "auto")
         want = choose_kind(requested, self._store.count())
         old_gen = int(meta.get("generation", -1))
         changes = (
-            None if force_rebuild else self._apply_log(model, dim, want, from_disk, gen_now)
+            "forced" if force_rebuild else self._apply_log(model, dim, want, from_disk, gen_now)
         )
-        if changes is None:
+        if isinstance(changes, str):  # a full rebuild, and why
+            self._rebuilds[changes] = self._rebuilds.get(changes, 0) + 1
+            log.info("rebuilding the index from the database (%s)", changes)
             gen = self._store.generation()
             self._ann = AnnIndex.build(
                 want, dim, lambda: self._store.vectors_for_items(model, dim), self._store.count()
@@ -371,25 +512,29 @@ class FoodIndex:
             self._save(ann, gen, model, requested, changes.vectors, self._lex.to_bytes())
         return ann
 
-    def _stale(self, model: str, dim: int, want: str, gen: int) -> bool:
-        """The in-memory index cannot be caught up: it must be built again."""
+    def _stale(self, model: str, dim: int, want: str, gen: int) -> str | None:
+        """Why the in-memory index cannot be caught up and must be built again (None:
+        it can be)."""
         meta = self._ann_meta or {}
-        return (
-            self._ann is None
-            or meta.get("model") != model
-            or int(meta.get("dim", -1)) != dim
-            or self._ann.kind != want
-            or int(meta.get("generation", -1)) > gen
-        )
+        if self._ann is None:
+            return "no index"
+        if meta.get("model") != model or int(meta.get("dim", -1)) != dim:
+            return "model changed"
+        if self._ann.kind != want:
+            return "index kind changed"
+        if int(meta.get("generation", -1)) > gen:
+            return "database behind the index"
+        return None
 
     def _apply_log(
         self, model: str, dim: int, want: str, from_disk: bool, gen: int
-    ) -> _Changes | None:
+    ) -> _Changes | str:
         """Catch the in-memory indexes up from the change log to generation ``gen`` (read
-        in the same snapshot); None when they must be rebuilt instead (wrong model or
-        kind, or the log does not reach back)."""
-        if self._stale(model, dim, want, gen):
-            return None
+        in the same snapshot); why not when they must be rebuilt instead (wrong model
+        or kind, or the log does not reach back)."""
+        why = self._stale(model, dim, want, gen)
+        if why:
+            return why
         old_gen = int((self._ann_meta or {})["generation"])
         if old_gen == gen:
             return _Changes(vectors=False, lexical=False, generation=gen)
@@ -397,17 +542,19 @@ class FoodIndex:
         delta = self._store.changes_since(old_gen)
         if delta is None and not from_disk and self._load_published(newer_than=old_gen):
             # Another process published a newer index and pruned the log behind it.
-            if self._stale(model, dim, want, gen):
-                return None
+            why = self._stale(model, dim, want, gen)
+            if why:
+                return why
             delta = self._store.changes_since(int((self._ann_meta or {})["generation"]))
             reloaded = True
         if delta is None:
-            return None
+            return "change log does not reach back"
         touched, gen = delta
         ann = self._ann
         ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
         if not ann.supports_remove and np.isin(ids, ann.ids()).any():
-            return None  # an index that cannot remove must be rebuilt to change an item
+            return "index cannot remove"  # it must be rebuilt to change an item
+        self._catchups += 1
         changes = _Changes(vectors=reloaded, lexical=False, generation=gen)
         if len(ids):
             if ann.supports_remove:
@@ -502,7 +649,7 @@ class FoodIndex:
         """BM25 of every item sharing a term with ``query`` (restricted to ``allowed``),
         as (item ids, scores, the score of a full match); at the database's generation."""
         with self._mutex:
-            self.sync()
+            self._current()
             lex = self._lex
             if lex is None:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
@@ -517,7 +664,7 @@ class FoodIndex:
         generation of the database."""
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0)
         with self._mutex:
-            self.sync()
+            self._current()
             lex = self._lex
             if lex is None:
                 return [empty for _ in queries], {f: empty[0] for f in facts}
@@ -546,7 +693,7 @@ class FoodIndex:
         item ids), one row per query, -1 where fewer than k items exist. ``allowed``
         restricts the search to those item ids (inside the search, never after it)."""
         with self._mutex:
-            ann = self._sync(None, None, False)
+            ann = self._current()
             empty = (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
             if ann is None or ann.count == 0:
                 return empty
@@ -686,7 +833,7 @@ class FoodIndex:
     def search(self, queries: str | Sequence[str], **kw: Any) -> list[list[Hit]]:
         """Food lookup (``indexer.retrieval.Searcher.search``): one list of hits per query,
         all read from one snapshot of the database."""
-        with self._store.snapshot():
+        with self._reading():
             return Searcher(self).search(queries, **kw)
 
     def mine(self, **kw: Any) -> MineResult:
@@ -818,7 +965,16 @@ class FoodIndex:
                 "count": side.get("count"),
                 "generation": side.get("generation"),
             },
+            # What this object (a server: since it started) did to its in-memory index.
+            "in_memory": {
+                "generation": self._memory_generation(),
+                **self.index_counters(),
+            },
         }
+
+    def _memory_generation(self) -> int | None:
+        with self._mutex:
+            return (self._ann_meta or {}).get("generation") if self._ann is not None else None
 
     def verify(self) -> list[str]:
         """Compare the published FAISS index with the database; [] when they agree."""

@@ -183,3 +183,25 @@ def test_openapi_fuzz_finds_no_server_error(index):
     assert {m for m, _, _ in calls} >= {"GET", "POST", "DELETE"}
     assert any(c == 200 for _, p, c in calls if p == "/search")
     assert any(400 <= c < 500 for _, p, c in calls if p == "/items")
+
+
+def test_idle_server_catches_up_in_the_background_and_counts_rebuilds(client, index, home):
+    """A write through another process (here another ``FoodIndex`` on the same
+    database) is caught up without any search: ``/ready`` turns 200 by itself, and
+    ``/metrics`` counts the catch-up and no full rebuild."""
+    import time
+
+    rebuilds = index.rebuilds
+    with FoodIndex(home, embedder=FakeEmbedder(64)) as other:
+        other.upsert([{"id": "elsewhere", "text": "다른 곳에서 쓴 두부 요리"}], publish=False)
+    deadline = time.monotonic() + 10
+    while index.index_lag() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert index.index_lag() == 0  # no search was made: the server's own catch-up
+    assert client.get("/ready").status_code == 200
+    assert index.rebuilds == rebuilds and index.catchups >= 1
+    text = client.get("/metrics").text
+    assert "foodvec_index_catchups_total" in text
+    assert 'foodvec_index_rebuilds_total{reason="change log does not reach back"}' not in text
+    s = client.get("/stats").json()["in_memory"]
+    assert s["catchups"] >= 1 and s["generation"] == index.state()[0]

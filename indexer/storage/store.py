@@ -194,12 +194,31 @@ class Store:
         if getattr(self._pinned, "conn", None) is not None:
             yield
             return
-        with self.engine.connect() as conn, conn.begin():
+        with self.engine.connect() as conn:
+            conn.begin()
             self._pinned.conn = conn
             try:
                 yield
-            finally:
+            except BaseException:
                 self._pinned.conn = None
+                if conn.in_transaction():
+                    conn.rollback()
+                raise
+            self._pinned.conn = None
+            if conn.in_transaction():
+                conn.commit()
+
+    def renew_snapshot(self) -> bool:
+        """End this thread's pinned read transaction and begin another on the same
+        connection: the reads after it see every commit made before it. False when
+        no snapshot is pinned (each read is its own transaction then)."""
+        conn = getattr(self._pinned, "conn", None)
+        if conn is None:
+            return False
+        if conn.in_transaction():
+            conn.commit()
+        conn.begin()
+        return True
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -104,11 +104,31 @@ def create_app(
     protect_reads: bool = False,
     compact_every: float = 30.0,
     allowed_hosts: list[str] | None = None,
+    catch_up_every: float = 0.5,
 ) -> FastAPI:
     """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``.
     ``allowed_hosts``: the Host header values accepted (a loopback server accepts only
-    loopback names, so a page on another site cannot reach it by DNS rebinding)."""
+    loopback names, so a page on another site cannot reach it by DNS rebinding).
+    ``catch_up_every``: seconds between looks at the database's generation; an index
+    found behind (a write through another replica or process) is caught up from the
+    change log then, so an idle replica becomes ready without a search (0: never)."""
     stop = threading.Event()
+
+    def catcher() -> None:
+        failing = False
+        while not stop.wait(catch_up_every):
+            try:
+                if index.index_lag():
+                    index.sync()
+                failing = False
+            except Exception as exc:  # the database away: said once, retried each tick
+                if not failing:
+                    log.warning(
+                        "catching the index up failed (%s: %s); retrying",
+                        type(exc).__name__,
+                        exc,
+                    )
+                failing = True
 
     def compactor() -> None:
         while not stop.wait(compact_every):
@@ -125,6 +145,8 @@ def create_app(
             index.embedder.encode(["warm up"])  # load the model before the first request
         if compact_every > 0:
             threading.Thread(target=compactor, name="foodvec-compactor", daemon=True).start()
+        if catch_up_every > 0:
+            threading.Thread(target=catcher, name="foodvec-catch-up", daemon=True).start()
         yield
         stop.set()
         index.publish()

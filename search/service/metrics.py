@@ -1,6 +1,7 @@
 """Prometheus metrics of one server (prometheus-client): requests and latencies by
-route, searches by mode, and, read at each scrape, items, generation, index lag and
-running mining jobs."""
+route, searches by mode, and, read at each scrape, items, generation, index lag,
+running mining jobs, and the full rebuilds (by reason) and change-log catch-ups of the
+in-memory index."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
     from .state import Service
@@ -55,6 +56,21 @@ class _StateCollector:
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], float(value))
             yield g
+        counts = idx.index_counters()
+        rebuilds = CounterMetricFamily(
+            "foodvec_index_rebuilds",
+            "Full rebuilds of the in-memory index from the database, by reason (the first "
+            "load of a home without an index included)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(counts["rebuild_reasons"].items()):
+            rebuilds.add_metric([reason], float(n))
+        yield rebuilds
+        catchups = CounterMetricFamily(
+            "foodvec_index_catchups", "Catch-ups of the in-memory index from the change log"
+        )
+        catchups.add_metric([], float(counts["catchups"]))
+        yield catchups
 
 
 class MetricsMiddleware:

@@ -24,8 +24,10 @@ def health(svc: Service = Depends(service)) -> dict[str, Any]:
 
 @router.get("/ready")
 def ready(svc: Service = Depends(service)) -> JSONResponse:
-    """Ready to answer searches: the model is loaded and the index is caught up with
-    the database (503 otherwise, e.g. while a large index is rebuilt)."""
+    """Ready to answer searches: the model is loaded and the in-memory index is at the
+    database's generation (503 otherwise: while a large index is rebuilt, or for the
+    moment between a write elsewhere and the server's background catch-up, which
+    looks every 0.5 s). ``/health`` is liveness only."""
     lag = svc.index.index_lag()
     loaded = svc.index.model_loaded() or svc.index.state()[1] is None
     ok = lag == 0 and loaded
