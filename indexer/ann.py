@@ -259,15 +259,11 @@ class AnnIndex:
         meta = read_sidecar(folder)
         if meta is None or meta.get("format") != FORMAT:
             raise DamagedIndex(f"{sidecar} is not a foodvec sidecar")
-        try:
-            path = folder / str(meta["file"])
-            kind, dim = str(meta["kind"]), int(meta["dim"])
-            params = dict(meta.get("params") or {})
-            int(meta["generation"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DamagedIndex(f"{sidecar} lacks or garbles {exc}") from None
-        if kind not in KINDS:
-            raise DamagedIndex(f"{sidecar} names an unknown index kind {kind!r}")
+        problem = _sidecar_problem(meta)
+        if problem:
+            raise DamagedIndex(f"{sidecar} {problem}")
+        path = folder / meta["file"]
+        kind, dim, params = meta["kind"], meta["dim"], dict(meta.get("params") or {})
         try:
             index = faiss.read_index(str(path))
         except (RuntimeError, OSError) as exc:
@@ -275,9 +271,14 @@ class AnnIndex:
             raise DamagedIndex(f"{path.name} cannot be read ({first[:120]})") from None
         if index.d != dim:
             raise DamagedIndex(f"{path.name} holds {index.d}-dimensional vectors, not {dim}")
-        if index.ntotal != int(meta.get("count", index.ntotal)):
+        if index.ntotal != meta.get("count", index.ntotal):
             raise DamagedIndex(
                 f"{path.name} holds {index.ntotal} vectors; its sidecar says {meta['count']}"
+            )
+        actual = _kind_of(index)
+        if actual != kind:
+            raise DamagedIndex(
+                f"{path.name} is a {actual or 'foreign'} index; its sidecar says {kind}"
             )
         ann = cls(kind, dim, index, params)
         if ann.kind == "hnsw":
@@ -285,6 +286,57 @@ class AnnIndex:
                 "efSearch", HNSW_EF_SEARCH
             )
         return ann, meta
+
+
+def _whole(v: Any, low: int = 0) -> bool:
+    """A JSON integer (not a bool, not a float such as Infinity or NaN) of at least
+    ``low`` that fits 64 bits."""
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**63
+
+
+def _plain_name(v: Any) -> bool:
+    """A file name inside the index folder (no folder part)."""
+    return isinstance(v, str) and v not in ("", ".", "..") and "/" not in v and "\x00" not in v
+
+
+def _sidecar_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with a sidecar's fields, or None: every value the loader and the
+    catch-up use is checked for its type and range here, so a damaged or hand-edited
+    sidecar (``"generation": Infinity``, ``"count": NaN``) is a damaged index."""
+    if not _plain_name(meta.get("file")):
+        return "lacks or garbles 'file'"
+    if meta.get("lexical") is not None and not _plain_name(meta["lexical"]):
+        return "garbles 'lexical'"
+    if meta.get("kind") not in KINDS:
+        return f"names an unknown index kind {meta.get('kind')!r}"
+    if meta.get("requested", "auto") not in ("auto", *KINDS):
+        return f"names an unknown requested kind {meta.get('requested')!r}"
+    for key, low in (("generation", 0), ("dim", 1)):
+        if not _whole(meta.get(key), low):
+            return f"lacks or garbles {key!r} ({meta.get(key)!r})"
+    if "count" in meta and not _whole(meta["count"]):
+        return f"garbles 'count' ({meta['count']!r})"
+    if meta.get("model") is not None and not isinstance(meta["model"], str):
+        return "garbles 'model'"
+    params = meta.get("params")
+    if params is not None and not isinstance(params, dict):
+        return "garbles 'params'"
+    if not all(_whole(v, 1) for v in (params or {}).values()):
+        return f"garbles 'params' ({params!r})"
+    return None
+
+
+def _kind_of(index: faiss.Index) -> str | None:
+    """Which of ``KINDS`` a FAISS index read from a file is (None: another kind)."""
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return "hnsw"
+        if isinstance(inner, faiss.IndexFlatIP):
+            return "flat"
+    return None
 
 
 @contextmanager

@@ -122,7 +122,11 @@ class _Rejects:
             self.report.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.report, "w", encoding="utf-8")
         rec = {"where": raw.where, "reason": reason, "row": raw.data}
-        line = json.dumps(rec, ensure_ascii=False, default=str)
+        try:
+            line = json.dumps(rec, ensure_ascii=False, default=str)
+        except RecursionError:  # a row nested too deep to write back: its place will do
+            rec["row"] = None
+            line = json.dumps(rec, ensure_ascii=False, default=str)
         if has_lone_surrogate(line):  # the rejected row itself may hold one
             line = json.dumps(rec, ensure_ascii=True, default=str)
         self._fh.write(line + "\n")

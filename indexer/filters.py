@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadInputError
+from .text import has_lone_surrogate
 
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 OPERATORS = (*COMPARISONS, "$in", "$nin", "$contains", "$exists")
 MAX_DEPTH = 8
 MAX_CONDITIONS = 64
 MAX_IN = 1000
+# Metadata never holds one (a build refuses it), and no database driver can encode it.
+_SURROGATE = "holds a lone surrogate (a broken \\ud800 escape; not valid Unicode)"
 
 
 class FilterError(BadInputError):
@@ -75,6 +78,8 @@ def from_text_pairs(pairs: dict[str, Any]) -> Node:
     for k, v in pairs.items():
         if "\x00" in str(k) or "\x00" in _as_text(v):
             raise FilterError(f"filter {str(k)!r}: keys and values may not contain NUL")
+        if has_lone_surrogate(str(k)) or has_lone_surrogate(_as_text(v)):
+            raise FilterError(f"filter {str(k)!r}: {_SURROGATE}")
     return Group("and", tuple(Cond(str(k), "text", _as_text(v)) for k, v in pairs.items()))
 
 
@@ -113,6 +118,8 @@ def _node(obj: Any, where: str, depth: int, count: list[int]) -> Node:
     for key, value in obj.items():
         if not isinstance(key, str) or not key or "\x00" in key:
             raise FilterError(f"{where}: keys are non-empty strings without NUL")
+        if has_lone_surrogate(key):
+            raise FilterError(f"{where}: a key {_SURROGATE}")
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise FilterError(f"{where}.{key}: a non-empty list of filters")
@@ -171,6 +178,8 @@ def _scalar(v: Any, where: str) -> None:
     if isinstance(v, str) and "\x00" in v:
         # metadata never holds NUL (a build refuses it), and PostgreSQL cannot take it
         raise FilterError(f"{where}: a text value may not contain NUL")
+    if isinstance(v, str) and has_lone_surrogate(v):
+        raise FilterError(f"{where}: a text value {_SURROGATE}")
     if isinstance(v, bool) or isinstance(v, str):
         return
     if isinstance(v, int):

@@ -769,6 +769,8 @@ class FoodIndex:
             try:
                 start = int(after)
             except ValueError:
+                start = -1
+            if not 0 <= start < 2**63:  # item ids are 64-bit; the database takes no more
                 raise BadInputError(f"not a cursor: {after!r} (use the `next` of a page)") from None
         node = parse_where(where) if where is not None else None
         rows = self._store.page(node, after=start, offset=offset, limit=limit)
@@ -894,6 +896,11 @@ class FoodIndex:
         restored home catches them up from the change log), and the trained default
         model. Returns what was copied."""
         dest = Path(dest).expanduser()
+        inside, home = dest.resolve(), self.home.resolve()
+        if inside == home or home in inside.parents or inside in home.parents:
+            raise BadInputError(
+                f"{dest} is inside the home {self.home} (or holds it); back up elsewhere"
+            )
         if dest.exists() and any(dest.iterdir()):
             raise BadInputError(f"{dest} is not empty; back up into a new folder")
         target = Layout(dest)
@@ -978,7 +985,9 @@ class FoodIndex:
 
     def verify(self) -> list[str]:
         """Compare the published FAISS index with the database; [] when they agree."""
-        problems: list[str] = []
+        problems = self._store.integrity_problems()
+        if problems:  # a damaged database: the indexes cannot be checked against it
+            return problems
         self.sync()  # an index left behind by a crashed writer is caught up first
         model = self._store.active_model()
         count = self._store.count()

@@ -454,19 +454,30 @@ class LexicalIndex:
 
     @classmethod
     def load_bytes(cls, data: bytes) -> LexicalIndex | None:
+        """None when the bytes are not a consistent index of this format: every size,
+        shape, dtype, range and order is checked before a matrix is built, since
+        scipy's sparse routines trust their arrays (an index out of range is a crash)."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 if z["format"].tolist() != [FORMAT, TERMS_VERSION, lexicon_version()]:
                     return None
-                words = bytes(z["vocab"]).decode("utf-8")
+                vocab_bytes = z["vocab"]
+                if vocab_bytes.dtype != np.uint8 or vocab_bytes.ndim != 1:
+                    return None
+                words = bytes(vocab_bytes).decode("utf-8")
                 vocab_list = words.split("\n") if words else []
-                ids, lens = z["ids"], z["lens"]
-                main = sparse.csr_matrix(
-                    (z["data"], z["indices"], z["indptr"]), shape=(len(ids), len(vocab_list))
+                arrays = _checked_arrays(
+                    z["indptr"], z["indices"], z["data"], z["ids"], z["lens"], len(vocab_list)
                 )
         except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile):
             return None
-        if lens.shape != (len(ids), NF):
+        if arrays is None or len(set(vocab_list)) != len(vocab_list):
+            return None
+        indptr, indices, values, ids, lens = arrays
+        main = sparse.csr_matrix(
+            (values, indices, indptr), shape=(len(ids), len(vocab_list)), copy=False
+        )
+        if not main.has_canonical_format:  # to_bytes writes sorted, distinct columns
             return None
         idx = cls(vocab={w: n for n, w in enumerate(vocab_list)})
         idx._max_len = min(
@@ -479,5 +490,36 @@ class LexicalIndex:
         idx.count = len(ids)
         return idx
 
+
+def _checked_arrays(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    ids: np.ndarray,
+    lens: np.ndarray,
+    n_vocab: int,
+) -> tuple[np.ndarray, ...] | None:
+    """The arrays of a saved main matrix, converted to their working dtypes, or None
+    when they do not describe one: (indptr, indices, data, ids, lens)."""
+    ints = (indptr, indices, ids)
+    if any(a.ndim != 1 or a.dtype.kind not in "iu" for a in ints):
+        return None
+    if values.ndim != 1 or values.dtype.kind != "f" or lens.dtype.kind != "f":
+        return None
+    n = len(ids)
+    if lens.shape != (n, NF) or len(indptr) != n + 1 or len(indices) != len(values):
+        return None
+    indptr, indices, ids = (a.astype(np.int64) for a in ints)
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        return None
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_vocab):
+        return None
+    if n and (ids.min() < 0 or len(np.unique(ids)) != n):
+        return None
+    values, lens = values.astype(np.float32), lens.astype(np.float32)
+    for a in (values, lens):
+        if not np.isfinite(a).all() or (a < 0).any():
+            return None
+    return indptr, indices, values, ids, lens
 
 __all__ = ["LexicalIndex", "FIELDS", "WEIGHTS"]

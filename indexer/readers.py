@@ -202,6 +202,9 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
         except ValueError as exc:
             yield RawRow(where, None, f"not valid JSON: {exc}")
             continue
+        except RecursionError:  # nested deeper than Python's decoder can follow
+            yield RawRow(where, None, "not usable JSON: nested too deep")
+            continue
         if not isinstance(obj, dict):
             yield RawRow(where, None, f"expected a JSON object, found {type(obj).__name__}")
             continue

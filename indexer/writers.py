@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError
+from .errors import BadInputError, FoodvecError
 from .readers import FORMATS, format_of
 
 
@@ -32,29 +32,47 @@ def write_rows(
     """Write ``rows`` (dicts over ``columns``) as ``fmt``; returns how many. In CSV and
     TSV a value that is a list or an object is written as its JSON text."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # A regular file (or a new path) is written whole or not at all: a temporary file
+    # renamed into place. Anything else (a device such as /dev/stdout, a FIFO) is
+    # written in place: renaming over it would replace it with a regular file.
+    in_place = path.exists() and not path.is_file()
+    tmp = path if in_place else path.with_name(path.name + ".tmp")
     n = 0
     try:
-        if fmt in ("csv", "tsv"):
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                sep = "," if fmt == "csv" else "\t"
-                w = csv.DictWriter(fh, fieldnames=list(columns), delimiter=sep)
-                w.writeheader()
-                for r in rows:
-                    w.writerow({k: _flat(v) for k, v in r.items()})
-                    n += 1
-        elif fmt == "jsonl":
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
-                    n += 1
-        elif fmt == "parquet":
-            n = _write_parquet(tmp, columns, rows)
-        else:
-            raise BadInputError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        os.replace(tmp, path)
+        n = _write(tmp, fmt, columns, rows)
+        if not in_place:
+            os.replace(tmp, path)
+    except BrokenPipeError:
+        raise  # a reader that stopped early (`| head`): no error of the file's
+    except OSError as exc:
+        raise FoodvecError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if not in_place:
+            tmp.unlink(missing_ok=True)
+    return n
+
+
+def _write(
+    target: Path, fmt: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]
+) -> int:
+    n = 0
+    if fmt in ("csv", "tsv"):
+        with open(target, "w", newline="", encoding="utf-8") as fh:
+            sep = "," if fmt == "csv" else "\t"
+            w = csv.DictWriter(fh, fieldnames=list(columns), delimiter=sep)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _flat(v) for k, v in r.items()})
+                n += 1
+    elif fmt == "jsonl":
+        with open(target, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
+                n += 1
+    elif fmt == "parquet":
+        n = _write_parquet(target, columns, rows)
+    else:
+        raise BadInputError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     return n
 
 

@@ -21,7 +21,7 @@ from indexer.errors import FoodvecError
 from indexer.home import FoodIndex
 from indexer.readers import FORMATS
 from indexer.settings import settings
-from indexer.text import normalize_text
+from indexer.text import has_lone_surrogate, normalize_text
 from indexer.train import RECIPES, TrainConfig
 from indexer.understand import describe_parse, parse_query
 
@@ -82,8 +82,8 @@ def _friendly(f: Callable) -> Callable:
             return f(*args, **kwargs)
         except FoodvecError as exc:
             raise click.ClickException(str(exc)) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click exits quietly on a closed pipe (`foodvec list | head`)
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; nothing was written") from None
         except sqlalchemy_error() as exc:
@@ -109,8 +109,39 @@ def sqlalchemy_error() -> type[Exception]:
     return SQLAlchemyError
 
 
-def _open(home: Path | None, model: str | None, db: str | None) -> FoodIndex:
+def _open(home: Path | None, model: str | None, db: str | None, read: bool = False) -> FoodIndex:
+    """The home; a reading command (``read``) never creates one: a mistyped --home is
+    an error naming the path, not a new empty home that answers nothing."""
+    if read:
+        _require_database(home, db)
     return FoodIndex(home=home, model=model, db=db)
+
+
+def _require_database(home: Path | None, db: str | None) -> None:
+    from indexer.settings import Layout
+
+    cfg = settings()
+    home_path = Path(home or cfg.home).expanduser()
+    url = db or cfg.db
+    if url is None:
+        path = Layout(home_path).database
+    else:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return  # opening it says what is wrong
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return
+        path = Path(parsed.database).expanduser()
+    if not path.is_file():
+        where = f"no foodvec home at {home_path}" if url is None else "no database"
+        raise click.ClickException(
+            f"{where}: {path} does not exist (check --home, FOODVEC_HOME or --db; "
+            "`foodvec init` or `foodvec build` makes one)"
+        )
 
 
 def _parse_where(exprs: tuple[str, ...], hint: str = "--where") -> dict[str, Any] | None:
@@ -130,6 +161,19 @@ def _parse_where(exprs: tuple[str, ...], hint: str = "--where") -> dict[str, Any
 
 def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+META_HELP = (
+    "A plain numeral becomes a number (as in CSV files, so "
+    "--where 'kcal<200' finds it); true, false and quoted values are taken as JSON."
+)
+
+
+def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """--meta KEY=VALUE of add and update, typed as the short filter form types values."""
+    from indexer.filters import parse_value
+
+    return {k: parse_value(v) for k, v in _parse_pairs(pairs, "--meta").items()}
 
 
 def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
@@ -339,13 +383,15 @@ def build(
 @cli.command()
 @click.argument("text")
 @click.option("--id", "ext_id", help="The item's id (default: derived from the text).")
-@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeatable.")
+@click.option(
+    "--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeatable. " + META_HELP
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
 @_friendly
 def add(text, ext_id, meta, as_json, home, model, db) -> None:
     """Insert or update one item."""
-    record = {**_parse_pairs(meta, "--meta"), "text": text}
+    record = {**_parse_meta(meta), "text": text}
     if ext_id is not None:
         record["id"] = ext_id
     with _open(home, model, db) as idx:
@@ -393,7 +439,7 @@ def delete(ids, where, dry_run, as_json, home, model, db) -> None:
 @_friendly
 def get(item_id, as_json, home, model, db) -> None:
     """Show one item: its id, text and metadata."""
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         rec = idx.get(item_id)
     if rec is None:
         raise click.ClickException(f"not in the index: {item_id!r}")
@@ -420,7 +466,7 @@ def list_items(where, offset, limit, as_json, home, model, db) -> None:
     cond = _parse_where(where)
     left = limit
     cursor = None
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         while left is None or left > 0:
             size = 5000 if left is None else min(5000, left)
             recs, cursor = idx.records(cond, offset=offset, limit=size, after=cursor)
@@ -439,8 +485,7 @@ def list_items(where, offset, limit, as_json, home, model, db) -> None:
     "--meta",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Set KEY (repeatable). A plain numeral becomes a number (as in CSV files); "
-    "true, false and quoted values are taken as JSON.",
+    help="Set KEY (repeatable). " + META_HELP,
 )
 @click.option("--unset", multiple=True, metavar="KEY", help="Remove KEY (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated item as JSON.")
@@ -448,9 +493,7 @@ def list_items(where, offset, limit, as_json, home, model, db) -> None:
 @_friendly
 def update(item_id, meta, unset, as_json, home, model, db) -> None:
     """Change an item's metadata without re-embedding its text."""
-    from indexer.filters import parse_value
-
-    values = {k: parse_value(v) for k, v in _parse_pairs(meta, "--meta").items()}
+    values = _parse_meta(meta)
     with _open(home, model, db) as idx:
         gen = idx.update(item_id, values, unset=list(unset))
         rec = idx.get(item_id)
@@ -509,7 +552,7 @@ def search(queries, k, filters, where, mode, min_score, explain, as_json, home, 
     """
     flt = _parse_pairs(filters, "--filter")
     cond = _parse_where(where)
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         results = idx.search(
             list(queries), k=k, filters=flt or None, where=cond, min_score=min_score, mode=mode
         )
@@ -573,7 +616,7 @@ def export(file, fmt, where, vectors, as_json, home, model, db) -> None:
     reads as a number comes back a number unless built with --keep-text.
     """
     cond = _parse_where(where)
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         n = idx.export(file, fmt, where=cond, vectors=vectors)
     if as_json:
         _emit({"file": str(file), "items": n})
@@ -636,7 +679,7 @@ def restore(src, as_json, home, model, db) -> None:
 @_friendly
 def stats(as_json, home, model, db) -> None:
     """How many items, which model, which index."""
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         s = idx.stats()
     if as_json:
         _emit(s)
@@ -658,7 +701,7 @@ def stats(as_json, home, model, db) -> None:
 @_friendly
 def verify(home, model, db) -> None:
     """Check that the FAISS index and the database agree (ids, count, vectors)."""
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         problems = idx.verify()
         s = idx.stats()
     if problems:
@@ -1064,7 +1107,7 @@ def jobs(as_json, delete_ids, home, model, db) -> None:
     """List mining jobs: parameters, status, timings and pair counts."""
     from indexer.mining import delete_job, list_jobs
 
-    with _open(home, model, db) as idx:
+    with _open(home, model, db, read=True) as idx:
         for job_id in delete_ids:
             delete_job(idx, job_id)
             click.echo(f"deleted job {job_id} and its pairs", err=True)
@@ -1128,6 +1171,17 @@ def serve(
 
 
 def main() -> None:
+    # Python hands bytes that are not UTF-8 over as lone surrogates, which no database
+    # or file format can take: refuse them here as bad usage, naming the argument.
+    for n, arg in enumerate(sys.argv[1:], 1):
+        if has_lone_surrogate(arg):
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            click.echo(
+                f"Error: argument {n} ({shown}) is not valid UTF-8; foodvec takes its "
+                "arguments, paths included, as UTF-8",
+                err=True,
+            )
+            sys.exit(2)
     cli(prog_name="foodvec")
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ from indexer import BuildOptions, FoodIndex
 from indexer.text import MAX_META_DEPTH, clean_metadata
 from search import Searcher
 from search.service import create_app
-from tests.conftest import SAMPLE, run
+from tests.conftest import ROOT, SAMPLE, run
 from tests.fakes import FakeEmbedder
 
 
@@ -469,3 +472,287 @@ def test_an_id_with_a_slash_is_deleted_over_http(home):
         assert c.delete("/items/a%2Fb").status_code == 404
     assert idx.item("a/b") is None
     idx.close()
+
+
+# Issue 26: the third round of hostile inputs ------------------------------------------
+def foodvec(home, *args, **kw):
+    """The CLI in a process of its own (the fake model), so that a crash (SIGSEGV) fails
+    the test instead of ending pytest. Arguments may be bytes (not UTF-8)."""
+    env = {**os.environ, "FOODVEC_HOME": str(home), "FOODVEC_MODEL": "fake"}
+    env["HF_HUB_OFFLINE"] = "1"
+    argv = [a if isinstance(a, bytes) else str(a) for a in args]
+    cmd = [sys.executable, "-m", "tests.serve_fake", *argv]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300, **kw)
+
+
+def damaged_lexical_arrays(data: bytes, how: str) -> dict[str, np.ndarray]:
+    """The arrays of a lexical file, damaged as ``how`` says."""
+    import io
+
+    with np.load(io.BytesIO(data)) as z:
+        a = {k: z[k].copy() for k in z.files}
+    if how == "indptr-not-monotone":
+        a["indptr"][5] = a["indptr"][-1] + 10**6
+    elif how == "index-past-vocabulary":
+        a["indices"][3] = 10**7
+    elif how == "lengths-differ":
+        a["data"] = a["data"][:-7]
+        a["ids"] = a["ids"][:-3]
+    elif how == "indptr-descending":
+        a["indptr"] = a["indptr"][::-1].copy()
+    elif how == "negative-index":
+        a["indices"][3] = -5
+    elif how == "negative-frequency":
+        a["data"][0] = -1.0
+    elif how == "nan-length":
+        a["lens"][0, 0] = np.nan
+    elif how == "duplicate-ids":
+        a["ids"][1] = a["ids"][0]
+    elif how == "float-indices":
+        a["indices"] = a["indices"].astype(np.float64)
+    elif how == "unsorted-columns":
+        lo, hi = a["indptr"][0], a["indptr"][1]
+        a["indices"][lo:hi] = a["indices"][lo:hi][::-1].copy()
+    return a
+
+
+def damage_lexical(home, how):
+    side = json.loads((home / "index" / "index.json").read_text())
+    path = home / "index" / side["lexical"]
+    arrays = damaged_lexical_arrays(path.read_bytes(), how)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+# 1. an inconsistent lexical file crashed search, verify and serve -------------------------
+@pytest.mark.parametrize("how", ["indptr-not-monotone", "index-past-vocabulary", "lengths-differ"])
+def test_an_inconsistent_lexical_file_is_rebuilt_never_a_crash(built, how):
+    damage_lexical(built, how)
+    res = foodvec(built, "verify")
+    assert res.returncode == 0, (res.returncode, res.stderr[-400:])
+    damage_lexical(built, how)
+    res = foodvec(built, "search", "김치", "-k", "1", "--json", "--mode", "lexical")
+    assert res.returncode == 0, (res.returncode, res.stderr[-400:])
+    assert json.loads(res.stdout)["results"][0]["id"] == "k131"
+    with FoodIndex(built) as idx:
+        assert idx.verify() == []
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "indptr-descending",
+        "negative-index",
+        "negative-frequency",
+        "nan-length",
+        "duplicate-ids",
+        "float-indices",
+        "unsorted-columns",
+    ],
+)
+def test_an_inconsistent_lexical_file_is_not_loaded(how):
+    """Damage that does not crash scipy (those that do are the test above, each in a
+    process of its own): ``load_bytes`` refuses it, so the home rebuilds the index."""
+    from indexer.lexical import LexicalIndex
+
+    docs = [(1, "김치", "김치: 유산균 풍부"), (2, "두부", "두부: 단백질"), (3, None, "우유: 칼슘")]
+    good = LexicalIndex.build(docs).to_bytes()
+    assert LexicalIndex.load_bytes(good).ids().tolist() == [1, 2, 3]
+    buf = __import__("io").BytesIO()
+    np.savez(buf, **damaged_lexical_arrays(good, how))
+    assert LexicalIndex.load_bytes(buf.getvalue()) is None
+
+
+# 3. a lone surrogate in a filter gave 500, and a job holding one broke /jobs --------------
+# 7. SQLite: a cursor past 64 bits gave 500 ----------------------------------------------
+def test_a_lone_surrogate_in_a_filter_or_a_huge_cursor_is_a_4xx(built):
+    bodies = [
+        '{"query": "김치", "where": {"category": "\\ud800"}}',
+        '{"query": "김치", "where": {"\\udc00": 1}}',
+        '{"query": "김치", "where": {"$or": [{"a": {"$in": ["x", "\\udfff"]}}]}}',
+        '{"query": "김치", "filters": {"category": "\\ud800"}}',
+    ]
+    with FoodIndex(built) as idx:
+        app = create_app(idx, compact_every=0)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            for body in bodies:
+                r = c.post("/search", content=body, headers={"content-type": "application/json"})
+                assert r.status_code == 400 and "surrogate" in r.text, (body, r.text)
+            r = c.get("/items", params={"where": '{"category": "\\ud800"}'})
+            assert r.status_code == 400 and "surrogate" in r.text
+            r = c.post(
+                "/jobs/mine",
+                content='{"threshold": 0.99, "where": {"category": {"$ne": "\\ud800"}}}',
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 400 and "surrogate" in r.text
+            assert c.get("/jobs").status_code == 200
+            for after in (str(2**63), str(-(2**63) - 1), "9" * 40):
+                r = c.get("/items", params={"after": after})
+                assert r.status_code == 400 and "not a cursor" in r.text, r.text
+            assert c.get("/items", params={"after": str(2**63 - 1)}).json()["items"] == []
+    res = run("jobs", "--json")
+    assert res.exit_code == 0 and res.output == ""
+    res = run("search", "김치", "--where", "category=\ud800")
+    assert res.exit_code == 2 and "surrogate" in res.output
+
+
+# 8. a sidecar with Infinity, NaN or another kind ------------------------------------------
+@pytest.mark.parametrize(
+    "field, value",
+    [("generation", float("inf")), ("kind", "hnsw"), ("count", float("nan")), ("dim", 1e400)],
+)
+def test_a_sidecar_with_infinity_nan_or_a_false_kind_is_rebuilt(built, field, value):
+    path = built / "index" / "index.json"
+    side = json.loads(path.read_text())
+    side[field] = value
+    path.write_text(json.dumps(side))  # Infinity and NaN, as Python's json writes them
+    res = run("search", "김치", "-k", "1", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["id"] == "k131"
+    warning = [line for line in res.stderr.splitlines() if "damaged" in line]
+    assert len(warning) == 1 and "rebuilding it from the database" in warning[0]
+    path.write_text(json.dumps(side))
+    res = run("verify")
+    assert res.exit_code == 0, res.output
+    assert json.loads(path.read_text())[field] != value
+
+
+# 10. export to a device replaced it with a regular file ------------------------------------
+def test_export_to_a_device_writes_in_place_and_a_write_error_is_one_line(built, tmp_path):
+    link = tmp_path / "full.jsonl"  # a link to /dev/full: the test never touches /dev
+    link.symlink_to("/dev/full")
+    res = run("export", link)
+    assert res.exit_code == 1
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "cannot write" in lines[0] and "No space left" in lines[0]
+    assert link.is_symlink() and not link.is_file()
+    assert not (tmp_path / "full.jsonl.tmp").exists()
+    assert run("export", tmp_path / "out.jsonl").exit_code == 0  # regular files as before
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 234
+
+
+# 11. verify passed a damaged database; a truncated vector was a raw ValueError ------------
+def checkpoint(db):
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return conn
+
+
+def test_verify_runs_the_database_check_and_finds_an_overwritten_page(built):
+    db = built / "foodvec.db"
+    conn = checkpoint(db)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ix_items_name_key'"
+    ).fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as fh:  # an index page that verify's own reads never use
+        fh.seek((root - 1) * page)
+        fh.write(b"\xa5" * page)
+    res = run("verify")
+    assert res.exit_code == 1
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "integrity check" in lines[0] and "Page" in lines[0], res.output
+
+
+def test_verify_names_a_truncated_vector_and_search_says_so_in_one_line(built):
+    conn = checkpoint(built / "foodvec.db")
+    conn.execute(
+        "UPDATE vectors SET data = substr(data, 1, 10) WHERE content_hash = "
+        "(SELECT content_hash FROM items WHERE ext_id = 'k131')"
+    )
+    conn.commit()
+    item = conn.execute("SELECT id FROM items WHERE ext_id = 'k131'").fetchone()[0]
+    conn.close()
+    res = run("verify")
+    assert res.exit_code == 1 and "unexpected" not in res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "1 stored vectors are damaged" in lines[0]
+    assert f"items using them: {item}" in lines[0]
+    (built / "index" / "index.json").unlink()  # the index must be rebuilt from the vectors
+    res = run("search", "김치")
+    assert res.exit_code == 1 and "unexpected" not in res.output
+    assert "damaged vector (10 bytes, not 256)" in res.output
+
+
+# 13. a JSONL row nested 100,000 deep aborted a skipping build ------------------------------
+def test_a_row_nested_100000_deep_is_a_bad_row(built, tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    f = write_jsonl(
+        tmp_path / "deep.jsonl",
+        [
+            '{"id": "d1", "text": "x: y", "m": ' + deep + "}",
+            '{"id": "d2", "text": "깊은 줄: 식이섬유"}',
+        ],
+    )
+    res = run("build", f)
+    assert res.exit_code == 1 and "deep.jsonl line 1" in res.output and "too deep" in res.output
+    report = tmp_path / "rejected.jsonl"
+    res = run("build", f, "--on-error", "skip", "--report", report, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rejected"] == 1
+    (rejected,) = [json.loads(x) for x in report.read_text(encoding="utf-8").splitlines()]
+    assert rejected["where"] == "deep.jsonl line 1" and "too deep" in rejected["reason"]
+    assert count(built) == 235
+
+
+# 14. a backup inside the home recursed ------------------------------------------------------
+def test_a_backup_inside_the_home_is_refused(built, tmp_path):
+    for dest in (built / "bk", built / "models" / "default" / "bk", built, tmp_path):
+        res = run("backup", dest)
+        assert res.exit_code == 1 and "inside the home" in res.output, (dest, res.output)
+        assert not (built / "bk").exists() and not (built / "models" / "default").exists()
+    assert run("backup", tmp_path / "bk").exit_code == 0
+
+
+# 18. add stored --meta values as text, update as numbers ------------------------------------
+def test_add_and_update_type_meta_values_alike(built):
+    assert run("add", "귀리 라떼: 저당", "--id", "o1", "--meta", "kcal=180").exit_code == 0
+    assert run("add", "보리 라떼: 저당", "--id", "o2", "--meta", 'code="007"').exit_code == 0
+    assert run("update", "k001", "--meta", "kcal=150").exit_code == 0
+    with FoodIndex(built) as idx:
+        assert idx.get("o1")["metadata"] == {"kcal": 180}
+        assert idx.get("k001")["metadata"]["kcal"] == 150
+        assert idx.get("o2")["metadata"]["code"] == "007"
+    res = run("list", "--where", "kcal<200", "--json")
+    assert sorted(json.loads(x)["id"] for x in res.output.splitlines()) == ["k001", "o1"]
+
+
+# fragile: a closed pipe, a mistyped home, argv that is not UTF-8 ----------------------------
+def test_a_closed_pipe_ends_list_quietly(built):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.serve_fake", "list"],
+        env={**os.environ, "FOODVEC_HOME": str(built), "FOODVEC_MODEL": "fake"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode("utf-8", "replace")
+    proc.wait(timeout=120)
+    assert err == "", err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("search", "김치"), ("list",), ("get", "k001"), ("stats",), ("verify",), ("jobs",)],
+)
+def test_reading_commands_never_create_a_home(fakes, tmp_path, args):
+    typo = tmp_path / "TYPO"
+    res = run(*args, "--home", typo)
+    assert res.exit_code == 1 and f"no foodvec home at {typo}" in res.output, res.output
+    res = run("export", tmp_path / "out.jsonl", "--home", typo)
+    assert res.exit_code == 1 and str(typo) in res.output
+    res = run(*args, "--db", f"sqlite:///{tmp_path / 'typo.db'}")
+    assert res.exit_code == 1 and "typo.db does not exist" in res.output
+    assert not typo.exists() and not (tmp_path / "typo.db").exists()
+
+
+def test_argv_that_is_not_utf8_is_a_usage_error(built):
+    res = foodvec(built, "search", b"\xff\xfe")
+    err = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 2 and "argument 2" in err and "not valid UTF-8" in err, err
+    assert "unexpected" not in err

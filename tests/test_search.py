@@ -190,6 +190,7 @@ def test_verify_detects_changed_vectors(built):
 
 
 def test_empty_index_search(fakes, home):
+    assert run("init").exit_code == 0  # reading commands never create a home
     res = run("search", "두부", "--json")
     assert res.exit_code == 0
     assert json.loads(res.output)["results"] == []

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import FoodvecError
 from ..filters import Node
@@ -57,6 +58,13 @@ def pack_vector(vec: np.ndarray) -> bytes:
 def unpack_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     if not blobs:
         return np.zeros((0, dim), dtype=np.float32)
+    size = 4 * dim
+    bad = next((len(b) for b in blobs if len(b) != size), None)
+    if bad is not None:
+        raise FoodvecError(
+            f"the database holds a damaged vector ({bad} bytes, not {size}); "
+            "`foodvec verify` names the items"
+        )
     return (
         np.frombuffer(b"".join(blobs), dtype="<f4")
         .reshape(len(blobs), dim)
@@ -510,6 +518,42 @@ class Store:
                 ),
                 {"m": model_fp},
             ).scalar_one()
+
+    def integrity_problems(self) -> list[str]:
+        """The database's own damage, one line each: SQLite's ``PRAGMA quick_check``
+        (pages overwritten or torn) and stored vectors whose length is not their
+        model's size. [] when there is none."""
+        problems: list[str] = []
+        if self.engine.dialect.name == "sqlite":
+            try:
+                with self.engine.connect() as conn:
+                    found = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(20)")]
+            except DBAPIError as exc:  # too damaged to be checked at all
+                found = [str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "?"]
+            if found != ["ok"]:
+                shown = "; ".join(str(f).replace("\n", " ") for f in found[:3])
+                more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+                problems.append(f"the database fails SQLite's integrity check: {shown}{more}")
+                return problems  # nothing more can be read from it with confidence
+        bad = (
+            "FROM vectors v JOIN models m ON m.fingerprint = v.model_fp "
+            "WHERE v.data IS NULL OR length(v.data) != 4 * m.dim"
+        )
+        with self.read() as conn:
+            n = conn.execute(text(f"SELECT count(*) {bad}")).scalar_one()
+            if n:
+                users = conn.execute(
+                    text(
+                        "SELECT i.id FROM items i WHERE i.content_hash IN "
+                        f"(SELECT v.content_hash {bad}) ORDER BY i.id LIMIT 6"
+                    )
+                ).scalars().all()
+                used = ", ".join(map(str, users[:5])) + (", …" if len(users) > 5 else "")
+                problems.append(
+                    f"{n} stored vectors are damaged (not their model's size)"
+                    + (f"; items using them: {used}" if users else "")
+                )
+        return problems
 
     def cached_hashes(self, conn: Connection, model_fp: str, hashes: Sequence[str]) -> set[str]:
         found: set[str] = set()
