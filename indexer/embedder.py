@@ -40,7 +40,8 @@ def _model_files(path: Path) -> list[Path]:
         and (p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"})
         and not p.name.startswith(".")
         and "onnx" not in p.parts
-        and p.name not in ("foodvec_training.json", "foodvec_model.json")
+        # files that do not change what a text maps to (the health head reads vectors)
+        and p.name not in ("foodvec_training.json", "foodvec_model.json", "health_head.json")
     )
 
 

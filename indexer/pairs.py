@@ -158,4 +158,215 @@ def all_query_phrasings() -> set[str]:
     """Every fixed query phrasing above (names aside), for the overlap test."""
     out = {q for _, qs in NUTRIENTS.values() for q in qs}
     out |= {q for _, qs, _ in NEEDS for q in qs}
+    from .knowledge import load_knowledge
+
+    for need in load_knowledge().needs.values():
+        out |= set(need_phrasings(need, "help")) | set(need_phrasings(need, "harm"))
+    return out
+
+
+# -- training examples with their batch keys ---------------------------------------------
+# Ways of saying a need, written for foodvec (never a benchmark query: a test checks).
+# {x} is a Korean alias, {x_e} the alias with 을/를, {x_ae} with 에; {e} an English one.
+NEED_HELP_KO = (
+    "{x_ae} 좋은 먹거리",
+    "{x_ae} 도움 되는 식품",
+    "{x} 관리 식단",
+    "{x} 챙기는 메뉴",
+    "{x_e} 위한 식사",
+    "{x} 걱정될 때 먹을 것",
+    "{x_ae} 이로운 반찬",
+)
+NEED_HELP_EN = ("a good pick for {e}", "foods that support {e}", "{e} friendly meal", "helps {e}")
+NEED_HARM_KO = (
+    "{x_ae} 해로운 먹거리",
+    "{x_ae} 나쁜 식품",
+    "{x} 있으면 멀리할 음식",
+    "{x} 악화시키는 메뉴",
+)
+NEED_HARM_EN = ("harmful for {e}", "worst foods for {e}")
+
+
+def _fill(template: str, alias: str) -> str:
+    final = _has_final(alias[-1])
+    return template.format(
+        x=alias, e=alias, x_e=alias + ("을" if final else "를"), x_ae=alias + "에"
+    )
+
+
+def need_phrasings(need, side: str) -> list[str]:
+    """Every way of asking for foods that help (``side='help'``) or harm a need."""
+    ko, en = (NEED_HELP_KO, NEED_HELP_EN) if side == "help" else (NEED_HARM_KO, NEED_HARM_EN)
+    return [_fill(t, a) for a in need.ko for t in ko] + [_fill(t, a) for a in need.en for t in en]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A (query, positive[, hard negative]) triple and the keys it must not share with
+    another example of its batch (its foods, needs and nutrients): two examples with a
+    key in common would each count the other's positive as a wrong answer."""
+
+    anchor: str
+    positive: str
+    negative: str | None
+    keys: frozenset[str]
+
+
+def food_stance(text: str, knowledge) -> tuple[set[str], set[str]]:
+    """The needs a description supports and the needs it harms, read from the facts it
+    states (``indexer.understand.read_facts``) through the knowledge table."""
+    from .understand import read_facts
+
+    facts = read_facts(text)
+    said = {(f.id, f.direction) for f in facts if f.kind == "nutrient"}
+    helps, harms = set(), set()
+    for f in facts:
+        if f.kind == "need":
+            (helps if f.direction == "help" else harms).add(f.id)
+    for need in knowledge.needs.values():
+        if said & set(need.harms):
+            harms.add(need.id)
+        elif said & set(need.helps):
+            helps.add(need.id)
+    return helps - harms, harms
+
+
+# Rewordings for near-duplicate copies (phrase -> the other ways it is written).
+SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("풍부", "함유", "많음"),
+    ("과다", "많음", "높음"),
+    ("단백질 함량 높음", "고단백", "단백질 풍부"),
+    ("저칼로리", "열량 낮음", "칼로리 낮음"),
+    ("고칼로리", "열량 높음", "칼로리 높음"),
+    ("섬유질 많음", "식이섬유 풍부"),
+    ("짠맛 강함", "짠맛"),
+    ("기름에 튀김", "튀긴 음식", "튀김"),
+    ("설탕 많음", "당분 과다"),
+    ("오메가3", "오메가-3"),
+)
+
+
+def _profile(food: Food) -> list[str]:
+    """The description's clauses without the name, brand, portion and glosses."""
+    text = food.text.split(" [", 1)[0]
+    body = text.split(" - ", 1)[1] if " - " in text else text.split(":", 1)[-1]
+    return [c.strip() for c in body.split(",") if c.strip()]
+
+
+def reword(food: Food, rng: random.Random) -> str:
+    """A near-duplicate of the food's description: its name, then its clauses in
+    another order, some said another way and one of them (of three or more) left out."""
+    clauses = _profile(food)
+    if len(clauses) >= 3:
+        clauses.pop(rng.randrange(len(clauses)))
+    out = []
+    for c in clauses:
+        for group in SYNONYMS:
+            hit = next((w for w in group if w in c), None)
+            if hit is not None and rng.random() < 0.6:
+                c = c.replace(hit, rng.choice([w for w in group if w != hit]))
+                break
+        out.append(c)
+    rng.shuffle(out)
+    return f"{food.name} - {', '.join(dict.fromkeys(out))}"
+
+
+KINDS = ("name", "typed", "english", "nutrient", "need", "reword", "phrase")
+
+
+def training_examples(
+    foods: list[Food], seed: int = 0, kinds: tuple[str, ...] = KINDS, needs_per: int = 12
+) -> list[Example]:
+    """The search examples of the default recipe, shuffled.
+
+    Food examples (each food's text the positive): its name, the name typed
+    differently, its English name, a nutrient it mentions, a need it serves (with a food
+    that harms that need as the hard negative), and a reworded copy of its own
+    description. Need examples from the knowledge table: ``needs_per`` ways of asking
+    for foods good for each need (a supporting food the positive, a harming one the
+    negative) and a third as many for foods bad for it (the other way round).
+    Phrase examples tie each way of asking to the words labels use."""
+    from .knowledge import load_knowledge
+
+    rng = random.Random(seed)
+    know = load_knowledge()
+    stance = {f.text: food_stance(f.text, know) for f in foods}
+    helping: dict[str, list[Food]] = {}
+    harming: dict[str, list[Food]] = {}
+    for f in foods:
+        helps, harms = stance[f.text]
+        for n in helps:
+            if f.healthy:
+                helping.setdefault(n, []).append(f)
+        for n in harms:
+            harming.setdefault(n, []).append(f)
+    out: list[Example] = []
+
+    def add(anchor: str, f: Food, negative: Food | None, *keys: str) -> None:
+        neg = negative.text if negative is not None else None
+        own = {"food:" + f.text, *keys} | ({"food:" + neg} if neg else set())
+        out.append(Example(anchor, f.text, neg, frozenset(own)))
+
+    for f in foods:
+        if "name" in kinds:
+            add(f.name, f, None)
+        if "typed" in kinds:
+            add(rng.choice(typed_variants(f.name, rng)), f, None)
+        if "english" in kinds and f.english:
+            add(f.english, f, None)
+        found = nutrients_of(f.text)
+        if "nutrient" in kinds and found:
+            n = rng.choice(found)
+            add(rng.choice(NUTRIENTS[n][1]), f, None, "nutrient:" + n)
+        if "reword" in kinds and len(_profile(f)) >= 1:
+            add(f.text, Food(f.name, reword(f, rng), f.healthy), None)
+        if "need" in kinds and f.healthy and stance[f.text][0]:
+            need = know.needs[rng.choice(sorted(stance[f.text][0]))]
+            neg = rng.choice(harming[need.id]) if harming.get(need.id) else None
+            add(rng.choice(need_phrasings(need, "help")), f, neg, "need:" + need.id)
+    if "need" in kinds:
+        for need in know.needs.values():
+            for side, pos, neg, count in (
+                ("help", helping, harming, needs_per),
+                ("harm", harming, helping, max(1, needs_per // 3)),
+            ):
+                if not pos.get(need.id):
+                    continue
+                says = need_phrasings(need, side)
+                for _ in range(count):
+                    f = rng.choice(pos[need.id])
+                    other = rng.choice(neg[need.id]) if neg.get(need.id) else None
+                    add(rng.choice(says), f, other, "need:" + need.id)
+    if "phrase" in kinds:
+        for marks, asks in NUTRIENTS.values():
+            for ask in asks:
+                out.append(Example(ask, f"{marks[0]} 풍부", None, frozenset({"n:" + marks[0]})))
+        for _, phrasings, label in NEEDS:
+            for say in phrasings:
+                out.append(Example(say, label, None, frozenset({"l:" + label})))
+    rng.shuffle(out)
+    return out
+
+
+def batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
+    """Shuffle, then fill each batch with examples that share no key with it (no food,
+    need or nutrient twice); an example that fits nowhere yet waits for the next."""
+    pending = list(examples)
+    rng.shuffle(pending)
+    out: list[list[Example]] = []
+    while pending:
+        batch: list[Example] = []
+        taken: set[str] = set()
+        texts: set[str] = set()
+        rest: list[Example] = []
+        for ex in pending:
+            own = {ex.anchor, ex.positive} | ({ex.negative} if ex.negative else set())
+            if len(batch) < size and not (ex.keys & taken) and not (own & texts):
+                batch.append(ex)
+                taken |= ex.keys
+                texts |= own
+            else:
+                rest.append(ex)
+        out.append(batch)
+        pending = rest
     return out

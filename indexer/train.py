@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from .embedder import base_model_path, check_model_folder, load_embedder
 from .evaluate import calibrate_threshold, evaluate_model, load_labelled
@@ -30,11 +31,20 @@ from .settings import DATA_DIR
 # health: the missing Hangul jamo added to the vocabulary, MultipleNegativesRankingLoss
 # on (query, description) pairs, the triplet loss on cosine distance with a margin that
 # unit vectors can meet, and English food names distilled towards the base model.
-RECIPES: dict[str, dict[str, float | int]] = {
+RECIPES: dict[str, dict[str, float | int | str | bool]] = {
     "card": {"epochs": 3, "lr": 5e-5, "batch_size": 16, "margin": 5.0},
     # 2 epochs at 1.5e-4: 4.5 minutes on 2 cores (the budget is 5); 1 epoch at 1e-4 or
     # 2e-4 scored lower on the lookup benchmark's dev half.
     "foodvec": {"epochs": 2, "lr": 1.5e-4, "batch_size": 32, "margin": 0.3},
+    # Experimental (README, "The model"): not yet better than foodvec on the dev half.
+    "foodvec-next": {
+        "epochs": 1,
+        "lr": 1.5e-4,
+        "batch_size": 32,
+        "margin": 0.3,
+        "health": "none",
+        "health_weight": 0.0,
+    },
 }
 
 
@@ -52,6 +62,18 @@ class TrainConfig:
     warmup_ratio: float = 0.0
     scheduler: str = "linear"
     margin: float = 0.3
+    # The default recipe's knobs (README, "The model", has the ablation behind them).
+    pairs: str = "name,typed,english,nutrient,need,reword,phrase"
+    needs_per: int = 12  # "good for" examples per need from the knowledge table
+    health: str = "triplet"  # "triplet" (cosine), "classify" (a linear head) or "none"
+    health_weight: float = 1.0
+    health_batch: int = 16
+    english_weight: float = 0.0
+    new_rows_lr: float = 1.0  # the added jamo rows move this many times as far
+    group_batches: bool = True  # no food, need or nutrient twice in a batch
+    train_seq_length: int = 64
+    scale: float = 20.0  # cosine similarity scale of the ranking loss
+    lookup_split: str | None = "dev"  # lookup foods trained on; None: demo corpus only
 
     @classmethod
     def for_recipe(cls, recipe: str, **overrides) -> TrainConfig:
@@ -66,7 +88,6 @@ class TrainConfig:
 # its test half); health labels from the training phrases and both corpora's foods.
 SEARCH_SOURCES = (DATA_DIR / "sample_foods.csv", DATA_DIR / "lookup" / "corpus.csv")
 ENGLISH_NAMES_SPLIT = "dev"
-TRAIN_SEQ_LENGTH = 64
 
 
 def hangul_jamo() -> list[str]:
@@ -141,15 +162,30 @@ def _init_new_rows(model, added: list[str]) -> None:
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Fine-tune and save a sentence-transformers folder at ``cfg.output``, with the
     mining threshold calibrated for it (``foodvec_model.json``)."""
-    info = train_search(cfg, progress) if cfg.recipe == "foodvec" else train_card(cfg, progress)
+    run = {"foodvec": train_search, "foodvec-next": train_search_next}.get(cfg.recipe, train_card)
+    info = run(cfg, progress)
     encode = load_embedder(str(cfg.output), encoder="torch").encode
     texts = [f.text for f in read_foods(SEARCH_SOURCES[0])]
     info["mine_threshold"] = calibrate_threshold(encode, texts)
     (Path(cfg.output) / "foodvec_model.json").write_text(
         json.dumps({"mine_threshold": info["mine_threshold"]}, indent=2)
     )
+    info["health_head_accuracy"] = _write_head(cfg, encode)
     info["onnx_graph"] = _ship_graph(Path(cfg.output))
     return info
+
+
+def _write_head(cfg: TrainConfig, encode) -> float | None:
+    """Fit the health head on the labelled phrases, save it beside the model, and
+    return its accuracy on the held-out phrases (None when there are none)."""
+    from .health import save_head, train_head
+
+    texts, labels = load_labelled(cfg.data)
+    held = DATA_DIR / "heldout.csv"
+    heldout = load_labelled(held) if held.is_file() else None
+    head = train_head(encode, texts, labels, heldout)
+    save_head(cfg.output, head)
+    return head.heldout_accuracy
 
 
 def _ship_graph(out: Path) -> str | None:
@@ -298,7 +334,7 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
         model = SentenceTransformer(str(grown), device="cpu")
         # Training texts are short; a shorter cap pads batches less. The saved model
         # reads up to cfg.max_seq_length tokens, as the card's.
-        model.max_seq_length = min(cfg.max_seq_length, TRAIN_SEQ_LENGTH)
+        model.max_seq_length = min(cfg.max_seq_length, cfg.train_seq_length)
         # English food names keep the base model's vectors (no jamo in them, so the
         # model before training is the base model for them).
         targets = model.encode(english, convert_to_numpy=True, normalize_embeddings=True)
@@ -345,6 +381,167 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
         )
 
 
+def train_search_next(cfg: TrainConfig, progress: bool = True) -> dict:
+    """The ``foodvec-next`` recipe (experimental): knowledge-table need examples with
+    hard negatives, reworded copies, food-grouped batches, a chosen health term."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    from .pairs import training_examples
+
+    hf_logging.set_verbosity_error()
+    if cfg.output is None:
+        raise ValueError("TrainConfig.output is required")
+    base = base_model_path() if cfg.base == "base" else Path(cfg.base)
+    check_model_folder(base)
+    sample, lookup = SEARCH_SOURCES
+    foods = read_foods(sample)
+    if cfg.lookup_split:
+        foods += read_foods(lookup, split=cfg.lookup_split)
+    kinds = tuple(k for k in cfg.pairs.split(",") if k)
+    examples = training_examples(foods, seed=cfg.seed, kinds=kinds, needs_per=cfg.needs_per)
+    health_t, health_l = _health_rows(cfg, foods)
+    english = sorted({f.english for f in foods if f.english})
+    t0 = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        grown = Path(scratch) / "base"
+        added = extend_vocabulary(base, grown)
+        model = SentenceTransformer(str(grown), device="cpu")
+        # English food names keep the base model's vectors (no jamo in them, so the
+        # model before training is the base model for them).
+        targets = model.encode(english, convert_to_tensor=True, normalize_embeddings=True)
+        _init_new_rows(model, added)
+        # Training texts are short; a shorter cap pads batches less. The saved model
+        # reads up to cfg.max_seq_length tokens, as the card's.
+        model.max_seq_length = min(cfg.max_seq_length, cfg.train_seq_length)
+        new_ids = [model.tokenizer.convert_tokens_to_ids(t) for t in added]
+        steps, loss = _search_loop(
+            model, cfg, examples, (health_t, health_l), (english, targets), new_ids, progress
+        )
+    model.max_seq_length = cfg.max_seq_length
+    done = SimpleNamespace(global_step=steps, training_loss=loss)
+    return _save(
+        model,
+        cfg,
+        done,
+        time.perf_counter() - t0,
+        rows=len(examples) + len(health_t) + len(english),
+        search_pairs=len(examples),
+        hard_negatives=sum(1 for e in examples if e.negative),
+        health_rows=len(health_t),
+        english_names=len(english),
+        tokens_added=len(added),
+    )
+
+
+def _search_loop(model, cfg: TrainConfig, examples, health, english, new_ids, progress):
+    """In-batch ranking over the examples (each batch holds no food, need or nutrient
+    twice), plus the health and English terms when their weights are not 0; the rows
+    of the added jamo move ``cfg.new_rows_lr`` times as far as the rest."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import get_scheduler
+
+    from .pairs import batches
+
+    rng = random.Random(cfg.seed)
+    plan = [
+        batch
+        for _ in range(cfg.epochs)
+        for batch in (
+            batches(examples, cfg.batch_size, rng)
+            if cfg.group_batches
+            else _plain_batches(examples, cfg.batch_size, rng)
+        )
+    ]
+    head = torch.nn.Linear(model.get_embedding_dimension(), 1)
+    params = list(model.parameters())
+    if cfg.health == "classify":
+        params += list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = get_scheduler(
+        cfg.scheduler,
+        opt,
+        num_warmup_steps=int(cfg.warmup_ratio * len(plan)),
+        num_training_steps=len(plan),
+    )
+    table = model[0].auto_model.get_input_embeddings().weight
+    rows = torch.tensor(new_ids, dtype=torch.long)
+    health_t, health_l = health
+    by_label = {y: [t for t, lab in zip(*health, strict=True) if lab == y] for y in (0, 1)}
+    names, name_targets = english
+
+    def encode(texts):
+        # Texts sorted by length and encoded in chunks pad far less than one batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        parts = [
+            model(model.preprocess([texts[i] for i in order[k : k + 16]]))["sentence_embedding"]
+            for k in range(0, len(order), 16)
+        ]
+        back = torch.argsort(torch.tensor(order))
+        return F.normalize(torch.cat(parts)[back], dim=-1)
+
+    model.train()
+    total = 0.0
+    for step, batch in enumerate(plan, 1):
+        anchors = encode([e.anchor for e in batch])
+        docs = [e.positive for e in batch] + [e.negative for e in batch if e.negative]
+        scores = anchors @ encode(docs).T * cfg.scale
+        loss = F.cross_entropy(scores, torch.arange(len(batch)))
+        if cfg.health != "none" and cfg.health_weight > 0:
+            half = cfg.health_batch // 2
+            texts = rng.sample(by_label[0], half) + rng.sample(by_label[1], half)
+            labels = torch.tensor([0] * half + [1] * half)
+            vecs = encode(texts)
+            if cfg.health == "triplet":
+                term = _batch_hard_cosine(vecs, labels, cfg.margin)
+            else:
+                term = F.binary_cross_entropy_with_logits(
+                    head(vecs).squeeze(-1) * cfg.scale, labels.float()
+                )
+            loss = loss + cfg.health_weight * term
+        if cfg.english_weight > 0 and names:
+            pick = rng.sample(range(len(names)), min(cfg.health_batch, len(names)))
+            got = encode([names[i] for i in pick])
+            loss = loss + cfg.english_weight * (1 - (got * name_targets[pick]).sum(-1)).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        before = table.detach()[rows].clone()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if cfg.new_rows_lr != 1.0:
+            with torch.no_grad():
+                table[rows] = before + cfg.new_rows_lr * (table[rows] - before)
+        total += loss.item()
+        if progress and (step % 20 == 0 or step == len(plan)):
+            print(f"step {step}/{len(plan)} loss {total / step:.4f}", file=sys.stderr)
+    model.eval()
+    return len(plan), total / max(1, len(plan))
+
+
+def _plain_batches(examples, size: int, rng: random.Random):
+    """Batches in shuffled order with no regard to which food they hold (ablation)."""
+    order = list(examples)
+    rng.shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _batch_hard_cosine(vecs, labels, margin: float):
+    """BatchHardTripletLoss on cosine distance: each text's farthest same-label text
+    against its nearest other-label text."""
+    import torch
+
+    dist = 1 - vecs @ vecs.T
+    same = labels[:, None] == labels[None, :]
+    hardest_pos = (dist * same).max(dim=1).values
+    hardest_neg = torch.where(same, torch.full_like(dist, 9.0), dist).min(dim=1).values
+    return torch.relu(hardest_pos - hardest_neg + margin).mean()
+
+
 def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]]) -> None:
     """A model card in the seed card's form, plus our evaluation figures."""
     import sentence_transformers
@@ -352,7 +549,7 @@ def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]
     import transformers
 
     cfg = info["config"]
-    if cfg.get("recipe") == "foodvec":
+    if str(cfg.get("recipe")).startswith("foodvec"):
         summary = (
             "Maps Korean food descriptions and what people type to find them (names, "
             "nutrients, needs said in other words, English names) to 384-dimensional, "

@@ -233,3 +233,74 @@ def test_default_recipe_trains_a_model_without_unk_that_exports_and_mines(tmp_pa
     cos = (ref.encode(texts) * fast.encode(texts)).sum(axis=1)
     assert cos.min() > 0.9999
     assert fast.fingerprint != load_embedder("base", encoder="torch").fingerprint
+    # the health head is saved beside the model and scores vectors in [0, 1]
+    from indexer.health import load_head
+
+    head = load_head(out)
+    assert head is not None and 0 <= head.heldout_accuracy <= 1
+    assert head.heldout_accuracy == info["health_head_accuracy"]
+    scores = head.score(ref.encode(texts))
+    assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_experimental_recipe_trains_with_need_triplets(tmp_path, monkeypatch):
+    """foodvec-next on a few foods: knowledge-table examples with hard negatives, a
+    health term, the jamo rows on their own step size; saved, reloadable, with a head."""
+    import indexer.train as tr
+    from indexer.health import load_head
+    from tests.conftest import write_csv
+
+    rows = sample_rows()
+    rows = rows[:12] + [r for r in rows if r["healthy"] == "0"][:12]
+    small = write_csv(tmp_path / "foods.csv", rows)
+    monkeypatch.setattr(tr, "SEARCH_SOURCES", (small, small))
+    monkeypatch.setattr(tr, "_ship_graph", lambda out: None)
+    out = tmp_path / "m"
+    cfg = tr.TrainConfig.for_recipe(
+        "foodvec-next",
+        output=out,
+        needs_per=1,
+        health="classify",
+        health_weight=0.3,
+        new_rows_lr=3.0,
+        pairs="name,need,reword",
+    )
+    info = tr.train(cfg, progress=False)
+    assert info["hard_negatives"] > 0 and info["steps"] >= 2
+    assert np.isfinite(info["train_loss"])
+    vecs = load_embedder(out, encoder="torch").encode(["김치찌개: 나트륨 과다", "뼈에 좋은 음식"])
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
+    assert load_head(out) is not None
+
+
+def test_health_head_fits_saves_and_scores(tmp_path):
+    from indexer.health import HEAD_FILE, HealthHead, fit_logistic, load_head, save_head, train_head
+
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=384)
+    direction /= np.linalg.norm(direction)
+
+    def phrases(n):
+        y = rng.integers(0, 2, n)
+        v = rng.normal(size=(n, 384)) * 0.05 + np.outer(2 * y - 1, direction) * 0.2
+        return v / np.linalg.norm(v, axis=1, keepdims=True), y
+
+    x, y = phrases(80)
+    hx, hy = phrases(60)
+    table = {f"t{i}": row for i, row in enumerate(np.vstack([x, hx]))}
+    names = list(table)
+    head = train_head(lambda ts: np.array([table[t] for t in ts]), names[:80], y, (names[80:], hy))
+    assert head.heldout_accuracy >= 0.95 and head.train_rows == 80
+    scores = head.score(hx)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert scores[hy == 1].mean() > 0.5 > scores[hy == 0].mean()
+    # a flipped label set gives the opposite head (the fit reads the labels)
+    w, _ = fit_logistic(x, 1 - y, head.l2)
+    assert float(w @ direction) < 0 < float(head.weights @ direction)
+    assert load_head(tmp_path) is None
+    save_head(tmp_path, head)
+    again = load_head(tmp_path)
+    assert isinstance(again, HealthHead) and again.heldout_accuracy == head.heldout_accuracy
+    np.testing.assert_allclose(again.score(hx), scores, atol=1e-5)
+    (tmp_path / HEAD_FILE).write_text("{not json")
+    assert load_head(tmp_path) is None
