@@ -1,12 +1,17 @@
 """Retrieval: dense, lexical and hybrid search over one ``FoodIndex``.
 
 - ``dense``: encode the query, top-k cosine in FAISS (exactly the plain vector search).
-- ``lexical``: BM25 over Korean-aware terms (``indexer.terms``); score = BM25.
+- ``lexical``: BM25 over Korean-aware terms (``indexer.terms``), ranked by coverage.
 - ``hybrid`` (the default): both legs' candidates, each scored by both, fused as
   ``ALPHA * cosine + (1 - ALPHA) * coverage``, where coverage is the BM25 score divided
   by the score of an item holding every query term once (about 1 for a full match).
   An item whose name equals the query (spacing, case and a trailing particle ignored)
   comes first. Filters restrict both legs before they rank.
+
+A hybrid or lexical query that names a need or nutrient is ranked by how each candidate
+serves it (``_judged``, ``indexer.ranking``): candidates that oppose it are left out.
+Every mode's ``score`` is calibrated into [0, 1] (``indexer.scores``); the raw cosine
+and coverage stay in ``dense`` and ``lexical``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from .ranking import (
 from .scores import calibrated
 from .terms import query_name_keys
 from .text import MAX_TEXT_CHARS, normalize_text
-from .understand import Parse, lexicon, parse_query
+from .understand import lexicon, parse_query
 
 if TYPE_CHECKING:
     from .home import FoodIndex
@@ -203,11 +208,6 @@ class Searcher:
                 )
             out.append(got)
         return out
-
-    def understand(self, query: str) -> Parse:
-        """The needs and nutrients a query names and which way it wants each (what
-        ``--explain`` shows)."""
-        return parse_query(normalize_text(query))
 
     def _judged(
         self,
