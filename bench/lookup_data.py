@@ -23,13 +23,14 @@ Descriptions state what a harmful property harms (HARMS), as food data does, so 
 food can read as good for one need and bad for another.
 
 Every fourth food of the test half gets a reworded copy in planted.csv (other phrasings, another
-order): the near-duplicate pairs that ``foodvec mine`` should find.
+order): the near-duplicate pairs that ``foodvec mine`` should find; every fourth food of the
+dev half one in planted_dev.csv, for tuning a training recipe.
 
 Foods are split into halves by a hash of their name; a name query belongs to the half
 of its food, every other query to a half by a hash of its text. ``bench.lookup``
 tunes on ``dev`` and reports ``test``.
 
-    python -m bench.lookup_data     # rewrites corpus.csv, queries.jsonl and planted.csv
+    python -m bench.lookup_data   # rewrites corpus.csv, queries.jsonl, planted*.csv
 """
 
 from __future__ import annotations
@@ -845,6 +846,13 @@ def main() -> None:
         test_half = [f for f in foods if split_of(f.name) == "test"]
         for n, f in enumerate(test_half[::4], 1):
             w.writerow([f"P{n:03d}", f.id, reword(f)])
+    # The same for the dev half: what a training recipe may be tuned on.
+    with open(DATA / "planted_dev.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "original", "text"])
+        dev_half = [f for f in foods if split_of(f.name) == "dev"]
+        for n, f in enumerate(dev_half[::4], 1):
+            w.writerow([f"D{n:03d}", f.id, reword(f)])
     queries = make_queries(foods)
     with open(DATA / "queries.jsonl", "w", encoding="utf-8") as fh:
         for q in queries:

@@ -26,6 +26,8 @@ HIGHER_IS_BETTER = {
     "planted_ap": True,
     "unk_rate_hangul_words": False,
     "sample_pairs_above_threshold": False,
+    "sample_largest_cluster": False,
+    "sample_cluster_least_below_threshold": False,
     "train_seconds": False,
 }
 

@@ -10,6 +10,7 @@ text describes a healthy profile (label 1).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,3 +131,19 @@ def load_head(model_dir: Path | str) -> HealthHead | None:
         heldout_accuracy=raw.get("heldout_accuracy"),
         train_rows=int(raw.get("train_rows") or 0),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_head(folder: str, stamp: tuple[float, int]) -> HealthHead | None:
+    return load_head(folder)
+
+
+def head_for(spec: str) -> HealthHead | None:
+    """The head of the model ``spec`` (a model folder), cached until its file changes;
+    None for a spec that is not a folder or a model without a head."""
+    path = Path(spec) / HEAD_FILE
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return _cached_head(str(Path(spec)), (st.st_mtime, st.st_size))

@@ -965,6 +965,7 @@ class FoodIndex:
             "dim": info["dim"] if info else None,
             "vectors_cached": s["vectors"],
             "mine_threshold": self.mining_threshold(),
+            "health_head": self._health_head_info(),
             "index": {
                 "type": side.get("kind"),
                 "params": side.get("params"),
@@ -978,6 +979,19 @@ class FoodIndex:
                 **self.index_counters(),
             },
         }
+
+    def _health_head_info(self) -> dict[str, Any] | None:
+        """The model's health head (``indexer.health``): its accuracy on the held-out
+        phrases and how many labelled phrases fitted it; None when the model has none."""
+        from .health import head_for
+
+        try:
+            head = head_for(self.model_spec())
+        except ModelNotFoundError:
+            return None
+        if head is None:
+            return None
+        return {"heldout_accuracy": head.heldout_accuracy, "train_rows": head.train_rows}
 
     def _memory_generation(self) -> int | None:
         with self._mutex:

@@ -271,7 +271,35 @@ def reword(food: Food, rng: random.Random) -> str:
     return f"{food.name} - {', '.join(dict.fromkeys(out))}"
 
 
-KINDS = ("name", "typed", "english", "nutrient", "need", "reword", "phrase")
+# How product data dresses a food (our own lists): a maker before the name, a portion
+# after it, ``name portion - profile`` instead of ``name: profile``.
+MAKERS = ("해찬들", "사조", "롯데", "빙그레", "남양", "대상", "샘표", "노브랜드", "이마트", "삼양")
+SERVINGS = ("1봉지(90g)", "250ml", "1조각", "2인분 400g", "1공기 210g", "1캔 355ml", "1접시")
+
+
+def dress(food: Food, rng: random.Random) -> str:
+    """The food's description as product data writes it: a maker, the name, a portion,
+    then its profile after a dash."""
+    return f"{rng.choice(MAKERS)} {food.name} {rng.choice(SERVINGS)} - {', '.join(_profile(food))}"
+
+
+def _closest_profile(food: Food, foods: list[Food], rng: random.Random) -> Food | None:
+    """Another food (another name) whose description mentions the most of the same
+    nutrients; None when none shares one."""
+    mine = set(nutrients_of(food.text))
+    best, best_n = [], 0
+    for other in foods:
+        if other.name == food.name:
+            continue
+        n = len(mine & set(nutrients_of(other.text)))
+        if n > best_n:
+            best, best_n = [other], n
+        elif n == best_n and n:
+            best.append(other)
+    return rng.choice(best) if best else None
+
+
+KINDS = ("name", "typed", "english", "nutrient", "need", "reword", "phrase", "dressed")
 
 
 def training_examples(
@@ -302,6 +330,9 @@ def training_examples(
             harming.setdefault(n, []).append(f)
     out: list[Example] = []
 
+    def dressed(f: Food) -> Food:
+        return Food(f.name, dress(f, rng), f.healthy, f.english)
+
     def add(anchor: str, f: Food, negative: Food | None, *keys: str) -> None:
         neg = negative.text if negative is not None else None
         own = {"food:" + f.text, *keys} | ({"food:" + neg} if neg else set())
@@ -319,7 +350,17 @@ def training_examples(
             n = rng.choice(found)
             add(rng.choice(NUTRIENTS[n][1]), f, None, "nutrient:" + n)
         if "reword" in kinds and len(_profile(f)) >= 1:
-            add(f.text, Food(f.name, reword(f, rng), f.healthy), None)
+            # the hard negative: another food with the most nutrients in common, so
+            # that a reworded copy is told apart from a food of the same profile
+            twin = _closest_profile(f, foods, rng) if "reword-hard" in kinds else None
+            add(f.text, Food(f.name, reword(f, rng), f.healthy), twin)
+        if "dressed" in kinds and " - " not in f.text and _profile(f):
+            add(
+                rng.choice([f.name, *typed_variants(f.name, rng)]),
+                dressed(f),
+                None,
+                "food:" + f.text,
+            )
         if "need" in kinds and f.healthy and stance[f.text][0]:
             need = know.needs[rng.choice(sorted(stance[f.text][0]))]
             neg = rng.choice(harming[need.id]) if harming.get(need.id) else None

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .mining import mine_exact
+from .mining import clusters, mine_exact
 from .settings import DATA_DIR
 
 LOOKUP = DATA_DIR / "lookup"
@@ -82,11 +82,17 @@ def dense_lookup(encode: Encode, split: str = "test") -> dict[str, Any]:
     return lookup_scores([[ids[j] for j in row] for row in order], queries)
 
 
-def planted_ap(encode: Encode, threshold: float, top_k: int = 10) -> dict[str, float]:
-    """Average precision of the planted near-duplicate pairs (indexer/data/lookup/planted.csv)
-    in the list that ``mine`` returns over the corpus and the planted copies."""
+PLANTED = {"test": "planted.csv", "dev": "planted_dev.csv"}
+
+
+def planted_ap(
+    encode: Encode, threshold: float, top_k: int = 10, split: str = "test"
+) -> dict[str, float]:
+    """Average precision of the planted near-duplicate pairs of the benchmark half
+    ``split`` (indexer/data/lookup/planted.csv for test, planted_dev.csv for dev) in the
+    list that ``mine`` returns over the corpus and the planted copies."""
     corpus = load_corpus()
-    with open(LOOKUP / "planted.csv", encoding="utf-8", newline="") as fh:
+    with open(LOOKUP / PLANTED[split], encoding="utf-8", newline="") as fh:
         planted = list(csv.DictReader(fh))
     texts = [r["text"] for r in corpus] + [p["text"] for p in planted]
     pos = {r["id"]: n for n, r in enumerate(corpus)}
@@ -116,6 +122,20 @@ def share_above(encode: Encode, texts: Sequence[str], threshold: float) -> float
     return round(float((upper >= threshold).mean()), 4)
 
 
+def sample_clusters(encode: Encode, texts: Sequence[str], threshold: float) -> dict[str, Any]:
+    """``foodvec mine --clusters`` over ``texts``: how many clusters, the largest's size,
+    and how far the least similar pair of any cluster falls below ``threshold``."""
+    vecs = encode(list(texts))
+    pairs = mine_exact(vecs, top_k=10, threshold=threshold)
+    found = clusters(pairs, floor=threshold, vecs=vecs)
+    worst = min((c.least[2] for c in found), default=threshold)
+    return {
+        "sample_clusters": len(found),
+        "sample_largest_cluster": max((len(c) for c in found), default=0),
+        "sample_cluster_least_below_threshold": round(max(0.0, threshold - worst), 4),
+    }
+
+
 def unk_rate(tokenizer_json: Path, texts: Sequence[str]) -> float:
     """Share of the distinct Hangul words of ``texts`` that tokenize to ``[UNK]``."""
     from tokenizers import Tokenizer
@@ -128,8 +148,9 @@ def unk_rate(tokenizer_json: Path, texts: Sequence[str]) -> float:
     return round(unk / len(words), 4)
 
 
-def model_report(spec: str) -> dict[str, Any]:
-    """Every figure foodvec judges a model by (README, "The model")."""
+def model_report(spec: str, split: str = "test") -> dict[str, Any]:
+    """Every figure foodvec judges a model by (README, "The model"), the lookup and
+    planted figures on the benchmark half ``split``."""
     from indexer.embedder import base_model_path, load_embedder
     from indexer.evaluate import evaluate_model
     from indexer.home import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS
@@ -141,7 +162,7 @@ def model_report(spec: str) -> dict[str, Any]:
     except (OSError, ValueError, KeyError):
         threshold = DEFAULT_MINE_THRESHOLD
     sample = [r["text"] for r in load_corpus(DATA_DIR / "sample_foods.csv")]
-    lookup = dense_lookup(encode, "test")
+    lookup = dense_lookup(encode, split)
     out: dict[str, Any] = {
         "lookup_dense_ndcg10": lookup["mean_ndcg10"],
         "lookup_dense_names_hit1": lookup["names_hit1"],
@@ -157,6 +178,7 @@ def model_report(spec: str) -> dict[str, Any]:
         ),
         "mine_threshold": threshold,
         "sample_pairs_above_threshold": share_above(encode, sample, threshold),
-        **planted_ap(encode, threshold),
+        **sample_clusters(encode, sample, threshold),
+        **planted_ap(encode, threshold, split=split),
     }
     return out

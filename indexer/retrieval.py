@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BadInputError
+from .errors import BadInputError, FoodvecError
 from .filters import filter_node
+from .health import HealthHead, head_for
 from .ranking import (
     final_score,
     item_facts,
@@ -56,6 +57,9 @@ CANDIDATES = 50
 # At most this many candidates of a query that names needs are scored in full (their
 # vectors read): the best by support, then by keyword relevance.
 JUDGED = 300
+# The health score of a judged candidate: this share from the model's health head (when
+# it has one), the rest from the facts its description states (``stand_in_health``).
+HEAD_SHARE = 0.5
 _GOODNESS: dict[int, Any] = {}
 
 
@@ -68,8 +72,11 @@ class Hit:
     dense: float | None = None
     lexical: float | None = None
     # Why it matched: the clauses of its description that serve the query's needs and
-    # nutrients, and its health score (queries that name a need or nutrient).
+    # nutrients (queries that name a need or nutrient).
     why: list[str] | None = None
+    # How healthy its profile reads, in [0, 1]: the model's health head on its vector
+    # (``indexer.health``), blended with the facts its text states when the needs
+    # ranking judged it; None for a model without a head and no judging.
     health: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +191,7 @@ class Searcher:
         rows = idx.items(want) if want else {}
         kb = lexicon().knowledge
         out: list[list[Hit]] = []
+        placed: list[tuple[int, Hit]] = []
         for hits in found:
             got = []
             for i, score, dense, lexical, *extra in hits:
@@ -194,19 +202,20 @@ class Searcher:
                 if extra:  # a judged hit: the clauses of its text that decided it
                     parse, health = extra
                     why = judge(parse, list(item_facts(row.text)), kb).why
-                got.append(
-                    Hit(
-                        row.ext_id,
-                        row.text,
-                        float(score),
-                        row.metadata,
-                        dense,
-                        lexical,
-                        why,
-                        None if health is None else round(float(health), 4),
-                    )
+                hit = Hit(
+                    row.ext_id,
+                    row.text,
+                    float(score),
+                    row.metadata,
+                    dense,
+                    lexical,
+                    why,
+                    None if health is None else round(float(health), 4),
                 )
+                got.append(hit)
+                placed.append((int(i), hit))
             out.append(got)
+        self._with_health(placed)
         return out
 
     def _judged(
@@ -272,6 +281,12 @@ class Searcher:
             base = rest
         good, bad = idx.fact_balance(pool, self._goodness(kb))
         health = stand_in_health(good, bad)
+        head = self._head()
+        if head is not None and len(pool):
+            ids, vecs = idx.index_vectors(pool.tolist())
+            got = dict(zip(ids.tolist(), head.score(vecs).tolist(), strict=True))
+            learned = np.array([got.get(int(i), 0.5) for i in pool])
+            health = HEAD_SHARE * learned + (1.0 - HEAD_SHARE) * health
         score = final_score(support, base, health, query_side(parse))
         order = np.lexsort((pool, -score, ~lead))[:k]
         return [
@@ -285,6 +300,26 @@ class Searcher:
             )
             for o in order
         ]
+
+    def _head(self) -> HealthHead | None:
+        """The model's health head (``indexer.health``), None without one."""
+        try:
+            return head_for(self.index.model_spec())
+        except FoodvecError:
+            return None
+
+    def _with_health(self, hits: list[tuple[int, Hit]]) -> None:
+        """Give every hit (item id, hit) without a health score the head's, when the
+        model has a head (a hit the needs ranking judged has one already)."""
+        todo = [(i, h) for i, h in hits if h.health is None]
+        head = self._head() if todo else None
+        if head is None:
+            return
+        got_ids, vecs = self.index.index_vectors(sorted({i for i, _ in todo}))
+        by_id = dict(zip(got_ids.tolist(), head.score(vecs).tolist(), strict=True))
+        for i, h in todo:
+            if i in by_id:
+                h.health = round(float(by_id[i]), 4)
 
     def _goodness(self, kb: Any):
         """The goodness of a fact token (one function per knowledge table, so that the

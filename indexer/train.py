@@ -38,12 +38,13 @@ RECIPES: dict[str, dict[str, float | int | str | bool]] = {
     "foodvec": {"epochs": 2, "lr": 1.5e-4, "batch_size": 32, "margin": 0.3},
     # Experimental (README, "The model"): not yet better than foodvec on the dev half.
     "foodvec-next": {
-        "epochs": 1,
-        "lr": 1.5e-4,
+        "epochs": 2,
+        "lr": 5e-5,
         "batch_size": 32,
         "margin": 0.3,
-        "health": "none",
-        "health_weight": 0.0,
+        "health": "triplet",
+        "health_weight": 0.3,
+        "lookup_split": None,
     },
 }
 

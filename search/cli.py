@@ -571,9 +571,11 @@ def search(queries, k, filters, where, mode, min_score, explain, as_json, home, 
             click.echo(
                 f"  {n:2d}. {h.score:.4f}  {h.id}  {h.text}" + (f"  [{meta}]" if meta else "")
             )
+            health = f"(health {h.health:.2f})" if h.health is not None else ""
             if h.why:
-                health = f"  (health {h.health:.2f})" if h.health is not None else ""
-                click.echo(f"      why: {' · '.join(h.why)}{health}")
+                click.echo(f"      why: {' · '.join(h.why)}  {health}".rstrip())
+            elif explain and health:
+                click.echo(f"      {health}")
 
 
 @cli.command()
@@ -694,6 +696,12 @@ def stats(as_json, home, model, db) -> None:
         f"(generation {ix['generation']}, {ix['count']} vectors)"
     )
     click.echo(f"mining:     default threshold {s['mine_threshold']}")
+    head = s.get("health_head")
+    click.echo(
+        f"health:     head accuracy {head['heldout_accuracy']} on held-out phrases"
+        if head
+        else "health:     the model has no health head (scores from stated facts only)"
+    )
 
 
 @cli.command()

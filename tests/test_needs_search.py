@@ -89,3 +89,54 @@ def test_the_vectorised_judgement_equals_the_judgement_of_the_facts(built):
             for r, s, a in zip(rows, support, against, strict=True):
                 j = judge(parse, read_facts(r["text"], lex), kb)
                 assert (j.against, round(j.support, 6)) == (bool(a), round(float(s), 6)), (q, r)
+
+
+def _head_on(monkeypatch, dim=64):
+    """A health head for the fake model: a fixed random direction."""
+    import indexer.health
+    import indexer.retrieval
+    from indexer.health import HealthHead
+
+    rng = np.random.default_rng(3)
+    head = HealthHead(rng.normal(size=dim) * 4, 0.1, heldout_accuracy=0.9, train_rows=82)
+    got = lambda spec: head if spec == "fake" else None  # noqa: E731
+    monkeypatch.setattr(indexer.retrieval, "head_for", got)
+    monkeypatch.setattr(indexer.health, "head_for", got)
+    return head
+
+
+def test_every_hit_carries_the_health_heads_score(built, monkeypatch):
+    head = _head_on(monkeypatch)
+    with FoodIndex(built) as idx:
+        hits = Searcher(idx).search("김치", k=5, mode="dense")[0]
+        ids, vecs = idx.vectors()
+        rows = idx.items(ids.tolist())
+        by_ext = {rows[int(i)].ext_id: v for i, v in zip(ids, vecs, strict=True)}
+        assert idx.stats()["health_head"] == {"heldout_accuracy": 0.9, "train_rows": 82}
+    assert hits and all(h.health is not None for h in hits)
+    for h in hits:
+        assert h.health == pytest.approx(float(head.score(by_ext[h.id])), abs=1e-4)
+
+
+def test_judged_hits_blend_the_head_with_stated_facts(built, monkeypatch):
+    import indexer.retrieval
+
+    with FoodIndex(built) as idx:
+        plain = {h.id: h.health for h in Searcher(idx).search("혈압에 좋은 음식", k=5)[0]}
+        _head_on(monkeypatch)
+        monkeypatch.setattr(indexer.retrieval, "HEAD_SHARE", 1.0)
+        only_head = Searcher(idx).search("혈압에 좋은 음식", k=50)[0]
+        monkeypatch.setattr(indexer.retrieval, "HEAD_SHARE", 0.5)
+        blended = {h.id: h.health for h in Searcher(idx).search("혈압에 좋은 음식", k=50)[0]}
+    heads = {h.id: h.health for h in only_head}
+    common = set(plain) & set(heads) & set(blended)
+    assert common
+    for i in common:
+        assert blended[i] == pytest.approx(0.5 * heads[i] + 0.5 * plain[i], abs=2e-4)
+
+
+def test_a_model_without_a_head_gives_no_health_to_plain_hits(built):
+    with FoodIndex(built) as idx:
+        hits = Searcher(idx).search("김치", k=3, mode="dense")[0]
+        assert idx.stats()["health_head"] is None
+    assert all(h.health is None for h in hits)
