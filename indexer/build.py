@@ -39,6 +39,12 @@ from .text import (
 )
 
 ON_ERROR = ("fail", "skip")
+# Ids and names are keys of B-tree indexes (items.ext_id, items.name_key), and
+# PostgreSQL's B-tree takes at most about 2.7 KB a row: both are limited here, before
+# the database, on every store alike (README "Building an index").
+MAX_ID_CHARS = 512
+MAX_NAME_CHARS = 200
+MAX_NAME_KEY_BYTES = 1000  # the name as compared (``terms.name_key``), which NFKC may widen
 # (hash, text) pairs, a sink for (hashes, vectors), a progress callback
 RemoteEmbed = Callable[
     [list[tuple[str, str]], Callable[[list[str], np.ndarray], None], Callable[[int], Any]], None
@@ -210,6 +216,9 @@ def _validate(
     except ValueError as exc:
         return None, str(exc), False
     name = item_name(data.get(name_col), norm)
+    reason = name_problem(name)
+    if reason:
+        return None, reason, False
     valid = _Valid(ext_id, norm, content_hash(norm), meta_json, raw.where, name, vec)
     return valid, None, repaired
 
@@ -257,7 +266,23 @@ def _check_id(raw_id: Any) -> tuple[str, str | None]:
         return "", f"the id {ext_id!r} has white space at its ends; ids are kept exactly"
     if has_lone_surrogate(ext_id):
         return "", "the id holds a lone surrogate (broken UTF-16 escape)"
+    if len(ext_id) > MAX_ID_CHARS:
+        return "", f"the id is {len(ext_id)} characters long; the limit is {MAX_ID_CHARS}"
     return ext_id, None
+
+
+def name_problem(name: str | None) -> str | None:
+    """Why an item's name cannot be stored (too long for the name index), or None."""
+    if name is None:
+        return None
+    if len(name) > MAX_NAME_CHARS:
+        return f"the name is {len(name)} characters long; the limit is {MAX_NAME_CHARS}"
+    if len(name_key(name).encode("utf-8", "surrogatepass")) > MAX_NAME_KEY_BYTES:
+        return (
+            f"the name {_snippet(name)} is {MAX_NAME_KEY_BYTES}+ bytes long once folded "
+            "(NFKC); shorten it"
+        )
+    return None
 
 
 def _snippet(s: str, n: int = 40) -> str:

@@ -229,7 +229,11 @@ def parse_short(expr: str) -> dict[str, Any]:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise FilterError(f"{expr!r}: not valid JSON ({exc})") from None
+            raise FilterError(f"{_snippet(expr)}: not valid JSON ({exc})") from None
+        except RecursionError:  # nested past what a filter may hold anyway
+            raise FilterError(
+                f"{_snippet(expr)}: filters nest deeper than {MAX_DEPTH} levels"
+            ) from None
     if text.endswith("?") and _plain_key(text[:-1]):
         return {_key(text[:-1].strip()): {"$exists": True}}
     if text.startswith("!") and _plain_key(text[1:]):
@@ -246,19 +250,49 @@ def parse_short(expr: str) -> dict[str, Any]:
         if not (value.startswith("(") and value.endswith(")")):
             raise FilterError(f"{expr!r}: {op[1:]} takes a list in parentheses: (a, b)")
         inner = value[1:-1].strip()
-        items = [parse_value(v) for v in _split_list(inner)] if inner else []
-        return {key: {op: items}}
+        raw = _split_list(inner) if inner else []
+        for v in raw:
+            _no_joiner(expr, v)
+        return {key: {op: [parse_value(v) for v in raw]}}
+    _no_joiner(expr, value)
     if not value:
         raise FilterError(f"{expr!r}: no value after {m['op']}")
     if value[0] in "<>=!~":
         raise FilterError(
-            f"{expr!r}: {m['op']}{value[0]} is not an operator; quote a value that starts "
-            "with it"
+            f"{expr!r}: {m['op']}{value[0]} is not an operator; quote a value that starts with it"
         )
     parsed = parse_value(value)
     if op == "$contains" and not isinstance(parsed, str):
         parsed = value  # containment is of text: `~ 12` looks for the characters 12
     return {key: {op: parsed}}
+
+
+def _snippet(expr: str, n: int = 80) -> str:
+    return repr(expr if len(expr) <= n else expr[:n] + "…")
+
+
+_JOINER = re.compile(r"(?:^|\s)(or|and)(?=\s|$)", re.I)
+
+
+def _no_joiner(expr: str, value: str) -> None:
+    """The short form has one condition: an unquoted value with the word ``or`` or
+    ``and`` in it (``a=x or a=y``) is refused rather than read as that whole text."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] == '"':
+        return
+    m = _JOINER.search(v)
+    if m is None:
+        return
+    word = m[1].lower()
+    how = (
+        'a JSON filter joins conditions with or: {"$or": [{"a": "x"}, {"a": "y"}]}, or a in (x, y)'
+        if word == "or"
+        else "repeat --where for each condition (all must hold)"
+    )
+    raise FilterError(
+        f"{expr!r}: `{m[1]}` is not supported in the short form ({how}); quote the value "
+        f'to mean the text itself: "{v}"'
+    )
 
 
 _QUOTED_KEY = re.compile(r'"(?:[^"\\]|\\.)+"')

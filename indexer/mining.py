@@ -351,10 +351,12 @@ def _check_params(threshold: float, top_k: int, mode: str, max_pairs: int) -> No
 EMPTY = "the index is empty: build it first (foodvec build FILE)"
 
 
-def start_job(idx: FoodIndex, params: dict[str, Any]) -> int:
-    """Record a new mining job as running (``run_mining_job`` then does the work)."""
+def start_job(idx: FoodIndex, params: dict[str, Any], limit: int | None = None) -> int:
+    """Record a new mining job as running (``run_mining_job`` then does the work).
+    ``limit``: refuse (``BusyError``) when that many jobs already run on this machine,
+    checked in the database under the write lock (``storage.jobs.Jobs.start``)."""
     gen, model = idx.state()
-    return idx.jobs.start(params, model, gen)
+    return idx.jobs.start(params, model, gen, limit=limit)
 
 
 def get_job(idx: FoodIndex, job_id: int) -> dict[str, Any] | None:

@@ -20,10 +20,24 @@ VARIABLES = {
     "FOODVEC_TOKEN": "the bearer token of foodvec serve (--token)",
     "FOODVEC_LOG": "the log level of foodvec serve",
     "FOODVEC_DEBUG": "any value: unexpected errors print their traceback",
-    "FOODVEC_CACHE": "the per-user cache (exported ONNX graphs)",
+    "FOODVEC_CACHE": "the per-user cache (exported ONNX graphs, trained default models)",
+    "FOODVEC_MAX_RESPONSE_BYTES": "the most bytes of one response of foodvec serve",
+    "FOODVEC_MAX_QUERIES": "the most queries in one search request of foodvec serve",
+    "FOODVEC_MAX_HITS": "the most results (k x queries) of one search request of foodvec serve",
+    "FOODVEC_JOBS_KEEP": "how many finished mining jobs are kept (the newest)",
+    "FOODVEC_JOBS_KEEP_DAYS": "how many days a finished mining job is kept",
 }
 
 ENCODERS = ("auto", "onnx", "torch")
+
+# Defaults of the limits (README "Environment"): a response of a search or a page of
+# items is refused past these, with and without a token.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_QUERIES = 100
+MAX_HITS = 1000
+# Finished mining jobs kept: the newest JOBS_KEEP, none older than JOBS_KEEP_DAYS.
+JOBS_KEEP = 100
+JOBS_KEEP_DAYS = 7.0
 
 # The training sets, the sample corpus and the lookup benchmark, shipped in the package.
 DATA_DIR = Path(str(resources.files("indexer").joinpath("data")))
@@ -39,6 +53,11 @@ class Settings:
     log_level: str
     debug: bool
     cache: Path
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_queries: int = MAX_QUERIES
+    max_hits: int = MAX_HITS
+    jobs_keep: int = JOBS_KEEP
+    jobs_keep_days: float = JOBS_KEEP_DAYS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,7 +79,30 @@ class Settings:
             cache=Path(env["FOODVEC_CACHE"]).expanduser()
             if env.get("FOODVEC_CACHE")
             else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "foodvec",
+            max_response_bytes=_number(env, "FOODVEC_MAX_RESPONSE_BYTES", MAX_RESPONSE_BYTES),
+            max_queries=_number(env, "FOODVEC_MAX_QUERIES", MAX_QUERIES),
+            max_hits=_number(env, "FOODVEC_MAX_HITS", MAX_HITS),
+            jobs_keep=_number(env, "FOODVEC_JOBS_KEEP", JOBS_KEEP),
+            jobs_keep_days=_number(env, "FOODVEC_JOBS_KEEP_DAYS", JOBS_KEEP_DAYS, float),
         )
+
+
+def _number(env: dict[str, str], name: str, default: float, kind: type = int):
+    """A limit from the environment: a whole number (or, for ``float``, any number) of at
+    least 1 (days: more than 0); unset or empty gives the default."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not (value >= 1 if kind is int else 0 < value < 1e6):
+        from .errors import BadInputError
+
+        what = "a whole number of at least 1" if kind is int else "a number of days above 0"
+        raise BadInputError(f"{name}={raw!r}: give {what}")
+    return value
 
 
 def settings() -> Settings:

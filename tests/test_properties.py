@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -83,3 +85,167 @@ def test_whatever_is_accepted_can_be_searched_filtered_mined_and_deleted(rec):
     INDEX.delete([ext_id])
     assert INDEX.item(ext_id) is None
     assert INDEX.verify() == []
+
+
+# -- the command line, fed hostile values ------------------------------------------------
+DEEP = 5000
+HOSTILE_VALUES = [
+    "caf\udce9",  # what Python makes of argv bytes that are not UTF-8 (café in Latin-1)
+    "\udc80",
+    "\ud800",  # lone surrogates no argv makes, but a caller of main() can
+    "x\udfffy",
+    "\x00",
+    "a\x00b",
+    str(2**63),
+    str(-(2**63) - 1),
+    "9" * 400,
+    "1e400",
+    "-1e400",
+    "nan",
+    "inf",
+    "[" * DEEP + "]" * DEEP,
+    '{"a":' * DEEP + "1" + "}" * DEEP,
+    '{"$or": [' * 40 + '{"a": 1}' + "]}" * 40,
+    "(" * DEEP,
+    "a=" + "[" * DEEP,
+    "",
+    " ",
+    "-",
+]
+hostile = st.sampled_from(HOSTILE_VALUES) | st.text(
+    st.characters(exclude_categories=()), min_size=1, max_size=12
+)
+# Commands that train or evaluate a model are left out (minutes each), and so is --ray
+# (it joins or starts a Ray cluster); serve runs up to the point where it would listen.
+LEFT_OUT = {"train", "eval-model"}
+# A valid command line of each command, to which one hostile value is given.
+BASE = {
+    "add": ["add", "귀리 라떼: 베타글루칸"],
+    "backup": ["backup", "bk"],
+    "build": ["build", "foods.csv", "-q"],
+    "delete": ["delete", "no-such-id"],
+    "export": ["export", "out.jsonl"],
+    "get": ["get", "k001"],
+    "init": ["init"],
+    "jobs": ["jobs"],
+    "list": ["list", "--limit", "3"],
+    "mine": ["mine", "-q", "--threshold", "0.99"],
+    "restore": ["restore", "bk", "--home", "restored"],
+    "search": ["search", "김치"],
+    "serve": ["serve"],
+    "stats": ["stats"],
+    "update": ["update", "k001", "--meta", "a=1"],
+    "vacuum": ["vacuum"],
+    "verify": ["verify"],
+}
+
+
+def _value_slots():
+    """(command, option or None for its arguments) for every option that takes a
+    value and every argument, of every command but those LEFT_OUT."""
+    from search.cli import cli
+
+    slots = []
+    for name, cmd in sorted(cli.commands.items()):
+        if name in LEFT_OUT:
+            continue
+        for p in cmd.params:
+            if getattr(p, "is_flag", False) or p.name in ("help", "ray"):
+                continue
+            slots.append((name, p.opts[0] if p.param_type_name == "option" else None))
+    return slots
+
+
+def _check_answer(args: list[str], code: int, out: str) -> None:
+    """Exit 0, 1 (one line: an error foodvec names) or 2 (bad usage); never a
+    traceback or the "unexpected" error of the CLI's last line of defence."""
+    assert code in (0, 1, 2), (args, code, out)
+    assert "Traceback" not in out and "unexpected" not in out, (args, out)
+    if code == 1:
+        errors = [line for line in out.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1, (args, out)
+
+
+def _args(name: str, opt: str | None, value: str) -> list[str]:
+    """A valid command line of ``name`` with ``value`` given to ``opt`` (None: to the
+    command's argument, in place of the valid one)."""
+    base = BASE[name]
+    return [name, value, *base[2:]] if opt is None else [*base, opt, value]
+
+
+@pytest.fixture
+def cli_home(built, tmp_path, monkeypatch):
+    """The sample home, the working folder a scratch folder holding foods.csv (paths
+    the commands write land there), and serve stopping short of listening."""
+    import shutil
+
+    import uvicorn
+
+    from tests.conftest import SAMPLE
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    shutil.copy(SAMPLE, tmp_path / "foods.csv")
+    return built
+
+
+def _invoke(args: list[str]) -> tuple[int, str]:
+    """The command line as a user's shell hands it over, through ``main`` (which
+    refuses arguments that are not UTF-8, or hold NUL, before click sees them): (the
+    exit status, stdout and stderr). An exception that escapes is a failure."""
+    import contextlib
+    import io
+    import sys
+
+    from search.cli import main
+
+    out = io.StringIO()
+    argv, sys.argv = sys.argv, ["foodvec", *args]
+    try:
+        with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    return code, out.getvalue()
+
+
+@pytest.mark.hostile
+def test_every_value_of_every_command_is_a_clear_answer_never_a_crash(cli_home):
+    """One hostile value (lone surrogates, NUL, huge integers, deep nesting, random
+    text) in any option or argument of any command: a clear answer, never a crash."""
+    slots = _value_slots()
+    seen = set()
+    codes: Counter[int] = Counter()
+
+    @settings(
+        max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.sampled_from(slots), hostile)
+    def check(slot, value):
+        seen.add(slot)
+        args = _args(*slot, value)
+        code, out = _invoke(args)
+        codes[code] += 1
+        _check_answer(args, code, out)
+
+    check()
+    assert len(seen) > len(slots) / 2
+    # the values reach the commands: some run, some are refused by foodvec itself
+    assert codes[0] > 0 and codes[1] > 0 and codes[2] > 0, codes
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    "value",
+    ["caf\udce9", "a\x00b", str(2**64), '{"a":' * DEEP + "1" + "}" * DEEP],
+    ids=["surrogate", "nul", "huge-integer", "deep-nesting"],
+)
+def test_every_option_and_argument_takes_each_hostile_class(cli_home, value):
+    """The classes of the hardening list, each given to every option that takes a value
+    and every argument of every command (not a sample): a clear answer each time."""
+    for slot in _value_slots():
+        args = _args(*slot, value)
+        _check_answer(args, *_invoke(args))

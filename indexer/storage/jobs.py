@@ -1,7 +1,9 @@
 """Mining jobs and their pairs: the records of ``foodvec mine`` runs.
 
 Job writes take the write lock but do not bump the generation: they do not change
-what a search sees.
+what a search sees. The limit on jobs running at once is checked in the transaction
+that inserts the job (under that lock), so requests that arrive together cannot all
+pass it; finished jobs are pruned by age and count when a job finishes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import text
 
+from ..errors import BusyError
+from ..settings import settings
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -24,13 +29,49 @@ _COLUMNS = (
 PAIRS_PER_INSERT = 50_000
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class Jobs:
     def __init__(self, store: Store):
         self.store = store
+        cfg = settings()
+        # finished jobs kept: the newest ``keep``, none older than ``keep_days``
+        self.keep = cfg.jobs_keep
+        self.keep_days = cfg.jobs_keep_days
 
-    def start(self, params: dict[str, Any], model_fp: str | None, generation: int) -> int:
-        """Record a new mining job as running by this process; returns its id."""
+    def start(
+        self,
+        params: dict[str, Any],
+        model_fp: str | None,
+        generation: int,
+        limit: int | None = None,
+    ) -> int:
+        """Record a new mining job as running by this process; returns its id. With
+        ``limit``: refused with ``BusyError`` when that many jobs already run on this
+        machine (counted in the same write transaction, so concurrent starts queue on
+        the write lock and cannot all pass; a job whose process is gone does not
+        count)."""
+        host = socket.gethostname()
         with self.store.immediate() as conn:
+            if limit is not None:
+                rows = conn.execute(
+                    text("SELECT pid FROM jobs WHERE status = 'running' AND host = :h"),
+                    {"h": host},
+                ).all()
+                live = sum(1 for (pid,) in rows if pid is not None and _pid_alive(pid))
+                if live >= limit:
+                    raise BusyError(
+                        f"{live} mining jobs are running on this machine (the most at once "
+                        f"is {limit}); try again when one has finished"
+                    )
             return conn.execute(
                 text(
                     "INSERT INTO jobs(kind, status, params, model_fp, generation, host, pid) "
@@ -40,7 +81,7 @@ class Jobs:
                     "p": json.dumps(params),
                     "m": model_fp,
                     "g": generation,
-                    "h": socket.gethostname(),
+                    "h": host,
                     "pid": os.getpid(),
                 },
             ).scalar_one()
@@ -99,6 +140,32 @@ class Jobs:
                     "id": job_id,
                 },
             )
+            self._prune(conn, job_id)
+
+    def _prune(self, conn, current: int) -> list[int]:
+        """Delete finished jobs (and their pairs) past the newest ``keep`` or ended more
+        than ``keep_days`` ago; running jobs and ``current`` stay. Returns the ids."""
+        seconds = int(self.keep_days * 86400)
+        if self.store.dialect == "postgresql":
+            old = "ended_at < LOCALTIMESTAMP - (:s * INTERVAL '1 second')"
+        else:
+            old = "ended_at < datetime('now', '-' || :s || ' seconds')"
+        gone = (
+            conn.execute(
+                text(
+                    "SELECT id FROM jobs WHERE status != 'running' AND id != :c AND "
+                    f"({old} OR id NOT IN (SELECT id FROM jobs WHERE status != 'running' "
+                    "ORDER BY id DESC LIMIT :n))"
+                ),
+                {"s": seconds, "c": current, "n": self.keep},
+            )
+            .scalars()
+            .all()
+        )
+        for job_id in gone:
+            conn.execute(text("DELETE FROM job_pairs WHERE job_id = :j"), {"j": job_id})
+            conn.execute(text("DELETE FROM jobs WHERE id = :j"), {"j": job_id})
+        return list(gone)
 
     def delete(self, job_id: int) -> None:
         with self.store.immediate() as conn:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from indexer.errors import (
     BadInputError,
+    BusyError,
     FoodvecError,
     ModelMismatchError,
     ModelNotFoundError,
@@ -30,10 +31,11 @@ from indexer.home import FoodIndex
 from indexer.settings import settings
 
 from . import routes_items, routes_jobs, routes_ops, routes_search
-from .logs import log_config
+from .docs import add_docs
+from .logs import RequestLog, announce, log_config, startup_facts
 from .metrics import MetricsMiddleware
 from .schemas import MAX_BODY_BYTES
-from .state import Service
+from .state import Limits, Service
 
 log = logging.getLogger("foodvec")
 
@@ -88,6 +90,61 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class ResponseLimit:
+    """ASGI middleware: a response whose declared length is over ``limit`` bytes is
+    replaced by a 413 naming the limit (search and pages of items count their bytes as
+    they assemble them, so they never hold that much; this holds for every route). A
+    streamed body without a declared length is cut at the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = {"done": False, "sent": 0}
+
+        async def limited(message):
+            if state["done"]:
+                return
+            if message["type"] == "http.response.start":
+                declared = dict(message.get("headers") or []).get(b"content-length")
+                if declared is not None and int(declared) > self.limit:
+                    state["done"] = True
+                    refusal = JSONResponse(
+                        {
+                            "detail": f"the response would be {int(declared)} bytes; the "
+                            f"limit is {self.limit} (FOODVEC_MAX_RESPONSE_BYTES): ask for "
+                            "less (a smaller limit, k or fewer queries)"
+                        },
+                        status_code=413,
+                    )
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": refusal.raw_headers,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": refusal.body})
+                    return
+            elif message["type"] == "http.response.body":
+                state["sent"] += len(message.get("body", b""))
+                if state["sent"] > self.limit:
+                    state["done"] = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+            await send(message)
+
+        await self.app(scope, receive, limited)
+
+
+PROTECT_READS_NEEDS_TOKEN = (
+    "--protect-reads needs a token (--token or FOODVEC_TOKEN): without one, reads are open"
+)
+
+
 def _status(exc: FoodvecError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
@@ -95,6 +152,8 @@ def _status(exc: FoodvecError) -> int:
         return 409
     if isinstance(exc, BadInputError):
         return 400
+    if isinstance(exc, BusyError):
+        return 429
     return 500
 
 
@@ -105,13 +164,19 @@ def create_app(
     compact_every: float = 30.0,
     allowed_hosts: list[str] | None = None,
     catch_up_every: float = 0.5,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``.
     ``allowed_hosts``: the Host header values accepted (a loopback server accepts only
     loopback names, so a page on another site cannot reach it by DNS rebinding).
     ``catch_up_every``: seconds between looks at the database's generation; an index
     found behind (a write through another replica or process) is caught up from the
-    change log then, so an idle replica becomes ready without a search (0: never)."""
+    change log then, so an idle replica becomes ready without a search (0: never).
+    ``limits``: what one request may ask for (default: from the settings).
+    ``protect_reads`` without a token is refused: it would leave every read open."""
+    if protect_reads and not token:
+        raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
+    limits = limits or Limits.from_settings()
     stop = threading.Event()
 
     def catcher() -> None:
@@ -156,18 +221,24 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Semantic search over food descriptions.",
+        docs_url=None,  # /docs and /redoc from local files (docs.py), not a CDN
+        redoc_url=None,
     )
-    svc = Service(index, token=token, protect_reads=protect_reads)
+    svc = Service(index, token=token, protect_reads=protect_reads, limits=limits)
     app.state.foodvec = svc
     for module in (routes_ops, routes_search, routes_items, routes_jobs):
         app.include_router(module.router)
+    add_docs(app)
     _error_handlers(app)
+    app.add_middleware(ResponseLimit, limit=limits.max_response_bytes)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    # outermost: every request logged with its duration and id, refused ones too
+    app.add_middleware(RequestLog)
     return app
 
 
@@ -226,6 +297,8 @@ def serve(
             f"refusing to listen on {host} without a token: set FOODVEC_TOKEN, or pass "
             "--insecure to serve writes to anyone who can reach it"
         )
+    if protect_reads and not token:
+        raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
     index = FoodIndex(home=home, model=model, db=db)
     app = create_app(
         index,
@@ -234,9 +307,10 @@ def serve(
         compact_every=compact_every,
         allowed_hosts=LOOPBACK_NAMES + [host] if is_loopback(host) else None,
     )
+    db_url = db or settings().db or index.layout.db_url
+    facts = startup_facts(index, host, port, db_url, token, protect_reads, is_loopback(host))
+    announce(facts, log_format)
     level = settings().log_level
     config = log_config(log_format, level)
-    if config is None:
-        uvicorn.run(app, host=host, port=port, log_level=level)
-    else:  # the levels are in the config (requests logged whatever the level)
-        uvicorn.run(app, host=host, port=port, log_config=config, log_level=None)
+    # the levels are in the config (requests logged whatever the level)
+    uvicorn.run(app, host=host, port=port, log_config=config, log_level=None)

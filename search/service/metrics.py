@@ -1,7 +1,12 @@
 """Prometheus metrics of one server (prometheus-client): requests and latencies by
 route, searches by mode, and, read at each scrape, items, generation, index lag,
 running mining jobs, and the full rebuilds (by reason) and change-log catch-ups of the
-in-memory index."""
+in-memory index.
+
+Labels come from fixed sets, so no caller can make new series at will: a route is its
+template (``/items/{item_id:path}``, or ``unmatched``), a method one of ``METHODS``
+or ``other``. Requests refused by the token check are counted apart
+(``foodvec_requests_refused_total``, no labels) and never under a route."""
 
 from __future__ import annotations
 
@@ -13,6 +18,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
     from .state import Service
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The method as a label: one of ``METHODS``, else ``other``."""
+    return method if method in METHODS else "other"
 
 
 class Metrics:
@@ -33,6 +45,11 @@ class Metrics:
         )
         self.searches = Counter(
             "foodvec_searches", "Queries searched, by mode", ["mode"], registry=self.registry
+        )
+        self.refused = Counter(
+            "foodvec_requests_refused",
+            "HTTP requests refused by the token check (401), any route or method",
+            registry=self.registry,
         )
         self.registry.register(_StateCollector(svc))
 
@@ -94,7 +111,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(path, scope.get("method", ""), str(status["code"])).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+            if scope.get("foodvec.refused") or status["code"] == 401:
+                self.metrics.refused.inc()
+            else:
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                method = method_label(scope.get("method", ""))
+                self.metrics.requests.labels(path, method, str(status["code"])).inc()
+                self.metrics.latency.labels(path).observe(time.perf_counter() - t0)

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Query
 from indexer.errors import BadInputError, NotFoundError
 
 from .schemas import MAX_PAGE_ITEMS, PatchRequest, UpsertRequest
-from .state import Service, read_access, service, write_access
+from .state import ResponseBudget, Service, read_access, service, write_access
 
 router = APIRouter()
+PAGE_STEP = 500  # items read at once for a page of GET /items
 Where = Annotated[
     str | None, Query(max_length=65536, description='A JSON filter, e.g. {"kcal": {"$lt": 200}}')
 ]
@@ -48,9 +49,23 @@ def list_items(
     after: Annotated[str | None, Query(max_length=40)] = None,
     svc: Service = Depends(service),
 ) -> dict[str, Any]:
-    """Items in a stable order; pass the page's ``next`` as ``after`` for the next one."""
-    items, cursor = svc.index.records(_where(where), offset=offset, limit=limit, after=after)
-    return {"items": items, "next": cursor}
+    """Items in a stable order; pass the page's ``next`` as ``after`` for the next one.
+    A page over FOODVEC_MAX_RESPONSE_BYTES is refused (413) as soon as the items read
+    pass it: they are read in steps of ``PAGE_STEP``, never all at once."""
+    cond = _where(where)
+    budget = ResponseBudget(svc.limits.max_response_bytes, "ask for a smaller limit")
+    items: list[dict[str, Any]] = []
+    cursor = after
+    while len(items) < limit:
+        want = min(PAGE_STEP, limit - len(items))
+        got, cursor = svc.index.records(cond, offset=offset, limit=want, after=cursor)
+        offset = 0  # the offset counts from the request's start; later steps go by cursor
+        for rec in got:
+            budget.add(rec)
+        items.extend(got)
+        if cursor is None:
+            break
+    return {"items": items, "next": cursor if len(items) == limit else None}
 
 
 @router.post("/items", dependencies=[Depends(write_access)])

@@ -12,7 +12,9 @@ from indexer.text import MAX_TEXT_CHARS
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS_PER_REQUEST = 1000
-MAX_QUERIES_PER_REQUEST = 100
+# The queries of one search are limited by FOODVEC_MAX_QUERIES (413 past it, ``Limits``);
+# this only bounds what the body parser takes.
+MAX_QUERIES_PER_REQUEST = 10_000
 MAX_PAGE_ITEMS = 10_000
 RAW_TEXT_LIMIT = 4 * MAX_TEXT_CHARS  # before white space is folded
 
