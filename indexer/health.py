@@ -122,15 +122,18 @@ def load_head(model_dir: Path | str) -> HealthHead | None:
         bias = float(raw["bias"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if weights.ndim != 1 or not np.isfinite(weights).all():
+    if weights.ndim != 1 or not np.isfinite(weights).all() or not np.isfinite(bias):
         return None
-    return HealthHead(
-        weights,
-        bias,
-        l2=float(raw.get("l2") or 0.0),
-        heldout_accuracy=raw.get("heldout_accuracy"),
-        train_rows=int(raw.get("train_rows") or 0),
-    )
+    accuracy = raw.get("heldout_accuracy")
+    try:
+        accuracy = None if accuracy is None else float(accuracy)
+        rows = int(raw.get("train_rows") or 0)
+        l2 = float(raw.get("l2") or 0.0)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if accuracy is not None and not 0.0 <= accuracy <= 1.0:
+        accuracy = None  # NaN, Infinity or out of range: unknown, not shown as a figure
+    return HealthHead(weights, bias, l2=l2, heldout_accuracy=accuracy, train_rows=rows)
 
 
 @functools.lru_cache(maxsize=8)

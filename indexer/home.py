@@ -6,12 +6,14 @@ keeps the FAISS index in step with the database (README, "Consistency").
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import logging
+import math
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -24,10 +26,19 @@ from typing import Any
 
 import faiss
 import numpy as np
+from filelock import FileLock
 
 from . import ann as ann_mod
 from .ann import EXACT_SUBSET_MAX, AnnIndex, choose_kind, top_k_exact
-from .build import BuildOptions, BuildSummary, build, memory_table, model_mismatch, open_sources
+from .build import (
+    BuildOptions,
+    BuildSummary,
+    build,
+    memory_table,
+    model_mismatch,
+    name_problem,
+    open_sources,
+)
 from .embedder import Embedder, load_embedder
 from .errors import (
     BadInputError,
@@ -43,19 +54,24 @@ from .lexical import LexicalIndex
 from .mining import MineResult, run_mining_job
 from .retrieval import Hit, Searcher
 from .settings import Layout, settings
-from .storage import ItemRow, Jobs, Store, canonical_json
+from .storage import ItemRow, Jobs, Store, canonical_json, settle_sqlite_file
 from .terms import item_name, name_key
 from .text import clean_metadata
-from .writers import output_format, write_rows
+from .writers import ParquetSchema, output_format, write_rows
 
 log = logging.getLogger("foodvec")
 
 MAX_PAGE = 10_000  # items in one page of records
+EXPORT_PAGE_ROWS = 5000  # items an export reads at once
 FILTER_CACHE_ENTRIES = 64
 FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
 # Mining threshold for a model that was not calibrated when trained (the base model).
 DEFAULT_MINE_THRESHOLD = 0.9
 MODEL_SETTINGS = "foodvec_model.json"
+# What a home that cannot be written answers to a write into its index folder.
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+# A backup's record of what it holds and where it came from (``backup``, ``restore``).
+MANIFEST = "foodvec_backup.json"
 
 
 class FoodIndex:
@@ -74,7 +90,10 @@ class FoodIndex:
         self.layout = Layout(self.home)
         self.index_dir = self.layout.index_dir
         self.models_dir = self.layout.models_dir
-        self._store = Store.open(db or cfg.db or self.layout.db_url)
+        url = db or cfg.db or self.layout.db_url
+        if url == self.layout.db_url:
+            _refuse_an_emptied_database(self.layout)
+        self._store = Store.open(url)
         self._model_spec = model or cfg.model
         self._embedder = embedder
         self._ann: AnnIndex | None = None
@@ -94,6 +113,11 @@ class FoodIndex:
         # and catch-ups from the change log (``index_counters``, ``/metrics``).
         self._rebuilds: dict[str, int] = {}
         self._catchups = 0
+        # The generation of in-memory indexes that could not be published because the
+        # index folder cannot be written (a read-only home): searches and verify use
+        # them as they are (None: nothing unsaved).
+        self._unsaved: int | None = None
+        self._warned: set[str] = set()
         # filter (repr of its tree) -> (generation, matching item ids), least recent first
         self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
 
@@ -180,9 +204,25 @@ class FoodIndex:
             return DEFAULT_MINE_THRESHOLD
         try:
             settings = json.loads((Path(spec) / MODEL_SETTINGS).read_text())
-            return float(settings["mine_threshold"])
-        except (OSError, ValueError, KeyError, TypeError):
+            value = float(settings["mine_threshold"])
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
             return DEFAULT_MINE_THRESHOLD
+        if not math.isfinite(value) or not -1.0 <= value <= 1.0:  # a cosine, or damage
+            self._warn_once(
+                "threshold",
+                "%s holds no usable mine_threshold (%r); using %s",
+                Path(spec) / MODEL_SETTINGS,
+                value,
+                DEFAULT_MINE_THRESHOLD,
+            )
+            return DEFAULT_MINE_THRESHOLD
+        return value
+
+    def _warn_once(self, key: str, msg: str, *args: Any) -> None:
+        """A warning this object gives once (a server would repeat it per request)."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(msg, *args)
 
     def check_model(self) -> None:
         """Refuse to search or extend an index with a model it was not built with."""
@@ -291,6 +331,9 @@ class FoodIndex:
                 raise BadInputError(f"item {ext_id!r}: {exc}") from None
             renamed = "name" in metadata or "name" in unset
             name = item_name(merged.get("name"), row.text)
+            reason = name_problem(name)
+            if reason:
+                raise BadInputError(f"item {ext_id!r}: {reason}")
             tx.set_metadata(row.id, meta_json, name, name_key(name) if name else None, renamed)
         self._sync_after_write(tx.generation, publish=publish)
         return tx.generation
@@ -324,13 +367,12 @@ class FoodIndex:
     # -- the FAISS index ------------------------------------------------------------
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
+        """The index lock, between processes (and threads): one publisher of the index
+        files at a time. ``filelock`` takes it (flock on POSIX, LockFileEx on Windows);
+        a folder that cannot be written raises OSError (PermissionError)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.layout.lock_file, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with FileLock(self.layout.lock_file, poll_interval=0.005):
+            yield
 
     def sync(
         self, publish: bool | None = None, kind: str | None = None, force_rebuild: bool = False
@@ -506,11 +548,36 @@ class FoodIndex:
             "count": ann.count,
         }
         advanced = changes.vectors or gen != old_gen
-        if publish is None:  # repair on open: save what was found behind the database
+        repair = publish is None
+        if repair:  # repair on open: save what was found behind the database
             publish = from_disk and (advanced or changes.lexical)
         if publish and (advanced or changes.lexical or self._published_gen != gen):
-            self._save(ann, gen, model, requested, changes.vectors, self._lex.to_bytes())
+            if repair:
+                # A search or verify: what it needs is in memory now, saved or not.
+                self._save_if_possible(ann, gen, model, requested, changes.vectors)
+            else:
+                self._save(ann, gen, model, requested, changes.vectors, self._lex.to_bytes())
         return ann
+
+    def _save_if_possible(
+        self, ann: AnnIndex, gen: int, model: str, requested: str, vectors_changed: bool
+    ) -> bool:
+        """Publish the caught-up indexes, or, when the index folder cannot be written
+        (a read-only home, a full disk), keep them in memory and say so once."""
+        try:
+            self._save(ann, gen, model, requested, vectors_changed, self._lex.to_bytes())
+            return True
+        except OSError as exc:
+            if self._unsaved is None:
+                log.warning(
+                    "the index folder %s cannot be written (%s): the index is caught up "
+                    "in memory to generation %s and searched from there, not saved",
+                    self.index_dir,
+                    exc.strerror or exc,
+                    gen,
+                )
+            self._unsaved = gen
+            return False
 
     def _stale(self, model: str, dim: int, want: str, gen: int) -> str | None:
         """Why the in-memory index cannot be caught up and must be built again (None:
@@ -580,6 +647,12 @@ class FoodIndex:
         name = loaded[1].get("lexical")
         # A missing or unreadable lexical file is rebuilt from the database by _sync.
         self._lex = LexicalIndex.load(self.index_dir / name) if name else None
+        if name and self._lex is None:
+            log.warning(
+                "the published lexical index %s is missing or damaged; rebuilding it from "
+                "the database",
+                name,
+            )
         return True
 
     def _save(
@@ -599,9 +672,17 @@ class FoodIndex:
         }
         with self._file_lock():
             on_disk = ann_mod.read_sidecar(self.index_dir) or {}
+            if on_disk.get("format") != ann_mod.FORMAT or ann_mod._sidecar_problem(on_disk):
+                on_disk = {}  # damaged: replaced, never taken for a newer index
             on_disk_gen = on_disk.get("generation")
-            if on_disk.get("model") == model and isinstance(on_disk_gen, int) and on_disk_gen > gen:
-                return  # another process already published a newer index
+            if (
+                on_disk.get("model") == model
+                and isinstance(on_disk_gen, int)
+                and gen < on_disk_gen <= self._store.latest_generation()
+            ):
+                # Another process already published a newer index (one past the
+                # database's generation is no index of it: damaged, replaced).
+                return
             # Temporary files of a save that was killed half-way (saves hold this lock,
             # so none is being written now).
             for stale in self.index_dir.glob("*.tmp"):
@@ -614,6 +695,7 @@ class FoodIndex:
                 if old.name != name:
                     old.unlink(missing_ok=True)
         self._published_gen = gen
+        self._unsaved = None
         self._store.prune_changes(gen, reader=f"{socket.gethostname()}:{self.home.resolve()}")
 
     def publish(self) -> bool:
@@ -632,7 +714,19 @@ class FoodIndex:
                 dict(self._ann.params),
             )
             lexical = self._lex.to_bytes() if self._lex is not None else b""
-        self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
+        try:
+            self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
+        except OSError as exc:
+            if exc.errno not in READ_ONLY_ERRNOS:
+                raise  # a full disk: the compactor says so and retries
+            if self._unsaved is None:
+                log.warning(
+                    "the index folder %s cannot be written (%s): the index stays in memory",
+                    self.index_dir,
+                    exc.strerror or exc,
+                )
+            self._unsaved = meta["generation"]
+            return False
         return True
 
     def warm_lexical(self) -> None:
@@ -858,11 +952,19 @@ class FoodIndex:
         fmt = output_format(path, fmt)
         node = parse_where(where) if where is not None else None
         keys: dict[str, None] = {}
+        types = ParquetSchema() if fmt == "parquet" else None
         if fmt != "jsonl":  # the tabular formats need every column up front: one more pass
             for rows in self._pages(node):
                 for r in rows:
                     keys.update(dict.fromkeys(r.metadata))
+                if types is not None:  # and Parquet the types, a page at a time
+                    types.add([{"id": r.ext_id, "text": r.text, **r.metadata} for r in rows])
         columns = ["id", "text", *keys] + (["vector"] if vectors else [])
+        schema = None
+        if types is not None:
+            import pyarrow as pa
+
+            schema = types.schema(columns, {"vector": pa.list_(pa.float64())} if vectors else {})
 
         def records() -> Iterator[dict[str, Any]]:
             for rows in self._pages(node):
@@ -876,9 +978,12 @@ class FoodIndex:
                         out["vector"] = found.get(r.id)
                     yield out
 
-        return write_rows(path, fmt, columns, records())
+        return write_rows(path, fmt, columns, records(), schema=schema)
 
-    def _pages(self, node: Node | None, size: int = 5000) -> Iterator[list[ItemRow]]:
+    def _pages(self, node: Node | None, size: int | None = None) -> Iterator[list[ItemRow]]:
+        """The items matching ``node`` a page of ``size`` (default ``EXPORT_PAGE_ROWS``)
+        at a time, by id: an export holds one page, never all."""
+        size = size or EXPORT_PAGE_ROWS
         after = 0
         while True:
             rows = self._store.page(node, after=after, limit=size)
@@ -889,47 +994,118 @@ class FoodIndex:
             after = rows[-1].id
 
     # -- backup ---------------------------------------------------------------------
-    def backup(self, dest: Path | str) -> dict[str, Any]:
+    def backup(self, dest: Path | str, with_model: bool = False) -> dict[str, Any]:
         """Copy this home into the empty folder ``dest`` while writers go on: the
         database through SQLite's online backup (every write committed before the
         backup began is in it), the published index files as they stood then (a
         restored home catches them up from the change log), and the trained default
-        model. Returns what was copied."""
+        model, hard-linked (no space taken) or, where links cannot be made (another
+        file system), referenced by its path; ``with_model`` copies it instead. A
+        manifest (``MANIFEST``) records where the home was and how the model was kept.
+        Nothing is written before every check has passed, and a backup that fails
+        half-way is removed. Returns what was done."""
         dest = Path(dest).expanduser()
+        if self._store.dialect != "sqlite":
+            raise BadInputError(
+                f"foodvec backup copies SQLite databases; back up a {self._store.dialect} "
+                "database with its own tools (pg_dump), and rebuild a home's index from it"
+            )
         inside, home = dest.resolve(), self.home.resolve()
         if inside == home or home in inside.parents or inside in home.parents:
             raise BadInputError(
                 f"{dest} is inside the home {self.home} (or holds it); back up elsewhere"
             )
-        if dest.exists() and any(dest.iterdir()):
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise BadInputError(f"{dest} is not empty; back up into a new folder")
+        made = not dest.exists()
         target = Layout(dest)
-        target.index_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        # Under the file lock no process publishes (or prunes the log past) the index
-        # being copied, so the copied database's log reaches back to it.
-        with self._file_lock():
-            side = ann_mod.read_sidecar(self.index_dir) or {}
-            for name in (side.get("file"), side.get("lexical")):
-                if name and (self.index_dir / name).is_file():
-                    shutil.copy2(self.index_dir / name, target.index_dir / name)
-            if side:
-                shutil.copy2(self.index_dir / ann_mod.SIDECAR, target.index_dir / ann_mod.SIDECAR)
-            generation = self._store.backup_to(target.database)
-        if self.default_model_path.is_dir():
-            shutil.copytree(self.default_model_path, target.default_model)
+        try:
+            target.index_dir.mkdir(parents=True, exist_ok=True)
+            # Under the file lock no process publishes (or prunes the log past) the index
+            # being copied, so the copied database's log reaches back to it.
+            with self._lock_unless_read_only():
+                side = ann_mod.read_sidecar(self.index_dir) or {}
+                for name in (side.get("file"), side.get("lexical")):
+                    if _file_name(name) and (self.index_dir / name).is_file():
+                        shutil.copy2(self.index_dir / name, target.index_dir / name)
+                if side:
+                    shutil.copy2(
+                        self.index_dir / ann_mod.SIDECAR, target.index_dir / ann_mod.SIDECAR
+                    )
+                generation = self._store.backup_to(target.database)
+            kept = self._back_up_model(target.default_model, with_model)
+            active = self._store.active_model()
+            manifest = {
+                "format": 1,
+                "home": str(home),
+                "generation": generation,
+                "model": {
+                    "kept": kept,  # linked, copied, referenced, or None (no trained model)
+                    "path": str(self.default_model_path.resolve()) if kept else None,
+                    "active": active,
+                },
+            }
+            (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        except BaseException:
+            _remove_made(dest, made)
+            raise
         return {
             "backup": str(dest),
             "generation": generation,
             "index_generation": side.get("generation"),
-            "model_copied": target.default_model.is_dir(),
+            "model": kept,
+            "model_copied": kept in ("linked", "copied"),
             "seconds": round(time.perf_counter() - t0, 3),
         }
 
+    @contextmanager
+    def _lock_unless_read_only(self) -> Iterator[None]:
+        """The index lock; in a home whose index folder cannot be written, none (no
+        process that cannot write it publishes there, and a restore catches up from
+        the change log or rebuilds when the copied files are not the log's)."""
+        try:
+            lock = FileLock(self.layout.lock_file, poll_interval=0.005)
+            lock.acquire()
+        except OSError as exc:
+            if exc.errno not in READ_ONLY_ERRNOS:
+                raise
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _back_up_model(self, dest: Path, copy: bool) -> str | None:
+        """Keep the trained default model in a backup: ``copied``, ``linked`` (its files
+        hard-linked: a backup costs no model's worth of space) or ``referenced`` (no
+        link across file systems: the manifest names the folder). None: no model."""
+        src = self.default_model_path
+        if not src.is_dir():
+            return None
+        if copy:
+            shutil.copytree(src, dest)
+            return "copied"
+        try:
+            shutil.copytree(src, dest, copy_function=os.link)
+            return "linked"
+        except (OSError, shutil.Error):
+            shutil.rmtree(dest, ignore_errors=True)
+            return "referenced"
+
     @classmethod
     def restore(cls, src: Path | str, home: Path | str | None = None, **kw: Any) -> FoodIndex:
-        """A home made from a backup folder (``backup``): refuses a home that already
-        holds a database; the indexes are caught up and checked on open."""
+        """A home made from a backup folder (``backup``), all or nothing: the backup is
+        restored into a temporary folder beside the home, its indexes caught up and
+        verified there against its own database (whatever ``FOODVEC_DB`` says), and
+        only then moved into place, the database last. A backup that does not verify
+        leaves nothing behind, so a retry works. Refuses a home that already holds a
+        database. The restored home has its own copy of the model (the backup's, or
+        the one its manifest references), recorded under the home's path, and none of
+        the original home's change-log readers."""
+        if kw.pop("db", None):
+            raise BadInputError("restore makes a SQLite home; a database URL does not apply")
         src = Path(src).expanduser()
         source = Layout(src)
         if not source.database.is_file():
@@ -940,15 +1116,65 @@ class FoodIndex:
             raise BadInputError(
                 f"{home_path} already holds a database; restore into a new or empty home"
             )
-        home_path.mkdir(parents=True, exist_ok=True)
-        tmp = target.database.with_name(target.database.name + ".restoring")
-        shutil.copy2(source.database, tmp)
-        if source.index_dir.is_dir():
-            shutil.copytree(source.index_dir, target.index_dir, dirs_exist_ok=True)
-        if source.default_model.is_dir() and not target.default_model.exists():
-            shutil.copytree(source.default_model, target.default_model)
-        os.replace(tmp, target.database)  # the database last: a half restore is no home
-        return cls(home_path, **kw)
+        if home_path.exists() and not home_path.is_dir():
+            raise BadInputError(f"{home_path} is not a folder")
+        manifest = _read_manifest(src / MANIFEST)
+        model_from = _backed_up_model(source, manifest)
+        parent = home_path.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        for left in parent.glob(f".{home_path.name}.restoring-*"):
+            shutil.rmtree(left, ignore_errors=True)  # a restore killed half-way
+        work = Path(tempfile.mkdtemp(prefix=f".{home_path.name}.restoring-", dir=parent))
+        try:
+            stage = Layout(work)
+            shutil.copy2(source.database, stage.database)
+            if source.index_dir.is_dir():
+                shutil.copytree(
+                    source.index_dir, stage.index_dir, ignore=shutil.ignore_patterns(".lock")
+                )
+            own_model = model_from is not None and not target.default_model.exists()
+            if own_model:
+                shutil.copytree(model_from, stage.default_model)  # its own: never links
+            problems = _check_restored(cls, src, stage, target, manifest, own_model, kw)
+            if problems:
+                shown = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "")
+                raise BadInputError(
+                    f"{src} does not restore ({shown}); nothing was restored into {home_path}"
+                )
+            settle_sqlite_file(stage.database)  # one file to move: no -wal, no -shm
+            _move_into(work, home_path, target)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return cls(home_path, db=target.db_url, **kw)
+
+    def _adopt_model(self, manifest: dict[str, Any], now_at: Path, copied: Path) -> None:
+        """Record the restored home's own model folder as the model of the items that
+        were embedded with the backed-up one (its fingerprint must match)."""
+        from .embedder import model_fingerprint
+
+        was = (manifest.get("model") or {}).get("path")
+        for info in self._store.models():
+            name = str(info["name"])
+            ours = name == was or (was is None and Path(name).parts[-2:] == ("models", "default"))
+            if not ours:
+                continue
+            try:
+                fp = model_fingerprint(copied)
+            except OSError as exc:
+                log.warning("the restored model at %s cannot be read: %s", copied, exc)
+                return
+            if fp != info["fingerprint"]:
+                log.warning(
+                    "the backup's model (from %s) is not the one the items were embedded "
+                    "with (fingerprint %s, not %s): it changed after the backup; search "
+                    "needs that model (--model) or a rebuild",
+                    name,
+                    fp[:12],
+                    str(info["fingerprint"])[:12],
+                )
+                continue
+            self._store.rename_model(info["fingerprint"], str(now_at))
 
     # -- reports ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -956,6 +1182,8 @@ class FoodIndex:
         model = s["model"]
         info = self._store.model_info(model) if model else None
         side = ann_mod.read_sidecar(self.index_dir) or {}
+        if side and (side.get("format") != ann_mod.FORMAT or ann_mod._sidecar_problem(side)):
+            side = {}  # damaged (NaN, Infinity, ...): shown as no published index
         return {
             "home": str(self.home),
             "items": s["items"],
@@ -1005,10 +1233,19 @@ class FoodIndex:
         self.sync()  # an index left behind by a crashed writer is caught up first
         model = self._store.active_model()
         count = self._store.count()
-        try:
-            loaded = AnnIndex.load(self.index_dir)
-        except ann_mod.DamagedIndex as exc:
-            return [f"the published index is damaged: {exc}"]
+        lex: LexicalIndex | None = None
+        with self._mutex:
+            in_memory = self._unsaved is not None and self._ann is not None
+            if in_memory:
+                # The index folder cannot be written (a read-only home): the indexes
+                # searches use are the published ones caught up in memory; check those.
+                loaded = (self._ann, dict(self._ann_meta or {}))
+                lex = self._lex
+        if not in_memory:
+            try:
+                loaded = AnnIndex.load(self.index_dir)
+            except ann_mod.DamagedIndex as exc:
+                return [f"the published index is damaged: {exc}"]
         if model is None:
             if count:
                 problems.append(f"the database holds {count} items but no model")
@@ -1059,13 +1296,15 @@ class FoodIndex:
                 f"{len(differ)} index vectors differ from the stored ones "
                 f"(item ids {_few(np.array(differ))})"
             )
-        problems.extend(self._verify_lexical(meta))
+        problems.extend(self._verify_lexical(meta, lex))
         return problems
 
-    def _verify_lexical(self, meta: dict[str, Any]) -> list[str]:
-        """The published lexical index holds exactly the items' terms."""
+    def _verify_lexical(self, meta: dict[str, Any], lex: LexicalIndex | None = None) -> list[str]:
+        """The published lexical index (or ``lex``, the one in memory) holds exactly
+        the items' terms."""
         name = meta.get("lexical")
-        lex = LexicalIndex.load(self.index_dir / name) if name else None
+        if lex is None:
+            lex = LexicalIndex.load(self.index_dir / name) if name else None
         if lex is None:
             return [f"no readable lexical index in {self.index_dir} (sidecar names {name!r})"]
         wrong, extra = lex.mismatches(self._store.named_docs())
@@ -1091,6 +1330,122 @@ class _Changes:
     vectors: bool
     lexical: bool
     generation: int
+
+
+def _file_name(name: Any) -> bool:
+    """A name of a file inside the index folder (a sidecar may be damaged or hostile:
+    no folder part, nothing outside the folder)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not set("/\\\x00") & set(name)
+
+
+def _refuse_an_emptied_database(layout: Layout) -> None:
+    """A home's SQLite file of 0 bytes is a new database to SQLite, which would answer
+    every search with nothing (and a write would start it afresh): refused when the
+    home's index shows that it held items."""
+    try:
+        empty = layout.database.stat().st_size == 0
+    except OSError:
+        return  # no database yet: a new home
+    side = ann_mod.read_sidecar(layout.index_dir) if empty else None
+    generation = (side or {}).get("generation")
+    if empty and isinstance(generation, int) and generation > 0:
+        raise FoodvecError(
+            f"the database {layout.database} is empty (0 bytes), but the index in "
+            f"{layout.index_dir} was built from one of generation {generation}: it was "
+            "emptied or cut short; restore it from a backup (`foodvec restore`), or "
+            f"delete {layout.index_dir} to start this home anew"
+        )
+
+
+def _remove_made(dest: Path, made: bool) -> None:
+    """Undo a failed backup: the folder it made, or what it put into an empty one."""
+    if made:
+        shutil.rmtree(dest, ignore_errors=True)
+    elif dest.is_dir():
+        for child in dest.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A backup's manifest ({} for a backup made before manifests, or a damaged one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _backed_up_model(source: Layout, manifest: dict[str, Any]) -> Path | None:
+    """The model folder a restore takes: the backup's own (copied or linked), else
+    the one its manifest references, when it is still there."""
+    if source.default_model.is_dir():
+        return source.default_model
+    model = manifest.get("model")
+    path = model.get("path") if isinstance(model, dict) else None
+    if isinstance(path, str) and path and Path(path).is_dir():
+        return Path(path)
+    if isinstance(path, str) and path:
+        log.warning("the backup references the model at %s, which is gone", path)
+    return None
+
+
+def _check_restored(
+    cls: type[FoodIndex],
+    src: Path,
+    stage: Layout,
+    target: Layout,
+    manifest: dict[str, Any],
+    own_model: bool,
+    kw: dict[str, Any],
+) -> list[str]:
+    """Open the restored home where it is staged (its own database, never
+    ``FOODVEC_DB``'s), catch its indexes up and verify them: the problems found."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with cls(stage.home, db=stage.db_url, **kw) as idx:
+            idx._store.forget_readers()  # the original home's: they would pin the log
+            if own_model:
+                idx._adopt_model(manifest, target.default_model, stage.default_model)
+            problems = idx.verify()
+            idx._store.forget_readers()  # the staging folder's own, from the catch-up
+            return problems
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return [f"its database cannot be read: {type(cause).__name__}: {first}"]
+
+
+def _move_into(work: Path, home: Path, target: Layout) -> None:
+    """Move a staged home into place. A new or empty home is the staged folder,
+    renamed; into a folder that holds other things (but no database) the staged
+    folders move first and the database last, so a half move is still no home."""
+    if home.is_dir() and not any(home.iterdir()):
+        home.rmdir()
+    if not home.exists():
+        os.rename(work, home)
+        return
+    stage = Layout(work)
+    if target.index_dir.exists():  # derived files without a database: stale
+        shutil.rmtree(target.index_dir)
+    for child in work.iterdir():
+        if child != stage.database:
+            _merge_move(child, home / child.name)
+    os.replace(stage.database, target.database)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _merge_move(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest``; into a folder already there, what it lacks (what the
+    home holds already is kept)."""
+    if not dest.exists():
+        os.rename(src, dest)
+    elif src.is_dir() and dest.is_dir():
+        for child in src.iterdir():
+            _merge_move(child, dest / child.name)
 
 
 def _record(row: ItemRow) -> dict[str, Any]:

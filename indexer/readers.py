@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,35 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
+def not_a_file(path: Path) -> str:
+    """Why ``path`` is not a regular file to read, in words (for an input that is
+    not one): missing, a folder, a named pipe, a device or a socket."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken link" if path.is_symlink() else "no such file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    if kind == "a folder":
+        return "a folder, not a file"
+    return (
+        f"{kind}, not a file: the input is read more than once (counted, then "
+        "streamed); write it to a file first"
+    )
+
+
 def open_table(path: Path | str, fmt: str = "auto") -> Table:
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"{path}: no such file")
+        raise BadInputError(f"{path}: {not_a_file(path)}")
     fmt = detect_format(path, fmt)
     if fmt in ("csv", "tsv"):
         return _open_delimited(path, fmt)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,54 @@ def fakes(monkeypatch, home):
     monkeypatch.setattr(indexer.home, "load_embedder", load)
     monkeypatch.setenv("FOODVEC_MODEL", "fake")
     return made
+
+
+# -- hostile cases -----------------------------------------------------------------
+# Tests marked `hostile` feed foodvec damaged files, hostile input or faults; the run
+# ends with how many of them ran (README, "What we test").
+_hostile = {"run": 0}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "hostile: a hostile case (damaged files, hostile input, faults)"
+    )
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "hostile" in report.keywords:
+        _hostile["run"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"hostile cases run: {_hostile['run']}")
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold: as root, the child gives up
+    the capabilities that let root write any file (CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH), so a folder made read-only is read-only to it, as it would
+    be to a user or on read-only media; nothing for other users. Skips the test where
+    root cannot give them up (no setpriv)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be made to hold")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def make_read_only(*paths: Path) -> None:
+    """Take write permission from files and folders (``unprivileged`` makes it hold)."""
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~0o222)
+
+
+def make_writable(root: Path) -> None:
+    """Give write permission back to everything under ``root`` (for clean-up)."""
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)
 
 
 def run(*args):

@@ -15,6 +15,7 @@ from tests.conftest import ROOT, write_csv
 
 # Each test runs on SQLite and on PostgreSQL.
 STORES = ("sqlite", "postgres")
+pytestmark = pytest.mark.hostile
 
 SEED_ORIGINAL = ROOT.parent / "shared" / "seed" / "model-card.original.txt"
 # UTF-8 Korean read as Windows-1252, as in the seed card. The first keeps every byte

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -19,8 +20,10 @@ from indexer import BuildOptions, FoodIndex
 from indexer.text import MAX_META_DEPTH, clean_metadata
 from search import Searcher
 from search.service import create_app
-from tests.conftest import ROOT, SAMPLE, run
+from tests.conftest import ROOT, SAMPLE, make_read_only, make_writable, run, unprivileged
 from tests.fakes import FakeEmbedder
+
+pytestmark = pytest.mark.hostile
 
 
 def write_jsonl(path, lines):
@@ -76,10 +79,27 @@ def test_verify_names_items_whose_index_vector_is_nan_or_wrong(built):
     fresh = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
     fresh.add_with_ids(vecs, ids)
     faiss.write_index(fresh, str(path))
+    # As foodvec itself would have saved wrong vectors: the sidecar's checksum matches
+    # (a file changed behind its back is refused by the checksum: the test below).
+    side["crc32"] = zlib.crc32(path.read_bytes())
+    (built / "index" / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1
     assert "2 index vectors differ" in res.output
     assert str(int(ids[3])) in res.output and str(int(ids[7])) in res.output
+
+
+def test_a_faiss_file_changed_behind_its_checksum_is_rebuilt(built):
+    side = json.loads((built / "index" / "index.json").read_text())
+    path = built / "index" / side["file"]
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # one vector's byte: FAISS would read the file without a word
+    path.write_bytes(bytes(data))
+    res = run("search", "김치", "-k", "1", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["id"] == "k131"
+    warning = [line for line in res.stderr.splitlines() if "damaged" in line]
+    assert len(warning) == 1 and "does not match its checksum" in warning[0]
+    assert run("verify").exit_code == 0
 
 
 # 4. a damaged FAISS file or sidecar ------------------------------------------------------
@@ -482,7 +502,18 @@ def foodvec(home, *args, **kw):
     env["HF_HUB_OFFLINE"] = "1"
     argv = [a if isinstance(a, bytes) else str(a) for a in args]
     cmd = [sys.executable, "-m", "tests.serve_fake", *argv]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300, **kw)
+    kw.setdefault("timeout", 300)
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, **kw)
+
+
+def foodvec_as_user(home, *args):
+    """``foodvec`` in a process of its own for which file permissions hold (as root
+    too: ``unprivileged``), so that a read-only folder is one."""
+    env = {**os.environ, "FOODVEC_HOME": str(home), "FOODVEC_MODEL": "fake"}
+    env["HF_HUB_OFFLINE"] = "1"
+    cmd = [*unprivileged(), sys.executable, "-m", "tests.serve_fake", *map(str, args)]
+    res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300)
+    return res.returncode, res.stdout.decode("utf-8"), res.stderr.decode("utf-8")
 
 
 def damaged_lexical_arrays(data: bytes, how: str) -> dict[str, np.ndarray]:
@@ -756,3 +787,116 @@ def test_argv_that_is_not_utf8_is_a_usage_error(built):
     err = res.stderr.decode("utf-8", "replace")
     assert res.returncode == 2 and "argument 2" in err and "not valid UTF-8" in err, err
     assert "unexpected" not in err
+
+
+# 9. an index folder made read-only after a committed write --------------------------------
+def test_a_read_only_index_folder_after_a_committed_write_is_searched_from_memory(built):
+    folder = built / "index"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    make_read_only(*folder.iterdir(), folder)
+    try:
+        rc, out, err = foodvec_as_user(built, "add", "새 음식: 단백질", "--id", "ro1")
+        assert rc == 1 and "the write is committed (generation 2)" in err, err
+        rc, out, err = foodvec_as_user(
+            built, "search", "새 음식: 단백질", "-k", "1", "--json", "--mode", "dense"
+        )
+        assert rc == 0, err
+        assert json.loads(out)["results"][0]["id"] == "ro1"  # caught up in memory
+        (warning,) = [x for x in err.splitlines() if x.strip()]
+        assert "cannot be written" in warning and "in memory to generation 2" in warning
+        rc, out, err = foodvec_as_user(built, "verify")
+        assert rc == 0 and "ok:" in out and "235 items, generation 2" in out, err
+        rc, out, err = foodvec_as_user(built, "stats", "--json")
+        assert rc == 0 and json.loads(out)["items"] == 235, err
+    finally:
+        make_writable(built)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    res = run("verify")  # writable again: the next open publishes the catch-up
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "index.json").read_text())["generation"] == 2
+
+
+# fragile: a read-only home (a copy on read-only media) could not be read ------------------
+READING = [
+    (("search", "김치", "-k", "1", "--json"), lambda out: json.loads(out)["results"][0]["id"]),
+    (("list", "--limit", "2", "--json"), lambda out: json.loads(out.splitlines()[0])["id"]),
+    (("get", "k131", "--json"), lambda out: json.loads(out)["id"]),
+    (("stats", "--json"), lambda out: json.loads(out)["items"]),
+    (("verify",), lambda out: out.split(":")[0]),
+]
+
+
+def test_a_read_only_home_can_be_read_and_refuses_writes_in_one_line(built):
+    expected = ["k131", "k001", "k131", 234, "ok"]
+    db = built / "foodvec.db"
+    before = db.read_bytes()
+    make_read_only(*built.rglob("*"), built)
+    try:
+        for (args, answer), want in zip(READING, expected, strict=True):
+            rc, out, err = foodvec_as_user(built, *args)
+            assert rc == 0, (args, err)
+            assert answer(out) == want, (args, out)
+        rc, out, err = foodvec_as_user(built, "add", "새 음식: 단백질", "--id", "ro1")
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert rc == 1 and len(lines) == 1, err
+        assert "is read-only here" in lines[0] and "not changed" in lines[0]
+    finally:
+        make_writable(built)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in built.iterdir()) == ["foodvec.db", "index"]  # no -wal, -shm
+
+
+@pytest.mark.parametrize("shm", ["with-shm", "without-shm"])
+def test_a_read_only_copy_with_a_write_ahead_log_is_read_whole_or_refused(built, tmp_path, shm):
+    """A home copied while a process had it open: its log (-wal) holds a commit. With
+    its -shm SQLite reads the log; without, reading the database alone would miss the
+    commit, so the home is refused in one line instead of answering without it."""
+    import shutil
+    import sqlite3
+
+    holder = sqlite3.connect(built / "foodvec.db")  # the log stays while it is open
+    try:
+        holder.execute("SELECT count(*) FROM items").fetchall()
+        assert run("add", "새 음식: 단백질", "--id", "wal1").exit_code == 0
+        copy = tmp_path / "copy"
+        shutil.copytree(built, copy)
+    finally:
+        holder.close()
+    assert (copy / "foodvec.db-wal").stat().st_size > 0
+    if shm == "without-shm":
+        (copy / "foodvec.db-shm").unlink()
+    make_read_only(*copy.rglob("*"), copy)
+    try:
+        rc, out, err = foodvec_as_user(
+            copy, "search", "새 음식: 단백질", "-k", "1", "--json", "--mode", "dense"
+        )
+    finally:
+        make_writable(copy)
+    if shm == "with-shm":
+        assert rc == 0, err
+        assert json.loads(out)["results"][0]["id"] == "wal1"
+    else:
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert rc == 1 and len(lines) == 1 and "write-ahead log" in lines[0], err
+
+
+# fragile: a FIFO given as an input said "no such file" -------------------------------------
+def test_a_fifo_or_a_device_as_input_says_what_it_is(built, tmp_path):
+    from indexer.errors import BadInputError
+    from indexer.evaluate import load_labelled
+
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    device = tmp_path / "null.csv"  # a link to /dev/null: the test never touches /dev
+    device.symlink_to("/dev/null")
+    for path, kind in ((fifo, "a named pipe (FIFO), not a file"), (device, "a character device")):
+        res = foodvec(built, "build", path, timeout=60)  # opening a FIFO would block
+        err = res.stderr.decode("utf-8")
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert res.returncode == 1 and len(lines) == 1, err
+        assert kind in lines[0] and str(path) in lines[0] and "no such file" not in err
+    res = foodvec(built, "build", tmp_path / "missing.csv", timeout=60)
+    assert res.returncode == 2 and "does not exist" in res.stderr.decode("utf-8")
+    with pytest.raises(BadInputError, match="named pipe"):
+        load_labelled(fifo)
+    assert count(built) == 234

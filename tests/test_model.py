@@ -263,7 +263,8 @@ def test_experimental_recipe_trains_with_need_triplets(tmp_path, monkeypatch):
         health="classify",
         health_weight=0.3,
         new_rows_lr=3.0,
-        pairs="name,need,reword",
+        pairs="name,need,reword,reword-hard,dressed",
+        epochs=1,
     )
     info = tr.train(cfg, progress=False)
     assert info["hard_negatives"] > 0 and info["steps"] >= 2
@@ -304,3 +305,28 @@ def test_health_head_fits_saves_and_scores(tmp_path):
     np.testing.assert_allclose(again.score(hx), scores, atol=1e-5)
     (tmp_path / HEAD_FILE).write_text("{not json")
     assert load_head(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"bias": "NaN"}, {"bias": "Infinity"}, {"train_rows": "1e999"}, {"heldout_accuracy": []}],
+)
+def test_a_damaged_health_head_is_no_head(tmp_path, damage):
+    from indexer.health import HEAD_FILE, HealthHead, load_head, save_head
+
+    save_head(tmp_path, HealthHead(np.ones(4), 0.0, heldout_accuracy=0.9, train_rows=8))
+    raw = json.loads((tmp_path / HEAD_FILE).read_text())
+    raw.update({k: float(v) if v in ("NaN", "Infinity") else v for k, v in damage.items()})
+    (tmp_path / HEAD_FILE).write_text(json.dumps(raw))
+    assert load_head(tmp_path) is None
+
+
+def test_a_health_heads_accuracy_out_of_range_is_unknown(tmp_path):
+    from indexer.health import HEAD_FILE, HealthHead, load_head, save_head
+
+    save_head(tmp_path, HealthHead(np.ones(4), 0.0, heldout_accuracy=0.9, train_rows=8))
+    raw = json.loads((tmp_path / HEAD_FILE).read_text())
+    raw["heldout_accuracy"] = float("nan")
+    (tmp_path / HEAD_FILE).write_text(json.dumps(raw))
+    head = load_head(tmp_path)
+    assert head is not None and head.heldout_accuracy is None

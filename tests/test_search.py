@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import faiss
 import numpy as np
@@ -169,8 +170,10 @@ def test_verify_detects_a_damaged_index(built):
         ann.remove(np.array([victim]))
         side = json.loads((idx.index_dir / "index.json").read_text())
         faiss.write_index(ann.index, str(idx.index_dir / side["file"]))
-        # the sidecar agrees with the damaged file, so nothing looks wrong on open
+        # the sidecar agrees with the damaged file (count and checksum), so nothing
+        # looks wrong on open: as if foodvec itself had saved a wrong index
         side["count"] -= 1
+        side["crc32"] = zlib.crc32((idx.index_dir / side["file"]).read_bytes())
         (idx.index_dir / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1
@@ -183,8 +186,11 @@ def test_verify_detects_changed_vectors(built):
         item = idx.item("k010")
         ann.remove(np.array([item.id]))
         ann.add(np.array([item.id]), np.ones((1, ann.dim), np.float32) / 8)
-        path = idx.index_dir / json.loads((idx.index_dir / "index.json").read_text())["file"]
+        side = json.loads((idx.index_dir / "index.json").read_text())
+        path = idx.index_dir / side["file"]
         faiss.write_index(ann.index, str(path))
+        side["crc32"] = zlib.crc32(path.read_bytes())  # saved so, not damaged on disk
+        (idx.index_dir / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1 and "vectors differ" in res.output
 

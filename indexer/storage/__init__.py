@@ -12,6 +12,7 @@ from .store import (
     canonical_json,
     current_revision,
     make_engine,
+    settle_sqlite_file,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "canonical_json",
     "current_revision",
     "make_engine",
+    "settle_sqlite_file",
 ]

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import FoodvecError
+from ..errors import FoodvecError, ReadOnlyError
 from ..filters import Node
 from .jobs import Jobs
 from .where import compile_where
@@ -42,6 +46,9 @@ WRITE_LOCK_KEY = 0x666F6F64766563
 # A reader of the change log (an index home) that has not published for this long no
 # longer holds the log back; if it returns, it rebuilds its index from the database.
 READER_TTL_S = 7 * 24 * 3600
+# A reader's time this far in the future is a wrong clock (or a damaged entry), not a
+# reader that may pin the log: it is treated as stale.
+READER_CLOCK_SLACK_S = 24 * 3600
 
 
 def canonical_json(meta: dict[str, Any]) -> str:
@@ -86,8 +93,9 @@ def make_engine(url: str) -> Engine:
     # change log and the generation they read belong together); writers switch to READ
     # COMMITTED under their lock (``_postgres_setup``).
     pg = {"pool_pre_ping": True, "isolation_level": "REPEATABLE READ"}
+    target: str | URL = read_only_sqlite_url(url) or url
     try:
-        engine = create_engine(url, **(pg if url.startswith("postgres") else {}))
+        engine = create_engine(target, **(pg if url.startswith("postgres") else {}))
     except ModuleNotFoundError as exc:
         raise FoodvecError(
             f"the database driver for {url.split(':', 1)[0]} is not installed ({exc.name}); "
@@ -106,13 +114,107 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def read_only_sqlite_url(url: str) -> URL | None:
+    """For a SQLite file that cannot be written here (the file or its folder: a copy on
+    read-only media, another user's home), a URL that reads it without writing
+    anything; None when it can be written (or is not a plain SQLite file).
+
+    A WAL database is read with ``mode=ro`` when SQLite can share its log index (the
+    ``-shm`` file is there), else with ``immutable=1``, which reads the database file
+    alone: right when no write-ahead log holds commits (a home copied while no
+    process had it open). A log with commits that cannot be read is an error, never
+    an answer that misses them."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # a bad URL: create_engine says what is wrong with it
+        return None
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or parsed.query
+        or database in (None, "", ":memory:")
+        or database.startswith("file:")
+    ):
+        return None
+    path = Path(database).expanduser()
+    if not path.is_file():
+        return None
+    real = path.resolve()
+    if os.access(real, os.W_OK) and os.access(real.parent, os.W_OK):
+        return None
+    uri = "file:" + urllib.parse.quote(str(real))
+    ro = parsed.set(database=uri, query={"uri": "true", "mode": "ro"})
+    if _sqlite_readable(f"{uri}?mode=ro"):
+        return ro
+    wal = real.with_name(real.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise ReadOnlyError(
+            f"{path} cannot be read here: its folder is not writable and its write-ahead "
+            f"log ({wal.name}) holds commits that SQLite reads only with its "
+            f"{real.name}-shm; copy the home to a writable folder (or open it once where it "
+            "is writable, which folds the log into the database)"
+        )
+    return parsed.set(database=uri, query={"uri": "true", "immutable": "1"})
+
+
+def settle_sqlite_file(db: Path) -> None:
+    """Fold a SQLite database's write-ahead log into it and remove the log files, so
+    that the database is one file that can be moved (no connection may be open)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def _sqlite_readable(uri: str) -> bool:
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def _is_read_only(engine: Engine) -> bool:
+    """Whether the engine reads a SQLite file it may not write (``read_only_sqlite_url``)."""
+    q = engine.url.query
+    return engine.dialect.name == "sqlite" and (q.get("mode") == "ro" or q.get("immutable") == "1")
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database file of an engine (None: not a file)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return Path(urllib.parse.unquote(database[len("file:") :]))
+    return Path(database).expanduser()
+
+
 def _sqlite_setup(engine: Engine) -> None:
+    read_only = _is_read_only(engine)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - trivial
         # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # a read-only file keeps the journal mode it has
+            cur.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against a crashed or killed process in WAL mode.
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
@@ -150,7 +252,10 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # the option is read through configparser, whose interpolation takes % (a home
+    # named like `50%` or a URL-quoted path): doubled, it reads back as itself
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    cfg.set_main_option("sqlalchemy.url", url)
     with engine.connect() as conn:
         # On PostgreSQL, processes that start together migrate one at a time (Alembic
         # reads the revision again under the lock).
@@ -175,8 +280,18 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        # A SQLite file that cannot be written here is read as it is (never migrated)
+        # and refuses writes with a message that says why.
+        self.read_only = _is_read_only(engine)
+        self.file = _sqlite_file(engine)
         self._pinned = threading.local()
-        if current_revision(engine) != HEAD_REVISION:
+        revision = current_revision(engine)
+        if revision != HEAD_REVISION:
+            if self.read_only:
+                raise ReadOnlyError(
+                    f"{self.file} is read-only here and holds schema revision {revision}; "
+                    f"this foodvec needs {HEAD_REVISION}: open it once where it can be written"
+                )
             migrate(engine)
         self.jobs = Jobs(self)
 
@@ -191,7 +306,16 @@ class Store:
         """A build's staging table (use as a context manager)."""
         from .staging import Staging
 
+        self.check_writable()
         return Staging(self)
+
+    def check_writable(self) -> None:
+        """Refuse a write to a database opened read-only (``read_only_sqlite_url``)."""
+        if self.read_only:
+            raise ReadOnlyError(
+                f"the database {self.file} is read-only here (its file or its folder is not "
+                "writable): it can be searched and read, not changed"
+            )
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -241,6 +365,7 @@ class Store:
     def immediate(self) -> Iterator[Connection]:
         """A write transaction that does not count as a change of the items (jobs,
         bookkeeping): holds the write lock, does not bump the generation."""
+        self.check_writable()
         with self.engine.connect() as conn:
             conn.info["immediate"] = True
             with conn.begin():
@@ -279,6 +404,11 @@ class Store:
 
     def generation(self) -> int:
         with self.read() as conn:
+            return self._get_int(conn, "generation", 0)
+
+    def latest_generation(self) -> int:
+        """The newest committed generation, outside any snapshot this thread holds."""
+        with self.engine.connect() as conn, conn.begin():
             return self._get_int(conn, "generation", 0)
 
     def state(self) -> tuple[int, str | None]:
@@ -471,8 +601,7 @@ class Store:
                 while True:
                     rows = conn.execute(
                         text(
-                            "SELECT id, name, text FROM items WHERE id > :last "
-                            "ORDER BY id LIMIT :n"
+                            "SELECT id, name, text FROM items WHERE id > :last ORDER BY id LIMIT :n"
                         ),
                         {"last": last, "n": batch},
                     ).all()
@@ -542,12 +671,16 @@ class Store:
         with self.read() as conn:
             n = conn.execute(text(f"SELECT count(*) {bad}")).scalar_one()
             if n:
-                users = conn.execute(
-                    text(
-                        "SELECT i.id FROM items i WHERE i.content_hash IN "
-                        f"(SELECT v.content_hash {bad}) ORDER BY i.id LIMIT 6"
+                users = (
+                    conn.execute(
+                        text(
+                            "SELECT i.id FROM items i WHERE i.content_hash IN "
+                            f"(SELECT v.content_hash {bad}) ORDER BY i.id LIMIT 6"
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 used = ", ".join(map(str, users[:5])) + (", …" if len(users) > 5 else "")
                 problems.append(
                     f"{n} stored vectors are damaged (not their model's size)"
@@ -605,24 +738,68 @@ class Store:
         """Record that the index home ``reader`` has saved its index at generation
         ``upto``, then forget the change log up to the oldest generation that any home
         seen in the last ``READER_TTL_S`` has saved: replicas that share one database,
-        each with its own index files, all catch up from the log instead of rebuilding."""
+        each with its own index files, all catch up from the log instead of rebuilding.
+
+        On SQLite each entry also names the database file its home read: an entry
+        naming another file came along with a copy of the database (a restored or
+        copied home) and is dropped, since that home never reads this file. An entry
+        that cannot be read, or whose time lies in the future (a wrong clock), is stale
+        too: no entry pins the log for longer than the TTL."""
+        if self.read_only:
+            return  # nothing can be recorded, and nothing needs to be
         now = time.time()
         key = "reader:" + hashlib.sha256(reader.encode()).hexdigest()[:32]
+        place = self._reader_place()
         with self.immediate() as conn:
-            self._set(conn, key, f"{upto} {now:.0f}")
+            self._set(conn, key, f"{upto} {now:.0f}" + (f" {place}" if place else ""))
             floor_to = upto
             for name, value in conn.execute(
                 text("SELECT key, value FROM state WHERE key LIKE 'reader:%'")
             ).all():
-                gen, seen = value.split()
-                if now - float(seen) > READER_TTL_S:
+                entry = _reader_entry(value)
+                if name != key and not _live_reader(entry, now, place):
                     conn.execute(text("DELETE FROM state WHERE key = :k"), {"k": name})
-                else:
-                    floor_to = min(floor_to, int(gen))
+                elif entry is not None:
+                    floor_to = min(floor_to, entry[0])
             if floor_to <= self._get_int(conn, "log_floor", 0):
                 return
             conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": floor_to})
             self._set(conn, "log_floor", str(floor_to))
+
+    def _reader_place(self) -> str | None:
+        """The database file as a reader entry names it (None: not a SQLite file)."""
+        if self.file is None:
+            return None
+        try:
+            return str(self.file.resolve())
+        except OSError:
+            return None
+
+    def readers(self) -> dict[str, str]:
+        """The change log's reader entries (key -> value), for ``stats`` and tests."""
+        with self.read() as conn:
+            rows = conn.execute(text("SELECT key, value FROM state WHERE key LIKE 'reader:%'"))
+            return {k: v for k, v in rows.all()}
+
+    def forget_readers(self) -> int:
+        """Drop every reader entry (a restored database's belong to the homes of the
+        database it was copied from); returns how many."""
+        with self.immediate() as conn:
+            return conn.execute(text("DELETE FROM state WHERE key LIKE 'reader:%'")).rowcount
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model the database knows: fingerprint, name (a folder or ``base``), dim."""
+        with self.read() as conn:
+            rows = conn.execute(text("SELECT fingerprint, name, dim FROM models")).all()
+        return [{"fingerprint": r[0], "name": r[1], "dim": r[2]} for r in rows]
+
+    def rename_model(self, fingerprint: str, name: str) -> None:
+        """Record where a model lives now (a restored home's own copy of it)."""
+        with self.immediate() as conn:
+            conn.execute(
+                text("UPDATE models SET name = :n WHERE fingerprint = :f"),
+                {"n": name, "f": fingerprint},
+            )
 
     def backup_to(self, path: Path) -> int:
         """Copy the database to ``path`` with SQLite's online backup (a consistent
@@ -761,6 +938,38 @@ def insert_values(conn: Connection, head: str, rows: Sequence[tuple], tail: str 
         conn.execute(text(f"{head} VALUES {','.join(groups)} {tail}"), params)
 
 
+ReaderEntry = tuple[int, float, "str | None"]
+
+
+def _reader_entry(value: Any) -> ReaderEntry | None:
+    """A reader entry's (generation, time seen, database file or None); None when it
+    cannot be read (a damaged entry)."""
+    parts = str(value).split(" ", 2)
+    try:
+        gen, seen = int(parts[0]), float(parts[1])
+    except (ValueError, IndexError):
+        return None
+    if gen < 0 or not math.isfinite(seen):
+        return None
+    return gen, seen, (parts[2] if len(parts) > 2 else None)
+
+
+def _live_reader(entry: ReaderEntry | None, now: float, place: str | None) -> bool:
+    """Whether a reader entry may still hold the change log back: readable, seen within
+    ``READER_TTL_S`` (and not in the future), and a reader of this database file."""
+    if entry is None:
+        return False
+    _, seen, where = entry
+    if now - seen > READER_TTL_S or seen > now + READER_CLOCK_SLACK_S:
+        return False
+    if place is None or where is None:
+        return True  # PostgreSQL, or an entry written before files were recorded
+    try:
+        return os.path.samefile(where, place)
+    except OSError:  # gone: the home it named read another file
+        return False
+
+
 def _plain_number(v: Any) -> int | float:
     """A number as SQLite hands it over (PostgreSQL's numeric arrives as a Decimal)."""
     if isinstance(v, (int, float)):
@@ -773,4 +982,12 @@ def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
         yield seq[i : i + n]
 
 
-__all__ = ["Store", "WriteTx", "ItemRow", "FoodvecError", "canonical_json", "HEAD_REVISION"]
+__all__ = [
+    "Store",
+    "WriteTx",
+    "ItemRow",
+    "FoodvecError",
+    "canonical_json",
+    "settle_sqlite_file",
+    "HEAD_REVISION",
+]
