@@ -25,7 +25,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@test -f "$(FOODVEC_HOME)/models/default/foodvec_model.json" || { \
-	  echo "The default model is not trained yet: training it now (about 4 minutes on 2 cores)."; \
+	  echo "The default model is not in this home yet: foodvec train copies it from the per-user cache if an earlier clone trained it (seconds), else trains it (about 6 minutes on 2 cores; a progress bar shows the steps left)."; \
 	  $(VENV)/bin/foodvec train; }
 	$(VENV)/bin/foodvec build indexer/data/sample_foods.csv --reembed
 	$(VENV)/bin/foodvec search "김치" "우유" "비타민 C" -k 3

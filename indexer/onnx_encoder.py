@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoder import ProbedDim
-from .errors import FoodvecError
+from .errors import FoodvecError, require_training_extra
 
 GRAPH = "encoder.onnx"  # inputs input_ids, token_type_ids; output embedding
 STALE_GRAPHS = ("model.onnx",)  # earlier exports (with an attention-mask input)
@@ -151,6 +151,11 @@ def export(model_path: Path, out_dir: Path, generic: bool = False) -> Path:
     them) export through ``bert_forward``; others, or ``generic``, through the model's
     own forward.
     """
+    require_training_extra(
+        f"{model_path} has no exported ONNX graph, and exporting one",
+        "torch",
+        "sentence_transformers",
+    )
     import torch
     from sentence_transformers import SentenceTransformer
 

@@ -93,7 +93,16 @@ def _friendly(f: Callable) -> Callable:
             raise click.ClickException(
                 f"database error: {type(cause).__name__}: {first}"
             ) from None
+        except OSError as exc:  # a path the system refused (too long, not a folder, ...)
+            name = str(exc.filename or "")
+            shown = f": {name[:120]}{'…' if len(name) > 120 else ''}" if name else ""
+            raise click.ClickException(f"{exc.strerror or exc}{shown}") from None
         except Exception as exc:  # the last line of defence: no traceback for users
+            if isinstance(exc, RuntimeError) and _from_expanduser(exc):
+                raise click.ClickException(
+                    "a path starts with ~ and a user this machine does not know (--home, "
+                    "--model, --db, a file or FOODVEC_HOME); write the folder out"
+                ) from None
             if settings().debug:
                 raise
             raise click.ClickException(
@@ -101,6 +110,16 @@ def _friendly(f: Callable) -> Callable:
             ) from None
 
     return wrapper
+
+
+def _from_expanduser(exc: BaseException) -> bool:
+    """Raised by ``Path.expanduser`` (``~name`` of no user here)?"""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "expanduser":
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def sqlalchemy_error() -> type[Exception]:
@@ -456,8 +475,12 @@ def _record_line(rec: dict[str, Any]) -> str:
 
 @cli.command("list")
 @_where_option("Only items matching EXPR (the --where of search; repeatable).")
-@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many items first.")
-@click.option("--limit", type=click.IntRange(1), help="At most this many items (default: all).")
+@click.option(
+    "--offset", type=click.IntRange(0, 2**63 - 1), default=0, help="Skip this many items first."
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 2**63 - 1), help="At most this many items (default: all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per item.")
 @_common
 @_friendly
@@ -628,18 +651,25 @@ def export(file, fmt, where, vectors, as_json, home, model, db) -> None:
 
 @cli.command()
 @click.argument("dest", type=FOLDER)
+@click.option(
+    "--with-model",
+    is_flag=True,
+    help="Copy the trained model into the backup (default: hard-link its files, or "
+    "reference its folder where links cannot be made).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
 @_friendly
-def backup(dest, as_json, home, model, db) -> None:
+def backup(dest, with_model, as_json, home, model, db) -> None:
     """Copy the home into the new folder DEST, safely while writers run.
 
     The database is copied with SQLite's online backup (it holds every write committed
-    before the backup began), with the index files of that moment and the trained
-    default model. `foodvec restore DEST --home NEW` makes a home of it again.
+    before the backup began), with the index files of that moment; the trained default
+    model is hard-linked (or copied with --with-model). `foodvec restore DEST --home NEW`
+    makes a home of it again.
     """
     with _open(home, model, db) as idx:
-        out = idx.backup(dest)
+        out = idx.backup(dest, with_model=with_model)
     if as_json:
         _emit(out)
     else:
@@ -778,6 +808,12 @@ def verify(home, model, db) -> None:
     "foodvec, Euclidean for card).",
 )
 @click.option("--no-eval", is_flag=True, help="Skip the held-out evaluation in the model card.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Train even when the per-user cache holds this model (FOODVEC_CACHE/models; used "
+    "only for the default output and recipe, with no other training option).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
@@ -796,6 +832,7 @@ def train(
     scheduler,
     margin,
     no_eval,
+    no_cache,
     quiet,
     as_json,
     home,
@@ -807,11 +844,21 @@ def train(
     The default recipe (foodvec) trains a search model that also separates healthy from
     unhealthy profiles; --recipe card reproduces the seed model card. The result is a
     sentence-transformers folder with a model card; without --output it becomes the
-    default model of this home.
+    default model of this home. Without training options, the model is copied from the
+    per-user cache when an earlier training of the same recipe, settings, data, base model
+    and training code put it there (--no-cache trains all the same).
     """
+    from indexer import model_cache
+    from indexer.errors import require_training_extra
     from indexer.settings import DATA_DIR, Layout
     from indexer.train import evaluate_pair, write_model_card
     from indexer.train import train as run_train
+
+    require_training_extra("foodvec train")
+    tuned = (epochs, batch_size, lr, seed, max_seq_length, warmup_ratio, scheduler, margin)
+    cached = not no_cache and not no_eval and output is None and data is None
+    cached = cached and base == "base" and recipe == TrainConfig.recipe
+    cached = cached and all(v is None for v in tuned)
 
     out = output or Layout(home or settings().home).default_model
     cfg = TrainConfig.for_recipe(
@@ -828,20 +875,46 @@ def train(
         scheduler=scheduler,
         margin=margin,
     )
+    entry = model_cache.entry_for(cfg) if cached else None
+    if entry is not None:
+        record, why = model_cache.fetch(entry, out)
+        if record is not None:
+            info, figures = record.get("info") or {}, record.get("evaluation")
+            if as_json:
+                _emit({"output": str(out), **info, "evaluation": figures, "cache": str(entry.path)})
+                return
+            click.echo(
+                f"copied the trained {recipe} model from the cache {entry.path} -> {out} "
+                "(no training; --no-cache trains anew)"
+            )
+            return
+        if why and not as_json:
+            click.echo(f"the cached model {entry.path} is damaged ({why}): training", err=True)
     if not quiet and not as_json:
         click.echo(f"training the {recipe} recipe -> {out}", err=True)
     info = run_train(cfg, progress=not quiet)
     figures = None
     if not no_eval and (DATA_DIR / "heldout.csv").exists():
+        if not quiet and not as_json:
+            click.echo("evaluating the trained model against the base model ...", err=True)
         figures = evaluate_pair(out, base=base)
     write_model_card(out, info, figures or {"base": {}, "tuned": {}})
+    stored = None
+    if entry is not None:
+        try:
+            stored = model_cache.store(entry, out, {"info": info, "evaluation": figures})
+        except OSError as exc:  # the model is trained all the same
+            click.echo(f"could not cache the model in {entry.path}: {exc}", err=True)
     if as_json:
-        _emit({"output": str(out), **info, "evaluation": figures})
+        cache = str(stored) if stored else None
+        _emit({"output": str(out), **info, "evaluation": figures, "cache": cache})
         return
     click.echo(
         f"saved {out} ({info['steps']} steps, {info['seconds']:.1f} s, "
         f"final loss {info['train_loss']})"
     )
+    if stored is not None:
+        click.echo(f"cached it for other homes: {stored}")
     if figures:
         _print_figures(figures)
 
@@ -850,6 +923,62 @@ def _print_figures(figures: dict[str, dict[str, float]]) -> None:
     click.echo(f"{'figure':34s} {'base':>8s} {'tuned':>8s}")
     for name in figures["tuned"]:
         click.echo(f"{name:34s} {figures['base'][name]:8.4g} {figures['tuned'][name]:8.4g}")
+
+
+class _Stages:
+    """Progress of a command made of a few long stages, on stderr: ``[1/2] label ...``
+    when a stage starts and ``[1/2] label: done in 41.2 s`` (or ``failed after``) when
+    it ends; on a terminal one line per stage whose seconds count up while it runs."""
+
+    TICK_SECONDS = 1.0
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total = total
+        self.quiet = quiet
+        self.n = 0
+
+    def stage(self, label: str):
+        import contextlib
+        import threading
+        import time
+
+        self.n += 1
+        head = f"[{self.n}/{self.total}] {label}"
+
+        @contextlib.contextmanager
+        def running():
+            if self.quiet:
+                yield
+                return
+            t0 = time.monotonic()
+            tty = sys.stderr.isatty()
+            stop = threading.Event()
+            ticker = None
+            if tty:
+
+                def tick() -> None:
+                    while not stop.wait(self.TICK_SECONDS):
+                        secs = time.monotonic() - t0
+                        click.echo(f"\r{head} ... {secs:.0f} s", err=True, nl=False)
+
+                click.echo(f"{head} ...", err=True, nl=False)
+                ticker = threading.Thread(target=tick, name="foodvec-stage", daemon=True)
+                ticker.start()
+            else:
+                click.echo(f"{head} ...", err=True)
+            outcome = "failed after"
+            try:
+                yield
+                outcome = "done in"
+            finally:
+                stop.set()
+                if ticker is not None:
+                    ticker.join()
+                secs = time.monotonic() - t0
+                start = "\r" if tty else ""
+                click.echo(f"{start}{head}: {outcome} {secs:.1f} s", err=True)
+
+        return running()
 
 
 @cli.command("eval-model")
@@ -865,16 +994,18 @@ def _print_figures(figures: dict[str, dict[str, float]]) -> None:
     help="Draw the held-out phrases in 2-D (PCA), base and tuned, to this PNG.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines (--json has none either).")
 @_common
 @_friendly
-def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
+def eval_model(base, heldout, plot, as_json, quiet, home, model, db) -> None:
     """Compare a model with the base model on foodvec's jobs.
 
     Korean lookup (dense only, the benchmark's test half): mean nDCG@10, names found
     first, needs said in other words. Health: held-out label margin and 1-NN accuracy.
     English food retrieval nDCG@10. [UNK] rate on Hangul words. Mining: the model's
     threshold, the share of sample-corpus pairs above it, and the average precision of
-    planted near-duplicates in the mined list.
+    planted near-duplicates in the mined list. Each stage (about 45 s a model on 2
+    cores) is a line on stderr.
     """
     from indexer.quality import model_report
     from indexer.settings import DATA_DIR
@@ -884,11 +1015,17 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
         with _open(home, None, db) as idx:
             tuned = str(idx.default_model_path)
     heldout = heldout or DATA_DIR / "heldout.csv"
-    figures = {"base": model_report(base), "tuned": model_report(tuned)}
+    stages = _Stages(3 if plot else 2, quiet=quiet or as_json)
+    what = "lookup, health, English, [UNK] and mining figures"
+    with stages.stage(f"base model ({base}): {what}"):
+        figures = {"base": model_report(base)}
+    with stages.stage(f"model ({tuned}): {what}"):
+        figures["tuned"] = model_report(tuned)
     if plot:
         from indexer.plot import plot_pair
 
-        plot_pair(tuned, base, heldout, plot)
+        with stages.stage(f"plot of the held-out phrases -> {plot}"):
+            plot_pair(tuned, base, heldout, plot)
     if as_json:
         _emit({"model": tuned, "base": base, **figures, "plot": str(plot) if plot else None})
         return
@@ -961,10 +1098,15 @@ def eval_model(base, heldout, plot, as_json, home, model, db) -> None:
     help="Show the paraphrases of item ID from the latest finished job "
     "(or --job N) instead of mining.",
 )
-@click.option("--job", "job_id", type=int, help="With --of or --clusters: use this job.")
+@click.option(
+    "--job",
+    "job_id",
+    type=click.IntRange(-(2**63), 2**63 - 1),  # the database's integers
+    help="With --of or --clusters: use this job.",
+)
 @click.option(
     "--limit",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 2**63 - 1),
     default=20,
     show_default=True,
     help="Pairs shown in the summary table.",
@@ -1171,7 +1313,14 @@ def jobs(as_json, delete_ids, home, model, db) -> None:
 def serve(
     host, port, token, protect_reads, insecure, compact_every, log_format, home, model, db
 ) -> None:
-    """Serve search, live updates and mining jobs over HTTP (OpenAPI at /docs)."""
+    """Serve search, live updates and mining jobs over HTTP (OpenAPI at /docs and
+    /redoc, which work offline).
+
+    On start it says on stderr where it listens, the home, the store, the item count,
+    the model and the mode (who may read and write). Each request is one log line with
+    its status, duration in ms and request id; the response carries the id in
+    X-Request-ID (a sane one sent by the client is kept).
+    """
     from .service import serve as run
 
     token = token or settings().token
@@ -1183,12 +1332,18 @@ def main() -> None:
     # or file format can take: refuse them here as bad usage, naming the argument.
     for n, arg in enumerate(sys.argv[1:], 1):
         if has_lone_surrogate(arg):
-            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            try:
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:  # a surrogate no argv byte makes (set by a caller)
+                shown = arg.encode("utf-8", "backslashreplace").decode("utf-8")
             click.echo(
                 f"Error: argument {n} ({shown}) is not valid UTF-8; foodvec takes its "
                 "arguments, paths included, as UTF-8",
                 err=True,
             )
+            sys.exit(2)
+        if "\x00" in arg:  # no exec hands one over; a caller setting sys.argv can
+            click.echo(f"Error: argument {n} holds a NUL character", err=True)
             sys.exit(2)
     cli(prog_name="foodvec")
 
