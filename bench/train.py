@@ -4,7 +4,7 @@ health head on the held-out phrases, for the base model, the
 seed card's recipe and foodvec's default recipe, trained from the base model in the
 same run; the mean and the worst over seeds for the default recipe.
 
-    .venv/bin/python -m bench.train [--seeds 42,1,2] [--card-seeds 42] [--recipe foodvec]
+    .venv/bin/python -m bench.train [--seeds 42,1,2] [--card-seeds 42] [--recipe R] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42,1,2")
     ap.add_argument("--card-seeds", default="42")
     ap.add_argument("--recipe", default="foodvec", help="the recipe to measure over seeds")
+    ap.add_argument("--keep", type=Path, help="keep each trained model in this folder")
     args = ap.parse_args()
 
     from indexer.health import load_head
@@ -61,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for recipe, seeds in ((args.recipe, args.seeds), ("card", args.card_seeds)):
             for seed in [int(s) for s in seeds.split(",") if s]:
-                path = Path(tmp) / f"{recipe}-{seed}"
+                path = (args.keep or Path(tmp)) / f"{recipe}-{seed}"
                 info = train(TrainConfig.for_recipe(recipe, output=path, seed=seed), False)
                 out["runs"].append(
                     {

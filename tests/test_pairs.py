@@ -159,3 +159,26 @@ def test_reword_keeps_the_name_and_changes_the_words():
     assert all(c.startswith("귀리 - ") and "oats" not in c for c in copies)
     assert len(copies) > 3 and food.text not in copies
     assert all(c.count(",") == 1 for c in copies)  # one of three clauses left out
+
+
+def test_dressed_and_reworded_examples_with_a_same_profile_negative():
+    from indexer.pairs import MAKERS, SERVINGS, nutrients_of, read_foods, training_examples
+    from indexer.train import SEARCH_SOURCES
+
+    foods = read_foods(SEARCH_SOURCES[0])
+    texts = {f.text: f for f in foods}
+    ex = training_examples(foods, seed=3, kinds=("dressed", "reword", "reword-hard"))
+    dressed = [e for e in ex if e.anchor not in texts]
+    reworded = [e for e in ex if e.anchor in texts]
+    assert len(dressed) == len(reworded) == len(foods)
+    for e in dressed:  # a maker, the name, a portion, then the profile after a dash
+        maker, rest = e.positive.split(" ", 1)
+        assert maker in MAKERS and any(s + " - " in rest for s in SERVINGS)
+    with_negative = [e for e in reworded if e.negative]
+    assert len(with_negative) > 0.8 * len(reworded)
+    for e in with_negative:  # another food that shares a nutrient with the anchor
+        other = texts[e.negative]
+        assert other.name != texts[e.anchor].name
+        assert set(nutrients_of(e.anchor)) & set(nutrients_of(other.text))
+    plain = training_examples(foods, seed=3, kinds=("reword",))
+    assert not any(e.negative for e in plain)
