@@ -840,19 +840,15 @@ def main() -> None:
         for f in foods:
             row = [f.id, f.name, describe(f), f.category, int(f.healthy), f.en or ""]
             w.writerow([*row, split_of(f.name)])
-    with open(DATA / "planted.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "original", "text"])
-        test_half = [f for f in foods if split_of(f.name) == "test"]
-        for n, f in enumerate(test_half[::4], 1):
-            w.writerow([f"P{n:03d}", f.id, reword(f)])
-    # The same for the dev half: what a training recipe may be tuned on.
-    with open(DATA / "planted_dev.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "original", "text"])
-        dev_half = [f for f in foods if split_of(f.name) == "dev"]
-        for n, f in enumerate(dev_half[::4], 1):
-            w.writerow([f"D{n:03d}", f.id, reword(f)])
+    # Planted copies of every fourth food of each half (dev: what a training recipe may
+    # be tuned on).
+    for half, file, prefix in (("test", "planted.csv", "P"), ("dev", "planted_dev.csv", "D")):
+        with open(DATA / file, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "original", "text"])
+            foods_of_half = [f for f in foods if split_of(f.name) == half]
+            for n, f in enumerate(foods_of_half[::4], 1):
+                w.writerow([f"{prefix}{n:03d}", f.id, reword(f)])
     queries = make_queries(foods)
     with open(DATA / "queries.jsonl", "w", encoding="utf-8") as fh:
         for q in queries:
