@@ -50,16 +50,11 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=stderr_file or subprocess.PIPE,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_healthy(
+            self.proc,
+            self.url,
+            lambda: self.proc.stderr.read().decode() if self.proc.stderr else "",
+        )
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -127,3 +122,18 @@ def kill_under_load(
         t.join(timeout=30)
     assert errors == []
     return len(acked) - before
+
+
+def wait_healthy(proc, url: str, why, timeout: float = 60.0) -> None:
+    """Wait until the server ``proc`` at ``url`` answers /health; RuntimeError with
+    ``why()`` (its error output) when it exits first, or when it never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(why())
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 
 import httpx
@@ -21,7 +20,7 @@ from search.service.app import create_app
 from search.service.logs import request_id_of
 from tests.conftest import ROOT, SAMPLE
 from tests.fakes import FakeEmbedder
-from tests.servers import free_port
+from tests.servers import free_port, wait_healthy
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -41,15 +40,7 @@ class Serving:
         cmd = [sys.executable, "-m", "tests.serve_fake", "serve", "--port", str(self.port)]
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen([*cmd, *extra], env=env, cwd=ROOT, stdout=out, stderr=err)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.err_path.read_text()
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_healthy(self.proc, self.url, self.err_path.read_text)
 
     def stop(self) -> tuple[str, str]:
         """Stop it; (stdout, stderr)."""
