@@ -60,13 +60,24 @@ def test_build_killed_at_random_points_lands_all_or_nothing(home, tmp_path):
             before = idx.count()
         proc = start_build(second, home)
         time.sleep(rng.uniform(0.2, 2.5))
-        if proc.poll() is None:
+        was_killed = proc.poll() is None
+        if was_killed:
             proc.send_signal(signal.SIGKILL)
             killed += 1
-        proc.wait(timeout=60)
+        code = proc.wait(timeout=60)
         with FoodIndex(home, embedder=FakeEmbedder(64)) as idx:
             after = idx.count()
             assert after in (before, before + 1500), (before, after)
-            landed += after == before + 1500
+            last_landed = after == before + 1500
+            landed += last_landed
             assert idx.verify() == []
+        if not was_killed:  # a build that ran to its end succeeded and landed whole
+            assert code == 0 and after == before + 1500, (code, proc.stderr.read())
     assert killed >= 3  # the test must really have interrupted builds
+    # Killed builds left nothing behind: the count is the builds that landed, and
+    # building the last file again lands it (or changes nothing if it had landed).
+    proc = start_build(second, home)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    with FoodIndex(home, embedder=FakeEmbedder(64)) as idx:
+        assert idx.count() == 300 + 1500 * (landed + (not last_landed))
+        assert idx.verify() == []
