@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .evaluate import ndcg_at_k
 from .mining import clusters, mine_exact
 from .settings import DATA_DIR
 
@@ -32,13 +32,6 @@ def load_corpus(path: Path = LOOKUP / "corpus.csv") -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def ndcg_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
-    dcg = sum((2 ** relevant.get(i, 0) - 1) / math.log2(n + 2) for n, i in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum((2**g - 1) / math.log2(n + 2) for n, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
 def lookup_scores(
     rankings: Sequence[Sequence[str]], queries: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -51,7 +44,7 @@ def lookup_scores(
     hits1: list[float] = []
     wrong5: list[float] = []
     for q, ranked in zip(queries, rankings, strict=True):
-        per_kind.setdefault(q["kind"], []).append(ndcg_at(ranked, q["relevant"]))
+        per_kind.setdefault(q["kind"], []).append(ndcg_at_k(list(ranked), q["relevant"]))
         if q["kind"] in NAME_KINDS:
             hits1.append(float(bool(ranked) and q["relevant"].get(ranked[0], 0) == 2))
         if q.get("opposite"):

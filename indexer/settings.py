@@ -7,6 +7,7 @@ lists the same variables (a test keeps the two in step).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -60,8 +61,8 @@ class Settings:
     jobs_keep_days: float = JOBS_KEEP_DAYS
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """The settings an environment gives (``os.environ`` at the edge, or a dict)."""
         home = env.get("FOODVEC_HOME")
         if home:
             home_path = Path(home).expanduser()
@@ -87,7 +88,7 @@ class Settings:
         )
 
 
-def _number(env: dict[str, str], name: str, default: float, kind: type = int):
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int):
     """A limit from the environment: a whole number (or, for ``float``, any number) of at
     least 1 (days: more than 0); unset or empty gives the default."""
     raw = (env.get(name) or "").strip()
@@ -107,7 +108,7 @@ def _number(env: dict[str, str], name: str, default: float, kind: type = int):
 
 def settings() -> Settings:
     """The settings as the environment gives them now."""
-    return Settings.from_env()
+    return Settings.from_env(os.environ)
 
 
 def offline() -> None:
