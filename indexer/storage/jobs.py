@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import text
 
 from ..errors import BusyError
-from ..settings import settings
+from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
 from .sql import Database, insert_values
 
 _COLUMNS = (
@@ -40,12 +40,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Jobs:
-    def __init__(self, store: Database):
+    """The jobs of one store. Finished jobs kept: the newest ``keep``, none that ended
+    more than ``keep_days`` ago (``FOODVEC_JOBS_KEEP`` and ``FOODVEC_JOBS_KEEP_DAYS``,
+    which the caller reads)."""
+
+    def __init__(self, store: Database, keep: int = JOBS_KEEP, keep_days: float = JOBS_KEEP_DAYS):
         self.store = store
-        cfg = settings()
-        # finished jobs kept: the newest ``keep``, none older than ``keep_days``
-        self.keep = cfg.jobs_keep
-        self.keep_days = cfg.jobs_keep_days
+        self.keep = keep
+        self.keep_days = keep_days
 
     def start(
         self,

@@ -81,12 +81,12 @@ class SQLiteStore(Store):
     )
     file_backup_supported = True
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *args, **kwargs):
         # A SQLite file that cannot be written here is read as it is (never migrated)
         # and refuses writes with a message that says why.
         self.read_only = _is_read_only(engine)
         self.file = self.file_of(engine.url)
-        super().__init__(engine)
+        super().__init__(engine, *args, **kwargs)
 
     @classmethod
     def engine_url(cls, url: str) -> str | URL:

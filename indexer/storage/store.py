@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from ..errors import FoodvecError, ReadOnlyError
 from ..filters import Node
+from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
 from .jobs import Jobs
 from .sql import (
     ITEM_COLUMNS,
@@ -188,7 +189,10 @@ class Store:
         )
 
     # -----------------------------------------------------------------------------------
-    def __init__(self, engine: Engine):
+    def __init__(
+        self, engine: Engine, jobs_keep: int = JOBS_KEEP, jobs_keep_days: float = JOBS_KEEP_DAYS
+    ):
+        """``jobs_keep`` and ``jobs_keep_days``: the finished mining jobs kept (``Jobs``)."""
         self.engine = engine
         self._pinned = threading.local()
         revision = current_revision(engine)
@@ -199,13 +203,15 @@ class Store:
                     f"this foodvec needs {HEAD_REVISION}: open it once where it can be written"
                 )
             migrate(engine, queue=self.migrate_under_lock)
-        self.jobs = Jobs(self)
+        self.jobs = Jobs(self, jobs_keep, jobs_keep_days)
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(
+        cls, url: str, jobs_keep: int = JOBS_KEEP, jobs_keep_days: float = JOBS_KEEP_DAYS
+    ) -> Store:
         """The store of the database ``url`` names, of its dialect's class."""
         kind = store_class(url)
-        return kind(kind.engine_for(url))
+        return kind(kind.engine_for(url), jobs_keep, jobs_keep_days)
 
     @classmethod
     def engine_for(cls, url: str) -> Engine:
