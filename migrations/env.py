@@ -1,5 +1,6 @@
-"""Alembic environment. foodvec runs it through ``indexer.store.migrate``; ``alembic``
-on the command line works too (alembic.ini at the top level)."""
+"""Alembic environment. foodvec runs it through ``indexer.storage.store.migrate``,
+which hands it an open connection; ``alembic`` on the command line works too, on the
+database of ``-x url=...`` or else alembic.ini's ``sqlalchemy.url``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _url() -> str | None:
+    """``-x url=...``, else alembic.ini's ``sqlalchemy.url``."""
+    x = context.get_x_argument(as_dictionary=True)
+    return x.get("url") or config.get_main_option("sqlalchemy.url")
+
+
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=_url(),
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -28,7 +35,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = create_engine(_url())
     with engine.connect() as conn:
         _run(conn)
 

@@ -163,14 +163,14 @@ def test_a_database_that_cannot_be_reached_or_used_is_a_clear_error(fakes, bad):
 
 
 def test_staging_table_kept_emptied_or_dropped_between_builds(tmp_path, pg_url, monkeypatch):
-    import indexer.storage.staging as staging
+    import indexer.storage.postgres as postgres
 
     rows = [{"id": f"i{n}", "text": f"음식 {n}"} for n in range(300)]
     with FoodIndex(tmp_path / "h", db=pg_url, embedder=FakeEmbedder(64)) as idx:
         idx.upsert(rows[:5])  # a few rows: no table, one transaction
         idx.upsert(rows[5:100])  # a table, kept and emptied
         idx.upsert(rows[100:195])  # the same table again
-        monkeypatch.setattr(staging, "KEEP_TABLE_ROWS", 10)
+        monkeypatch.setattr(postgres, "KEEP_TABLE_ROWS", 10)
         idx.upsert(rows[195:290])  # over the limit: dropped
         with pytest.raises(Exception, match="text"):
             idx.upsert([{"id": "bad", "text": ""}])  # a failed build cleans up too

@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy import text
 
 from ..errors import BusyError
-from ..settings import settings
-
-if TYPE_CHECKING:
-    from .store import Store
+from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
+from .sql import Database, insert_values
 
 _COLUMNS = (
     "id, kind, status, params, model_fp, generation, items, mode, pair_count, left_out, "
     "error, host, pid, started_at, ended_at, seconds"
 )
 PAIRS_PER_INSERT = 50_000
+# A LIMIT that keeps every row (the same on SQLite and PostgreSQL).
+NO_LIMIT = 2**63 - 1
 
 
 def _pid_alive(pid: int) -> bool:
@@ -40,12 +40,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Jobs:
-    def __init__(self, store: Store):
+    """The jobs of one store. Finished jobs kept: the newest ``keep``, none that ended
+    more than ``keep_days`` ago (``FOODVEC_JOBS_KEEP`` and ``FOODVEC_JOBS_KEEP_DAYS``,
+    which the caller reads)."""
+
+    def __init__(self, store: Database, keep: int = JOBS_KEEP, keep_days: float = JOBS_KEEP_DAYS):
         self.store = store
-        cfg = settings()
-        # finished jobs kept: the newest ``keep``, none older than ``keep_days``
-        self.keep = cfg.jobs_keep
-        self.keep_days = cfg.jobs_keep_days
+        self.keep = keep
+        self.keep_days = keep_days
 
     def start(
         self,
@@ -88,8 +90,6 @@ class Jobs:
 
     def add_pairs(self, job_id: int, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> None:
         """Store pairs of item ids with their scores, in steps (each its own write)."""
-        from .store import insert_values  # store imports this module
-
         for start in range(0, len(s), PAIRS_PER_INSERT):
             stop = start + PAIRS_PER_INSERT
             rows = [
@@ -146,10 +146,7 @@ class Jobs:
         """Delete finished jobs (and their pairs) past the newest ``keep`` or ended more
         than ``keep_days`` ago; running jobs and ``current`` stay. Returns the ids."""
         seconds = int(self.keep_days * 86400)
-        if self.store.dialect == "postgresql":
-            old = "ended_at < LOCALTIMESTAMP - (:s * INTERVAL '1 second')"
-        else:
-            old = "ended_at < datetime('now', '-' || :s || ' seconds')"
+        old = f"ended_at < {self.store.seconds_ago_sql}"
         gone = (
             conn.execute(
                 text(
@@ -196,12 +193,10 @@ class Jobs:
         """A job's pairs with ids and texts, best first; with ``of_item`` (an item's
         integer id), only that item's."""
         where = "p.job_id = :j"
-        # no limit: -1 to SQLite, NULL to PostgreSQL
-        everything = None if self.store.dialect == "postgresql" else -1
         params: dict[str, Any] = {
             "j": job_id,
             "off": offset,
-            "lim": everything if limit is None else limit,
+            "lim": NO_LIMIT if limit is None else limit,
         }
         if of_item is not None:
             where += " AND (p.item_a = :x OR p.item_b = :x)"

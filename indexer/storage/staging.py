@@ -15,16 +15,28 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from ..errors import FoodvecError
-from .store import SQL_BATCH, Store, WriteTx, insert_values, put_vectors
+from .sql import (
+    Database,
+    WriteTx,
+    cached_hashes,
+    get_state,
+    get_state_int,
+    in_batches,
+    insert_values,
+    put_vectors,
+    set_state,
+)
 
 Embed = Callable[[list[str]], np.ndarray]
-# PostgreSQL keeps a connection's staging table after a build of fewer rows than this
-# (emptied); a bigger build drops it.
-KEEP_TABLE_ROWS = 50_000
 # Up to this many rows, a build's rows wait in memory instead of in a staging table.
 INLINE_ROWS = 8
 _COLUMNS = ("ext_id", "text", "hash", "meta", "src", "seq", "name", "nkey")
 _TYPES = ("TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", "TEXT", "TEXT")
+# The staging table's columns, as CREATE TABLE takes them.
+TABLE_COLUMNS = (
+    "(ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, hash TEXT NOT NULL, "
+    "meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,22 +63,46 @@ class Applied:
 
 class Staging:
     """One build's staging table, on a connection of its own (temporary tables live
-    in a connection). Use as a context manager; the table is dropped on exit."""
+    in a connection). Use as a context manager; the table is dropped on exit. Each
+    dialect's store names its subclass (``Store.staging_class``), which makes the
+    table and cleans it up."""
 
-    def __init__(self, store: Store):
+    table: str  # the staging table, in the session's own schema for temporary tables
+    # apply's commit leaves the table as the next build finds it (nothing to clean up)
+    apply_cleans_up = False
+
+    def __init__(self, store: Database):
         self.store = store
         self._cm = store.engine.connect()
         self.conn: Connection = self._cm
         self.staged = 0  # rows staged
         self._setup_made_table = False
-        self._emptied = False  # apply emptied the table and restored the session
+        self._emptied = False  # apply cleaned the table up in its own commit
         self._made = False  # the staging table exists for this build
         # rows (and the vectors to cache with them) not in the table (yet)
         self._rows: list[StagedRow] = []
         self._vectors: list[tuple[str, Sequence[str], np.ndarray]] = []
-        # the session's own schema for temporary tables
-        self.table = "pg_temp.staging" if store.dialect == "postgresql" else "temp.staging"
 
+    # -- the dialect's hooks ------------------------------------------------------------
+    def _create_table(self) -> None:
+        """Make the table (``TABLE_COLUMNS``) inside the current transaction; set
+        ``_setup_made_table`` when this transaction created it."""
+        raise NotImplementedError
+
+    def _table_committed(self) -> None:
+        """The transaction that created the table has committed."""
+
+    def _clean_up(self) -> None:
+        """Remove the build's rows from the connection (inside a transaction)."""
+        raise NotImplementedError
+
+    def _before_apply(self) -> None:
+        """The first step of apply's write transaction."""
+
+    def _end_apply(self) -> None:
+        """The last step of apply's write transaction."""
+
+    # -----------------------------------------------------------------------------------
     @contextmanager
     def _begin(self, immediate: bool = False) -> Iterator[None]:
         if immediate:
@@ -79,46 +115,16 @@ class Staging:
             if self._setup_made_table:
                 self._made = False  # rolled back with the transaction that made it
             raise
-        if self._setup_made_table and self.store.dialect == "postgresql":
-            self.conn.info["foodvec_staging"] = True  # committed: the table exists
+        if self._setup_made_table:
+            self._table_committed()
 
     def __enter__(self) -> Staging:
         return self
 
     def _make_table(self) -> None:
-        """Create (or, on PostgreSQL, take up again) the staging table, inside the
-        current transaction."""
-        columns = (
-            "(ext_id TEXT PRIMARY KEY, text TEXT NOT NULL, hash TEXT NOT NULL, "
-            "meta TEXT NOT NULL, src TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT, nkey TEXT)"
-        )
-        if self.store.dialect == "postgresql":
-            # What the staging steps commit is never an acknowledged write (a staged
-            # row, a cached vector: ``apply`` embeds again any vector that went
-            # missing), so their commits need not wait for the disk; ``apply`` commits
-            # synchronously. The table stays with the pooled connection (a new one per
-            # build costs PostgreSQL more catalog work than a build of a few rows); it
-            # is emptied at the end.
-            self.conn.exec_driver_sql("SET synchronous_commit TO OFF")
-            if not self.conn.info.get("foodvec_staging"):  # new, or dropped after a big build
-                self.conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS staging {columns}")
-                self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
-                self._setup_made_table = True
-        else:
-            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
-            self.conn.exec_driver_sql(f"CREATE TEMP TABLE staging {columns}")
-            self._setup_made_table = True
+        """Create (or take up again) the staging table, inside the current transaction."""
+        self._create_table()
         self._made = True
-
-    def _empty(self) -> None:
-        """Empty the table and give the pooled connection back as it came (PostgreSQL)."""
-        # a few rows: deleted (cheap); many: the table goes (no dead rows kept)
-        if self.staged < KEEP_TABLE_ROWS:
-            self.conn.exec_driver_sql(f"DELETE FROM {self.table}")
-        else:
-            self.conn.exec_driver_sql(f"DROP TABLE {self.table}")
-            self.conn.info["foodvec_staging"] = False
-        self.conn.exec_driver_sql("RESET synchronous_commit")
 
     def __exit__(self, *exc) -> None:
         try:
@@ -126,10 +132,7 @@ class Staging:
                 self.conn.rollback()
             if self._made and not self._emptied:
                 with self._begin():
-                    if self.store.dialect == "postgresql":
-                        self._empty()
-                    else:
-                        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
+                    self._clean_up()
         finally:
             self._cm.close()
 
@@ -139,17 +142,10 @@ class Staging:
         found = {r.ext_id: r.where for r in self._rows if r.ext_id in wanted}
         if not self._made:
             return found
+        sql = f"SELECT ext_id, src FROM {self.table} WHERE ext_id IN ({{values}})"
         with self._begin():
-            for start in range(0, len(ext_ids), SQL_BATCH):
-                chunk = ext_ids[start : start + SQL_BATCH]
-                params = {f"e{n}": e for n, e in enumerate(chunk)}
-                marks = ",".join(f":e{n}" for n in range(len(chunk)))
-                found.update(
-                    self.conn.execute(
-                        text(f"SELECT ext_id, src FROM {self.table} WHERE ext_id IN ({marks})"),
-                        params,
-                    ).all()
-                )
+            for result in in_batches(self.conn, sql, ext_ids):
+                found.update(result.all())
         return found
 
     def cached_hashes(self, model_fp: str, hashes: Sequence[str]) -> set[str]:
@@ -160,7 +156,7 @@ class Staging:
         rest = [h for h in hashes if h not in held]
         if rest:
             with self._begin():
-                found |= self.store.cached_hashes(self.conn, model_fp, rest)
+                found |= cached_hashes(self.conn, model_fp, rest)
         return found
 
     def cache_vectors(self, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
@@ -247,32 +243,10 @@ class Staging:
         vector was collected (``foodvec vacuum``) since they were staged."""
         conn = self.conn
         with self._begin(immediate=True):
-            if self._made:  # the rows still in memory join the others in the table
-                if self._rows or self._vectors:
-                    self._write_pending()
-                t, p = self.table, {}
-            else:  # a small build: its rows never left memory
-                for fp, hashes, vecs in self._vectors:
-                    put_vectors(conn, fp, hashes, vecs)
-                t, p = self._inline()
-            if self.store.dialect == "postgresql":
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
-            active = Store._get(conn, "model")
-            switch = active is None or switch_model
-            if active is not None and active != model_fp and not switch_model:
-                if conn.execute(text("SELECT count(*) FROM items")).scalar_one():
-                    raise refuse(active)
-                switch = True  # no items left: the home takes the new model
-            lost = conn.execute(
-                text(
-                    f"SELECT DISTINCT s.hash, s.text FROM {t} s LEFT JOIN vectors v "
-                    "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
-                ),
-                {"m": model_fp, **p},
-            ).all()
-            if lost:
-                put_vectors(conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
-            gen = Store._get_int(conn, "generation", 0) + 1
+            t, p = self._relation()
+            self._before_apply()
+            switch = self._takes_model(model_fp, switch_model, refuse)
+            lost = self._embed_lost(t, p, model_fp, embed)
             staged = conn.execute(text(f"SELECT count(*) FROM {t} s"), p).scalar_one()
             unchanged = conn.execute(
                 text(
@@ -282,55 +256,96 @@ class Staging:
                 ),
                 p,
             ).scalar_one()
-            # A new name changes what the lexical index holds for an item whose vector stays.
-            renamed = self._ids(
-                f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
-                "WHERE i.content_hash = s.hash AND i.name IS DISTINCT FROM s.name",
-                p,
-            )
-            reembedded = self._ids(
-                "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
-                "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
-                f"FROM {t} s WHERE items.ext_id = s.ext_id "
-                "AND items.content_hash != s.hash RETURNING items.id",
-                p,
-            )
-            meta_only = self._ids(
-                "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
-                f"name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM {t} s "
-                "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
-                "AND (items.text != s.text OR items.metadata != s.meta "
-                "OR items.name IS DISTINCT FROM s.name) RETURNING items.id",
-                p,
-            )
-            new_ids = self._ids(
-                "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
-                f"SELECT ext_id, text, hash, meta, name, nkey FROM {t} s "
-                "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
-                "ORDER BY seq RETURNING id",
-                p,
-            )
-            updated = len(reembedded) + len(meta_only)
+            renamed, reembedded, updated, new_ids = self._land(t, p)
             if len(new_ids) + updated + unchanged != staged:
                 raise FoodvecError(
                     f"internal error: {staged} staged rows but {len(new_ids)} new, "
                     f"{updated} updated, {unchanged} unchanged; nothing was written"
                 )
-            tx = WriteTx(conn, gen)
+            tx = WriteTx(conn, get_state_int(conn, "generation", 0) + 1, self.store.where_key)
             tx.log(reembedded + new_ids + renamed, "u")
             if switch:
                 tx.set_model(model_fp, model_name, dim)
             if updated:
                 tx.mark()
             if tx.touched:
-                Store._set(conn, "generation", str(gen))
-            else:
-                gen -= 1
+                set_state(conn, "generation", str(tx.generation))
+            gen = tx.generation if tx.touched else tx.generation - 1
             items = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
-            if self._made and self.store.dialect == "postgresql":
-                self._empty()  # in the same commit (undone with it if it fails)
-        self._emptied = self.store.dialect == "postgresql"
+            self._end_apply()
+        self._emptied = self.apply_cleans_up
         return Applied(len(new_ids), updated, unchanged, len(lost), gen, items)
+
+    def _relation(self) -> tuple[str, dict]:
+        """The staged rows as a relation (the table, or the rows held in memory) and its
+        parameters; the vectors held in memory are written."""
+        if self._made:  # the rows still in memory join the others in the table
+            if self._rows or self._vectors:
+                self._write_pending()
+            return self.table, {}
+        for fp, hashes, vecs in self._vectors:  # a small build: its rows never left memory
+            put_vectors(self.conn, fp, hashes, vecs)
+        return self._inline()
+
+    def _takes_model(
+        self, model_fp: str, switch_model: bool, refuse: Callable[[str], Exception]
+    ) -> bool:
+        """Whether the build makes ``model_fp`` the home's model; ``refuse(active)`` is
+        raised when another model is active and items exist."""
+        active = get_state(self.conn, "model")
+        if active is None or switch_model:
+            return True
+        if active != model_fp:
+            if self.conn.execute(text("SELECT count(*) FROM items")).scalar_one():
+                raise refuse(active)
+            return True  # no items left: the home takes the new model
+        return False
+
+    def _embed_lost(self, t: str, p: dict, model_fp: str, embed: Embed) -> list:
+        """Embed again the staged texts whose vector was collected since staging."""
+        lost = self.conn.execute(
+            text(
+                f"SELECT DISTINCT s.hash, s.text FROM {t} s LEFT JOIN vectors v "
+                "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
+            ),
+            {"m": model_fp, **p},
+        ).all()
+        if lost:
+            put_vectors(self.conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
+        return lost
+
+    def _land(self, t: str, p: dict) -> tuple[list[int], list[int], int, list[int]]:
+        """Write the staged rows into ``items``: (ids renamed with their vector kept, ids
+        re-embedded, how many updated, ids of the new items)."""
+        # A new name changes what the lexical index holds for an item whose vector stays.
+        renamed = self._ids(
+            f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
+            "WHERE i.content_hash = s.hash AND i.name IS DISTINCT FROM s.name",
+            p,
+        )
+        reembedded = self._ids(
+            "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
+            "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
+            f"FROM {t} s WHERE items.ext_id = s.ext_id "
+            "AND items.content_hash != s.hash RETURNING items.id",
+            p,
+        )
+        meta_only = self._ids(
+            "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
+            f"name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM {t} s "
+            "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
+            "AND (items.text != s.text OR items.metadata != s.meta "
+            "OR items.name IS DISTINCT FROM s.name) RETURNING items.id",
+            p,
+        )
+        new_ids = self._ids(
+            "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
+            f"SELECT ext_id, text, hash, meta, name, nkey FROM {t} s "
+            "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
+            "ORDER BY seq RETURNING id",
+            p,
+        )
+        return renamed, reembedded, len(reembedded) + len(meta_only), new_ids
 
     def _ids(self, sql: str, params: dict) -> list[int]:
         return list(self.conn.execute(text(sql), params).scalars().all())

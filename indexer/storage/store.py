@@ -4,45 +4,51 @@ The database (SQLite, or PostgreSQL shared by several machines) is the source of
 truth; the FAISS index is derived from it. Every write transaction bumps
 ``generation`` and logs the item ids it touched in ``changes``. One writer at a time:
 SQLite's write lock (BEGIN IMMEDIATE), or a PostgreSQL transaction-level advisory lock.
+
+``Store`` holds the SQL both databases share; each dialect is a subclass with small
+hooks (``sqlite.SQLiteStore``, ``postgres.PostgresStore``), and ``Store.open`` picks
+the one a URL names.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
-from sqlalchemy import URL, Connection, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from ..errors import FoodvecError, ReadOnlyError
 from ..filters import Node
+from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
 from .jobs import Jobs
-from .where import compile_where
-
-if TYPE_CHECKING:
-    from .staging import Staging
+from .sql import (
+    ITEM_COLUMNS,
+    ItemRow,
+    WriteTx,
+    get_state,
+    get_state_int,
+    in_batches,
+    item_by_ext_id,
+    item_row,
+    set_state,
+    unpack_vectors,
+)
+from .staging import Staging
+from .where import MetadataKey, compile_where
 
 # The newest migration; ``open`` skips Alembic entirely when the database is already
 # there (a test checks this constant against the migration scripts).
 HEAD_REVISION = "0003"
 
-SQL_BATCH = 500  # ids per IN (...) clause, well under SQLite's variable limit
-SQL_PARAMS = 4000  # parameters in one multi-row INSERT
-# The key of the PostgreSQL advisory lock that writers hold (any fixed 64-bit number;
-# this one is "foodvec" in ASCII).
-WRITE_LOCK_KEY = 0x666F6F64766563
 # A reader of the change log (an index home) that has not published for this long no
 # longer holds the log back; if it returns, it rebuilds its index from the database.
 READER_TTL_S = 7 * 24 * 3600
@@ -50,201 +56,48 @@ READER_TTL_S = 7 * 24 * 3600
 # reader that may pin the log: it is treated as stale.
 READER_CLOCK_SLACK_S = 24 * 3600
 
-
-def canonical_json(meta: dict[str, Any]) -> str:
-    """Sorted, compact JSON; never NaN or Infinity, which are not JSON."""
-    return json.dumps(
-        meta, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-    )
+# The store class of each dialect, by SQLAlchemy's name (filled as they are defined).
+_DIALECTS: dict[str, type[Store]] = {}
 
 
-def pack_vector(vec: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
-
-
-def unpack_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    if not blobs:
-        return np.zeros((0, dim), dtype=np.float32)
-    size = 4 * dim
-    bad = next((len(b) for b in blobs if len(b) != size), None)
-    if bad is not None:
-        raise FoodvecError(
-            f"the database holds a damaged vector ({bad} bytes, not {size}); "
-            "`foodvec verify` names the items"
-        )
-    return (
-        np.frombuffer(b"".join(blobs), dtype="<f4")
-        .reshape(len(blobs), dim)
-        .astype(np.float32, copy=False)
-    )
-
-
-@dataclass(frozen=True)
-class ItemRow:
-    id: int
-    ext_id: str
-    text: str
-    content_hash: str
-    metadata: dict[str, Any]
+def store_class(url: str) -> type[Store]:
+    """The store class for a database URL."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise FoodvecError(f"not a database URL: {url!r} ({exc})") from None
+    if backend not in _DIALECTS:
+        raise FoodvecError(f"foodvec stores its items in SQLite or PostgreSQL, not {backend}")
+    return _DIALECTS[backend]
 
 
 def make_engine(url: str) -> Engine:
-    # PostgreSQL: readers see one snapshot per transaction, as SQLite's readers do (the
-    # change log and the generation they read belong together); writers switch to READ
-    # COMMITTED under their lock (``_postgres_setup``).
-    pg = {"pool_pre_ping": True, "isolation_level": "REPEATABLE READ"}
-    target: str | URL = read_only_sqlite_url(url) or url
+    """An engine for the database ``url`` names, set up as its store needs."""
+    return store_class(url).engine_for(url)
+
+
+def database_file(url: str) -> Path | None:
+    """The file that holds the database a URL names; None for a server's database, one
+    in memory, or a URL that cannot be read."""
     try:
-        engine = create_engine(target, **(pg if url.startswith("postgres") else {}))
-    except ModuleNotFoundError as exc:
-        raise FoodvecError(
-            f"the database driver for {url.split(':', 1)[0]} is not installed ({exc.name}); "
-            "for PostgreSQL: pip install 'foodvec[postgres]'"
-        ) from None
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
-        raise FoodvecError(f"not a database URL: {url!r} ({exc})") from None
-    if engine.dialect.name == "sqlite":
-        _sqlite_setup(engine)
-    elif engine.dialect.name == "postgresql":
-        _postgres_setup(engine)
-    else:
-        raise FoodvecError(
-            f"foodvec stores its items in SQLite or PostgreSQL, not {engine.dialect.name}"
-        )
-    return engine
+        return store_class(url).file_of(make_url(url))
+    except FoodvecError:
+        return None
 
 
-def read_only_sqlite_url(url: str) -> URL | None:
-    """For a SQLite file that cannot be written here (the file or its folder: a copy on
-    read-only media, another user's home), a URL that reads it without writing
-    anything; None when it can be written (or is not a plain SQLite file).
-
-    A WAL database is read with ``mode=ro`` when SQLite can share its log index (the
-    ``-shm`` file is there), else with ``immutable=1``, which reads the database file
-    alone: right when no write-ahead log holds commits (a home copied while no
-    process had it open). A log with commits that cannot be read is an error, never
-    an answer that misses them."""
+def describe_database(url: str) -> str:
+    """The database a URL names, in a few words, its password hidden."""
     try:
         parsed = make_url(url)
-    except Exception:  # a bad URL: create_engine says what is wrong with it
-        return None
-    database = parsed.database
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or parsed.query
-        or database in (None, "", ":memory:")
-        or database.startswith("file:")
-    ):
-        return None
-    path = Path(database).expanduser()
-    if not path.is_file():
-        return None
-    real = path.resolve()
-    if os.access(real, os.W_OK) and os.access(real.parent, os.W_OK):
-        return None
-    uri = "file:" + urllib.parse.quote(str(real))
-    ro = parsed.set(database=uri, query={"uri": "true", "mode": "ro"})
-    if _sqlite_readable(f"{uri}?mode=ro"):
-        return ro
-    wal = real.with_name(real.name + "-wal")
-    if wal.is_file() and wal.stat().st_size > 0:
-        raise ReadOnlyError(
-            f"{path} cannot be read here: its folder is not writable and its write-ahead "
-            f"log ({wal.name}) holds commits that SQLite reads only with its "
-            f"{real.name}-shm; copy the home to a writable folder (or open it once where it "
-            "is writable, which folds the log into the database)"
-        )
-    return parsed.set(database=uri, query={"uri": "true", "immutable": "1"})
+    except Exception:  # sqlalchemy.exc.ArgumentError and friends
+        return "database (unreadable URL)"
+    return _DIALECTS.get(parsed.get_backend_name(), Store).describe(parsed)
 
 
-def settle_sqlite_file(db: Path) -> None:
-    """Fold a SQLite database's write-ahead log into it and remove the log files, so
-    that the database is one file that can be moved (no connection may be open)."""
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-
-
-def _sqlite_readable(uri: str) -> bool:
-    import sqlite3
-
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error:
-        return False
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
-
-
-def _is_read_only(engine: Engine) -> bool:
-    """Whether the engine reads a SQLite file it may not write (``read_only_sqlite_url``)."""
-    q = engine.url.query
-    return engine.dialect.name == "sqlite" and (q.get("mode") == "ro" or q.get("immutable") == "1")
-
-
-def _sqlite_file(engine: Engine) -> Path | None:
-    """The SQLite database file of an engine (None: not a file)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database or ""
-    if database in ("", ":memory:"):
-        return None
-    if database.startswith("file:"):
-        return Path(urllib.parse.unquote(database[len("file:") :]))
-    return Path(database).expanduser()
-
-
-def _sqlite_setup(engine: Engine) -> None:
-    read_only = _is_read_only(engine)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # pragma: no cover - trivial
-        # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        if not read_only:  # a read-only file keeps the journal mode it has
-            cur.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a crashed or killed process in WAL mode.
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection):
-        # A writer takes the write lock at BEGIN, so the generation it reads is the one
-        # it will bump, and two writers queue instead of failing with "database is locked".
-        if conn.info.pop("immediate", False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-
-def _postgres_setup(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection):
-        if conn.info.pop("immediate", False):
-            # Writers queue on one advisory lock, held to the end of the transaction,
-            # and run at READ COMMITTED: each statement sees what the writer before
-            # them committed (the generation they bump is the newest), where a
-            # snapshot taken before the lock was granted would not.
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (``alembic upgrade head``)."""
+def migrate(engine: Engine, queue: bool = False) -> None:
+    """Bring the schema to the newest revision (``alembic upgrade head``). ``queue``:
+    under the write lock, so that processes that start together migrate one at a time
+    (Alembic reads the revision again under the lock)."""
     from alembic import command
     from alembic.config import Config
 
@@ -257,9 +110,7 @@ def migrate(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
     cfg.set_main_option("sqlalchemy.url", url)
     with engine.connect() as conn:
-        # On PostgreSQL, processes that start together migrate one at a time (Alembic
-        # reads the revision again under the lock).
-        conn.info["immediate"] = engine.dialect.name == "postgresql"
+        conn.info["immediate"] = queue
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
@@ -275,15 +126,74 @@ def current_revision(engine: Engine) -> str | None:
 
 
 class Store:
-    """Access to one foodvec database. Takes an engine; knows nothing of files or FAISS."""
+    """Access to one foodvec database: the SQL that SQLite and PostgreSQL share. Takes
+    an engine; knows nothing of FAISS. A subclass per dialect sets the hooks below."""
 
-    def __init__(self, engine: Engine):
+    # -- the dialect's hooks ------------------------------------------------------------
+    dialect: ClassVar[str] = ""  # SQLAlchemy's name for it
+    engine_options: ClassVar[dict[str, Any]] = {}  # create_engine's keyword arguments
+    where_key: ClassVar[type[MetadataKey]]  # how a filter reads a metadata key
+    staging_class: ClassVar[type[Staging]]  # a build's staging table
+    # SQL for "the time :s seconds ago", in the terms of columns set by CURRENT_TIMESTAMP
+    seconds_ago_sql: ClassVar[str]
+    # the metadata keys: (key, kind, distinct values, min, max) with SQLite's names for
+    # the kinds (text, integer, real, true, false); and a text key's values (:k), counted
+    facet_summary_sql: ClassVar[str]
+    facet_values_sql: ClassVar[str]
+    # processes that start together migrate one at a time, under the write lock
+    migrate_under_lock: ClassVar[bool] = False
+    # ``backup_to`` copies the database (else it is backed up with the database's tools)
+    file_backup_supported: ClassVar[bool] = False
+    # the database file (None: not a file), and whether it is read here without writing
+    file: Path | None = None
+    read_only = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.dialect:
+            _DIALECTS[cls.dialect] = cls
+
+    @classmethod
+    def engine_url(cls, url: str) -> str | URL:
+        """What ``create_engine`` is given for ``url``."""
+        return url
+
+    @classmethod
+    def prepare(cls, engine: Engine) -> None:
+        """Set up a new engine (its connections, its BEGIN)."""
+
+    @classmethod
+    def file_of(cls, url: URL) -> Path | None:
+        """The database file a URL names (None: not a file)."""
+        return None
+
+    @classmethod
+    def describe(cls, url: URL) -> str:
+        return f"{url.get_backend_name()} {url.render_as_string(hide_password=True)}"
+
+    def page_problems(self) -> list[str]:
+        """The database's own check of its pages, one line a problem ([]: none, or not
+        checked)."""
+        return []
+
+    def reader_place(self) -> str | None:
+        """The database file as a change-log reader entry names it (None: not a file)."""
+        return None
+
+    def backup_to(self, path: Path) -> int:
+        """Copy the database to ``path`` (a consistent snapshot while writers go on);
+        returns the generation the copy holds."""
+        raise FoodvecError(
+            f"foodvec backup copies SQLite databases; back up a {self.dialect} "
+            "database with its own tools"
+        )
+
+    # -----------------------------------------------------------------------------------
+    def __init__(
+        self, engine: Engine, jobs_keep: int = JOBS_KEEP, jobs_keep_days: float = JOBS_KEEP_DAYS
+    ):
+        """``jobs_keep`` and ``jobs_keep_days``: the finished mining jobs kept (``Jobs``)."""
         self.engine = engine
-        self.dialect = engine.dialect.name
-        # A SQLite file that cannot be written here is read as it is (never migrated)
-        # and refuses writes with a message that says why.
-        self.read_only = _is_read_only(engine)
-        self.file = _sqlite_file(engine)
         self._pinned = threading.local()
         revision = current_revision(engine)
         if revision != HEAD_REVISION:
@@ -292,25 +202,42 @@ class Store:
                     f"{self.file} is read-only here and holds schema revision {revision}; "
                     f"this foodvec needs {HEAD_REVISION}: open it once where it can be written"
                 )
-            migrate(engine)
-        self.jobs = Jobs(self)
+            migrate(engine, queue=self.migrate_under_lock)
+        self.jobs = Jobs(self, jobs_keep, jobs_keep_days)
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(make_engine(url))
+    def open(
+        cls, url: str, jobs_keep: int = JOBS_KEEP, jobs_keep_days: float = JOBS_KEEP_DAYS
+    ) -> Store:
+        """The store of the database ``url`` names, of its dialect's class."""
+        kind = store_class(url)
+        return kind(kind.engine_for(url), jobs_keep, jobs_keep_days)
+
+    @classmethod
+    def engine_for(cls, url: str) -> Engine:
+        target = cls.engine_url(url)
+        try:
+            engine = create_engine(target, **cls.engine_options)
+        except ModuleNotFoundError as exc:
+            raise FoodvecError(
+                f"the database driver for {url.split(':', 1)[0]} is not installed "
+                f"({exc.name}); for PostgreSQL: pip install 'foodvec[postgres]'"
+            ) from None
+        except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+            raise FoodvecError(f"not a database URL: {url!r} ({exc})") from None
+        cls.prepare(engine)
+        return engine
 
     def close(self) -> None:
         self.engine.dispose()
 
     def staging(self) -> Staging:
         """A build's staging table (use as a context manager)."""
-        from .staging import Staging
-
         self.check_writable()
-        return Staging(self)
+        return self.staging_class(self)
 
     def check_writable(self) -> None:
-        """Refuse a write to a database opened read-only (``read_only_sqlite_url``)."""
+        """Refuse a write to a database opened read-only (``read_only``)."""
         if self.read_only:
             raise ReadOnlyError(
                 f"the database {self.file} is read-only here (its file or its folder is not "
@@ -375,41 +302,22 @@ class Store:
     def write(self) -> Iterator[WriteTx]:
         """One write transaction: holds the write lock, bumps the generation on commit."""
         with self.immediate() as conn:
-            gen = self._get_int(conn, "generation", 0) + 1
-            tx = WriteTx(conn, gen)
+            tx = WriteTx(conn, get_state_int(conn, "generation", 0) + 1, self.where_key)
             yield tx
             if tx.touched:
-                self._set(conn, "generation", str(gen))
+                set_state(conn, "generation", str(tx.generation))
 
     # -- state --------------------------------------------------------------------
-    @staticmethod
-    def _get(conn: Connection, key: str) -> str | None:
-        row = conn.execute(text("SELECT value FROM state WHERE key = :k"), {"k": key}).first()
-        return row[0] if row else None
-
-    @classmethod
-    def _get_int(cls, conn: Connection, key: str, default: int) -> int:
-        value = cls._get(conn, key)
-        return int(value) if value is not None else default
-
-    @staticmethod
-    def _set(conn: Connection, key: str, value: str) -> None:
-        conn.execute(
-            text(
-                "INSERT INTO state(key, value) VALUES (:k, :v) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-            ),
-            {"k": key, "v": value},
-        )
+    _set = staticmethod(set_state)  # the name callers know
 
     def generation(self) -> int:
         with self.read() as conn:
-            return self._get_int(conn, "generation", 0)
+            return get_state_int(conn, "generation", 0)
 
     def latest_generation(self) -> int:
         """The newest committed generation, outside any snapshot this thread holds."""
         with self.engine.connect() as conn, conn.begin():
-            return self._get_int(conn, "generation", 0)
+            return get_state_int(conn, "generation", 0)
 
     def state(self) -> tuple[int, str | None]:
         """(generation, active model fingerprint) in one read."""
@@ -423,7 +331,7 @@ class Store:
 
     def active_model(self) -> str | None:
         with self.read() as conn:
-            return self._get(conn, "model")
+            return get_state(conn, "model")
 
     def model_info(self, fingerprint: str) -> dict[str, Any] | None:
         with self.read() as conn:
@@ -438,36 +346,24 @@ class Store:
             return conn.execute(text("SELECT count(*) FROM items")).scalar_one()
 
     # -- reads --------------------------------------------------------------------
+    def _where(self, where: Node) -> tuple[str, dict[str, Any]]:
+        return compile_where(where, self.where_key)
+
     def items_by_ids(self, ids: Iterable[int]) -> dict[int, ItemRow]:
-        ids = [int(i) for i in ids]
+        sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({{values}})"
         out: dict[int, ItemRow] = {}
         with self.read() as conn:
-            for chunk in _chunks(ids, SQL_BATCH):
-                rows = conn.execute(
-                    text(
-                        "SELECT id, ext_id, text, content_hash, metadata FROM items "
-                        f"WHERE id IN ({','.join(str(i) for i in chunk)})"
-                    )
-                )
-                for r in rows:
-                    out[r[0]] = ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4]))
+            for result in in_batches(conn, sql, [int(i) for i in ids]):
+                out.update((r[0], item_row(r)) for r in result)
         return out
 
     def item_by_ext_id(self, ext_id: str) -> ItemRow | None:
-        if "\x00" in ext_id:
-            return None  # no stored id holds NUL (PostgreSQL could not even compare it)
         with self.read() as conn:
-            r = conn.execute(
-                text(
-                    "SELECT id, ext_id, text, content_hash, metadata FROM items WHERE ext_id = :e"
-                ),
-                {"e": ext_id},
-            ).first()
-        return ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) if r else None
+            return item_by_ext_id(conn, ext_id)
 
     def filtered_ids(self, where: Node) -> np.ndarray:
         """Integer ids of the items whose metadata matches the filter, in id order."""
-        sql, params = compile_where(where, self.dialect)
+        sql, params = self._where(where)
         with self.read() as conn:
             ids = conn.execute(text(f"SELECT id FROM items WHERE {sql} ORDER BY id"), params)
             return np.fromiter(ids.scalars(), dtype=np.int64)
@@ -481,53 +377,24 @@ class Store:
     ) -> list[ItemRow]:
         """Items in id order (a stable order): those with an id above ``after``, past
         ``offset`` of them, at most ``limit``; only those matching ``where``."""
-        cond, params = compile_where(where, self.dialect) if where is not None else ("TRUE", {})
+        cond, params = self._where(where) if where is not None else ("TRUE", {})
         params = {**params, "after": after, "off": offset, "lim": limit}
         with self.read() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT id, ext_id, text, content_hash, metadata FROM items "
+                    f"SELECT {ITEM_COLUMNS} FROM items "
                     f"WHERE id > :after AND {cond} ORDER BY id LIMIT :lim OFFSET :off"
                 ),
                 params,
             ).all()
-        return [ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [item_row(r) for r in rows]
 
     def facets(self, max_values: int = 20) -> list[dict[str, Any]]:
         """The top-level metadata keys with their values: a key holding at most
         ``max_values`` distinct text or true/false values lists them with counts; a
         numeric key gives its range."""
-        if self.dialect == "postgresql":
-            # (key, kind, distinct values, min, max) with SQLite's names for the kinds
-            summary = (
-                "SELECT j.key, CASE jsonb_typeof(j.value) WHEN 'string' THEN 'text' "
-                "WHEN 'number' THEN 'real' ELSE 'true' END AS kind, count(DISTINCT j.value), "
-                "min(CASE WHEN jsonb_typeof(j.value) = 'number' THEN j.value::numeric END), "
-                "max(CASE WHEN jsonb_typeof(j.value) = 'number' THEN j.value::numeric END) "
-                "FROM items, jsonb_each(items.metadata::jsonb) j "
-                "WHERE jsonb_typeof(j.value) IN ('string', 'number', 'boolean') "
-                'GROUP BY j.key, kind ORDER BY j.key COLLATE "C"'
-            )
-            values = (
-                "SELECT j.value #>> '{}', count(*) FROM items, "
-                "jsonb_each(items.metadata::jsonb) j WHERE j.key = :k "
-                "AND jsonb_typeof(j.value) = 'string' GROUP BY 1 "
-                "ORDER BY 2 DESC, (j.value #>> '{}') COLLATE \"C\""
-            )
-        else:
-            summary = (
-                "SELECT j.key, j.type, count(DISTINCT j.value), min(j.value), max(j.value) "
-                "FROM items, json_each(items.metadata) j "
-                "WHERE j.type IN ('text','integer','real','true','false') "
-                "GROUP BY j.key, j.type ORDER BY j.key"
-            )
-            values = (
-                "SELECT j.value, count(*) FROM items, json_each(items.metadata) j "
-                "WHERE j.key = :k AND j.type = 'text' GROUP BY j.value "
-                "ORDER BY count(*) DESC, j.value"
-            )
         with self.read() as conn:
-            rows = conn.execute(text(summary)).all()
+            rows = conn.execute(text(self.facet_summary_sql)).all()
             out: dict[str, dict[str, Any]] = {}
             for key, kind, distinct, lo, hi in rows:
                 entry = out.setdefault(key, {"key": key})
@@ -536,14 +403,14 @@ class Store:
                     entry["min"] = lo if "min" not in entry else min(entry["min"], lo)
                     entry["max"] = hi if "max" not in entry else max(entry["max"], hi)
                 elif kind == "text" and distinct <= max_values:
-                    found = conn.execute(text(values), {"k": key}).all()
+                    found = conn.execute(text(self.facet_values_sql), {"k": key}).all()
                     entry["values"] = [[v, c] for v, c in found]
                 elif kind in ("true", "false"):
                     entry.setdefault("booleans", True)
         return list(out.values())
 
     def count_where(self, where: Node) -> int:
-        cond, params = compile_where(where, self.dialect)
+        cond, params = self._where(where)
         with self.read() as conn:
             return conn.execute(text(f"SELECT count(*) FROM items WHERE {cond}"), params).scalar()
 
@@ -557,29 +424,15 @@ class Store:
         )
         with self.read() as conn:
             if ids is None:
-                last = -1
-                while True:
-                    rows = conn.execute(
-                        text(base + " WHERE i.id > :last ORDER BY i.id LIMIT :n"),
-                        {"m": model_fp, "last": last, "n": batch},
-                    ).all()
-                    if not rows:
-                        return
-                    last = rows[-1][0]
-                    yield (
-                        np.array([r[0] for r in rows], dtype=np.int64),
-                        unpack_vectors([r[1] for r in rows], dim),
-                    )
+                parts = _id_order(conn, base, "i.id", batch, {"m": model_fp})
             else:
-                for chunk in _chunks([int(i) for i in ids], SQL_BATCH):
-                    rows = conn.execute(
-                        text(base + f" WHERE i.id IN ({','.join(map(str, chunk))})"),
-                        {"m": model_fp},
-                    ).all()
-                    yield (
-                        np.array([r[0] for r in rows], dtype=np.int64),
-                        unpack_vectors([r[1] for r in rows], dim),
-                    )
+                sql, ids = base + " WHERE i.id IN ({values})", [int(i) for i in ids]
+                parts = (r.all() for r in in_batches(conn, sql, ids, {"m": model_fp}))
+            for rows in parts:
+                yield (
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    unpack_vectors([r[1] for r in rows], dim),
+                )
 
     def gather_vectors(
         self, model_fp: str, dim: int, ids: Sequence[int] | None = None
@@ -595,45 +448,25 @@ class Store:
     ) -> Iterator[tuple[int, str | None, str]]:
         """(item id, name, text) of all items, or of the given ones: what the lexical
         index is made of."""
+        base = "SELECT id, name, text FROM items"
         with self.read() as conn:
             if ids is None:
-                last = -1
-                while True:
-                    rows = conn.execute(
-                        text(
-                            "SELECT id, name, text FROM items WHERE id > :last ORDER BY id LIMIT :n"
-                        ),
-                        {"last": last, "n": batch},
-                    ).all()
-                    if not rows:
-                        return
-                    last = rows[-1][0]
-                    yield from ((r[0], r[1], r[2]) for r in rows)
+                parts = _id_order(conn, base, "id", batch)
             else:
-                for chunk in _chunks([int(i) for i in ids], SQL_BATCH):
-                    rows = conn.execute(
-                        text(
-                            "SELECT id, name, text FROM items "
-                            f"WHERE id IN ({','.join(map(str, chunk))})"
-                        )
-                    ).all()
-                    yield from ((r[0], r[1], r[2]) for r in rows)
+                sql = base + " WHERE id IN ({values})"
+                parts = (r.all() for r in in_batches(conn, sql, [int(i) for i in ids]))
+            for rows in parts:
+                yield from ((r[0], r[1], r[2]) for r in rows)
 
     def ids_by_name_keys(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """Item ids whose name key is one of ``keys`` (the exact-name rule)."""
         keys = [k for k in keys if "\x00" not in k]  # no stored name holds NUL
-        if not keys:
-            return {}
-        params = {f"k{n}": k for n, k in enumerate(keys)}
-        marks = ",".join(f":k{n}" for n in range(len(keys)))
+        sql = "SELECT name_key, id FROM items WHERE name_key IN ({values}) ORDER BY id"
         out: dict[str, list[int]] = {}
         with self.read() as conn:
-            rows = conn.execute(
-                text(f"SELECT name_key, id FROM items WHERE name_key IN ({marks}) ORDER BY id"),
-                params,
-            )
-            for key, item_id in rows:
-                out.setdefault(key, []).append(item_id)
+            for result in in_batches(conn, sql, keys):
+                for key, item_id in result:
+                    out.setdefault(key, []).append(item_id)
         return out
 
     def missing_vectors(self, model_fp: str) -> int:
@@ -649,21 +482,12 @@ class Store:
             ).scalar_one()
 
     def integrity_problems(self) -> list[str]:
-        """The database's own damage, one line each: SQLite's ``PRAGMA quick_check``
-        (pages overwritten or torn) and stored vectors whose length is not their
-        model's size. [] when there is none."""
-        problems: list[str] = []
-        if self.engine.dialect.name == "sqlite":
-            try:
-                with self.engine.connect() as conn:
-                    found = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(20)")]
-            except DBAPIError as exc:  # too damaged to be checked at all
-                found = [str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "?"]
-            if found != ["ok"]:
-                shown = "; ".join(str(f).replace("\n", " ") for f in found[:3])
-                more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-                problems.append(f"the database fails SQLite's integrity check: {shown}{more}")
-                return problems  # nothing more can be read from it with confidence
+        """The database's own damage, one line each: its check of its pages (SQLite's
+        ``PRAGMA quick_check``: pages overwritten or torn) and stored vectors whose
+        length is not their model's size. [] when there is none."""
+        problems = self.page_problems()
+        if problems:
+            return problems  # nothing more can be read from it with confidence
         bad = (
             "FROM vectors v JOIN models m ON m.fingerprint = v.model_fp "
             "WHERE v.data IS NULL OR length(v.data) != 4 * m.dim"
@@ -687,22 +511,6 @@ class Store:
                     + (f"; items using them: {used}" if users else "")
                 )
         return problems
-
-    def cached_hashes(self, conn: Connection, model_fp: str, hashes: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(list(hashes), SQL_BATCH):
-            params = {f"h{n}": h for n, h in enumerate(chunk)}
-            marks = ",".join(f":h{n}" for n in range(len(chunk)))
-            found.update(
-                conn.execute(
-                    text(
-                        "SELECT content_hash FROM vectors WHERE model_fp = :m "
-                        f"AND content_hash IN ({marks})"
-                    ),
-                    {"m": model_fp, **params},
-                ).scalars()
-            )
-        return found
 
     def changes_since(self, generation: int) -> tuple[set[int], int] | None:
         """Item ids touched after ``generation`` and the newest generation; None when
@@ -749,9 +557,9 @@ class Store:
             return  # nothing can be recorded, and nothing needs to be
         now = time.time()
         key = "reader:" + hashlib.sha256(reader.encode()).hexdigest()[:32]
-        place = self._reader_place()
+        place = self.reader_place()
         with self.immediate() as conn:
-            self._set(conn, key, f"{upto} {now:.0f}" + (f" {place}" if place else ""))
+            set_state(conn, key, f"{upto} {now:.0f}" + (f" {place}" if place else ""))
             floor_to = upto
             for name, value in conn.execute(
                 text("SELECT key, value FROM state WHERE key LIKE 'reader:%'")
@@ -761,19 +569,10 @@ class Store:
                     conn.execute(text("DELETE FROM state WHERE key = :k"), {"k": name})
                 elif entry is not None:
                     floor_to = min(floor_to, entry[0])
-            if floor_to <= self._get_int(conn, "log_floor", 0):
+            if floor_to <= get_state_int(conn, "log_floor", 0):
                 return
             conn.execute(text("DELETE FROM changes WHERE generation <= :g"), {"g": floor_to})
-            self._set(conn, "log_floor", str(floor_to))
-
-    def _reader_place(self) -> str | None:
-        """The database file as a reader entry names it (None: not a SQLite file)."""
-        if self.file is None:
-            return None
-        try:
-            return str(self.file.resolve())
-        except OSError:
-            return None
+            set_state(conn, "log_floor", str(floor_to))
 
     def readers(self) -> dict[str, str]:
         """The change log's reader entries (key -> value), for ``stats`` and tests."""
@@ -801,141 +600,29 @@ class Store:
                 {"n": name, "f": fingerprint},
             )
 
-    def backup_to(self, path: Path) -> int:
-        """Copy the database to ``path`` with SQLite's online backup (a consistent
-        snapshot while writers go on); returns the generation the copy holds."""
-        import sqlite3
-
-        if self.engine.dialect.name != "sqlite":
-            raise FoodvecError(
-                f"foodvec backup copies SQLite databases; back up a {self.engine.dialect.name} "
-                "database with its own tools"
-            )
-        raw = self.engine.raw_connection()
-        try:
-            dst = sqlite3.connect(path)
-            try:
-                raw.driver_connection.backup(dst)
-                row = dst.execute("SELECT value FROM state WHERE key = 'generation'").fetchone()
-            finally:
-                dst.close()
-        finally:
-            raw.close()
-        return int(row[0]) if row else 0
-
     def stats(self) -> dict[str, Any]:
         with self.read() as conn:
             return {
                 "items": conn.execute(text("SELECT count(*) FROM items")).scalar_one(),
                 "vectors": conn.execute(text("SELECT count(*) FROM vectors")).scalar_one(),
-                "generation": self._get_int(conn, "generation", 0),
-                "model": self._get(conn, "model"),
+                "generation": get_state_int(conn, "generation", 0),
+                "model": get_state(conn, "model"),
             }
 
 
-class WriteTx:
-    """The open write transaction handed out by ``Store.write``."""
-
-    def __init__(self, conn: Connection, generation: int):
-        self.conn = conn
-        self.generation = generation
-        self.touched = False
-
-    def log(self, item_ids: Iterable[int], op: str) -> None:
-        rows = [(self.generation, int(i), op) for i in item_ids]
-        if rows:
-            insert_values(self.conn, "INSERT INTO changes(generation, item_id, op)", rows)
-            self.touched = True
-
-    def mark(self) -> None:
-        self.touched = True
-
-    def set_model(self, fingerprint: str, name: str, dim: int) -> None:
-        self.conn.execute(
-            text(
-                "INSERT INTO models(fingerprint, name, dim) VALUES (:f, :n, :d) "
-                "ON CONFLICT(fingerprint) DO UPDATE SET name = excluded.name"
-            ),
-            {"f": fingerprint, "n": name, "d": dim},
-        )
-        Store._set(self.conn, "model", fingerprint)
-        self.touched = True
-
-    def delete_where(self, where: Node) -> dict[int, str]:
-        """Delete the items matching ``where`` (read under this write lock)."""
-        cond, params = compile_where(where, self.conn.dialect.name)
-        rows = self.conn.execute(
-            text(f"DELETE FROM items WHERE {cond} RETURNING id, ext_id"), params
-        ).all()
-        deleted = {r[0]: r[1] for r in rows}
-        self.log(deleted, "d")
-        return deleted
-
-    def item_for_update(self, ext_id: str) -> ItemRow | None:
-        if "\x00" in ext_id:
-            return None  # no stored id holds NUL
-        r = self.conn.execute(
-            text("SELECT id, ext_id, text, content_hash, metadata FROM items WHERE ext_id = :e"),
-            {"e": ext_id},
-        ).first()
-        return ItemRow(r[0], r[1], r[2], r[3], json.loads(r[4])) if r else None
-
-    def set_metadata(
-        self, item_id: int, metadata: str, name: str | None, name_key: str | None, renamed: bool
-    ) -> None:
-        """Replace an item's metadata (canonical JSON); its text and vector stay. A new
-        name is logged, since the lexical index holds names."""
-        self.conn.execute(
-            text(
-                "UPDATE items SET metadata = :m, name = :n, name_key = :k, "
-                "updated_at = CURRENT_TIMESTAMP WHERE id = :i"
-            ),
-            {"m": metadata, "n": name, "k": name_key, "i": item_id},
-        )
-        if renamed:
-            self.log([item_id], "u")
-        self.mark()
-
-    def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:
-        """Delete items by the user's ids; returns {item id: user id} of those deleted."""
-        deleted: dict[int, str] = {}
-        ext_ids = [e for e in ext_ids if "\x00" not in e]  # no stored id holds NUL
-        for chunk in _chunks(ext_ids, SQL_BATCH):
-            params = {f"e{n}": e for n, e in enumerate(chunk)}
-            marks = ",".join(f":e{n}" for n in range(len(chunk)))
-            rows = self.conn.execute(
-                text(f"DELETE FROM items WHERE ext_id IN ({marks}) RETURNING id, ext_id"), params
-            )
-            deleted.update((r[0], r[1]) for r in rows)
-        self.log(deleted, "d")
-        return deleted
-
-
-def put_vectors(conn: Connection, model_fp: str, hashes: Sequence[str], vecs: np.ndarray) -> None:
-    """Add vectors to the content-addressed cache (a vector already there is kept)."""
-    dim = int(vecs.shape[1])
-    insert_values(
-        conn,
-        "INSERT INTO vectors(content_hash, model_fp, dim, data)",
-        [(h, model_fp, dim, pack_vector(v)) for h, v in zip(hashes, vecs, strict=True)],
-        "ON CONFLICT DO NOTHING",
-    )
-
-
-def insert_values(conn: Connection, head: str, rows: Sequence[tuple], tail: str = "") -> None:
-    """``head VALUES (...), (...) tail``: many rows in one statement (a round trip and
-    a parse per chunk, not per row, which matters most on a network database)."""
-    if not rows:
-        return
-    per = max(1, SQL_PARAMS // len(rows[0]))
-    for chunk in _chunks(rows, per):
-        params: dict[str, Any] = {}
-        groups = []
-        for r, row in enumerate(chunk):
-            names = [f"v{r}_{c}" for c in range(len(row))]
-            params.update(zip(names, row, strict=True))
-            groups.append("(" + ",".join(":" + n for n in names) + ")")
-        conn.execute(text(f"{head} VALUES {','.join(groups)} {tail}"), params)
+def _id_order(
+    conn: Connection, select: str, id_column: str, batch: int, params: dict | None = None
+) -> Iterator[list[Any]]:
+    """The rows of ``select`` (whose first column is ``id_column``) in id order,
+    ``batch`` at a time."""
+    sql = text(f"{select} WHERE {id_column} > :last ORDER BY {id_column} LIMIT :n")
+    last = -1
+    while True:
+        rows = conn.execute(sql, {**(params or {}), "last": last, "n": batch}).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield rows
 
 
 ReaderEntry = tuple[int, float, "str | None"]
@@ -977,17 +664,14 @@ def _plain_number(v: Any) -> int | float:
     return int(v) if v.as_tuple().exponent >= 0 else float(v)
 
 
-def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
 __all__ = [
-    "Store",
-    "WriteTx",
-    "ItemRow",
-    "FoodvecError",
-    "canonical_json",
-    "settle_sqlite_file",
     "HEAD_REVISION",
+    "READER_TTL_S",
+    "Store",
+    "current_revision",
+    "database_file",
+    "describe_database",
+    "make_engine",
+    "migrate",
+    "store_class",
 ]

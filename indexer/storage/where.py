@@ -1,16 +1,20 @@
-"""Filters (``indexer.filters``) as SQL over the items' JSON metadata: SQLite's JSON1
-functions, or PostgreSQL's jsonb operators. Both give the same answers (a test runs
+"""Filters (``indexer.filters``) as SQL over the items' JSON metadata. How a metadata
+key reads is the dialect's (``MetadataKey``: SQLite's JSON1 functions in ``sqlite``,
+PostgreSQL's jsonb operators in ``postgres``); both give the same answers (a test runs
 the same filters on both): numbers compare with numbers, text with text in code-point
 order, true and false only with themselves."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from ..filters import Cond, Group, Node
 
 
-class _Params:
+class Params:
+    """The parameters of one compiled filter, named as they are added."""
+
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
@@ -20,75 +24,64 @@ class _Params:
         return f":{name}"
 
 
-class _Key:
-    """How one metadata key reads in SQL: its value as a number, as text, its JSON
-    type, and tests on them."""
+class MetadataKey(ABC):
+    """How one metadata key reads in SQL: its value as a number (``num``), as text
+    (``text``), its JSON type (``type``), and tests on them. Each dialect's store names
+    its own subclass (``Store.where_key``), which sets the three expressions and the
+    tests that differ."""
 
-    def __init__(self, key: str, p: _Params, dialect: str):
-        self.pg = dialect == "postgresql"
-        if self.pg:
-            k = p.add(key)
-            self.json = f"(items.metadata::jsonb -> CAST({k} AS TEXT))"
-            self.type = f"jsonb_typeof({self.json})"
-            self.num = f"(CASE WHEN {self.type} = 'number' THEN ({self.json})::numeric END)"
-            # code-point order, as SQLite compares text
-            self.text = f'((items.metadata::jsonb ->> CAST({k} AS TEXT)) COLLATE "C")'
-        elif '"' in key or "\\" in key or any(ord(ch) < 32 for ch in key):
-            # A JSON path cannot quote these; json_each compares the key as a plain string.
-            k = p.add(key)
-            self.num = self.text = f"(SELECT value FROM json_each(items.metadata) WHERE key = {k})"
-            self.type = f"(SELECT type FROM json_each(items.metadata) WHERE key = {k})"
-        else:
-            path = p.add(f'$."{key}"')
-            self.num = self.text = f"json_extract(items.metadata, {path})"
-            self.type = f"json_type(items.metadata, {path})"
+    type: str  # the value's JSON type, NULL when the key is missing
+    num: str  # the value as a number (compared only where ``is_num`` holds)
+    text: str  # the value as text, compared in code-point order
 
+    @abstractmethod
+    def __init__(self, key: str, p: Params):
+        """Set ``type``, ``num`` and ``text`` for ``key`` (a parameter of ``p``)."""
+
+    @abstractmethod
     def is_num(self) -> str:
-        return f"{self.type} = 'number'" if self.pg else f"{self.type} IN ('integer','real')"
+        """The value is a number."""
 
+    @abstractmethod
     def is_text(self) -> str:
-        return f"{self.type} = '{'string' if self.pg else 'text'}'"
+        """The value is a string."""
 
+    @abstractmethod
     def is_bool(self, b: bool) -> str:
-        word = "true" if b else "false"
-        return f"{self.json} = '{word}'::jsonb" if self.pg else f"{self.type} = '{word}'"
+        """The value is ``b`` (true or false)."""
+
+    @abstractmethod
+    def contains(self, mark: str) -> str:
+        """The text holds the parameter ``mark``."""
+
+    @abstractmethod
+    def as_text(self) -> str:
+        """The value as SQLite's CAST(json_extract(...) AS TEXT) gives it: true and
+        false as 1 and 0 (the legacy key=value filter)."""
 
     def present(self) -> str:
         return f"({self.type} IS NOT NULL AND {self.type} != 'null')"
 
-    def contains(self, mark: str) -> str:
-        return f"strpos({self.text}, {mark}) > 0" if self.pg else f"instr({self.text}, {mark}) > 0"
 
-    def as_text(self) -> str:
-        """The value as SQLite's CAST(json_extract(...) AS TEXT) gives it: true and
-        false as 1 and 0 (the legacy key=value filter)."""
-        if not self.pg:
-            return f"CAST({self.num} AS TEXT)"
-        return (
-            f"(CASE WHEN {self.type} = 'boolean' THEN (CASE WHEN {self.is_bool(True)} "
-            f"THEN '1' ELSE '0' END) ELSE {self.text} END)"
-        )
+def compile_where(node: Node, key: type[MetadataKey]) -> tuple[str, dict[str, Any]]:
+    """(an SQL condition on ``items``, its parameters), metadata keys read as the
+    dialect's ``key`` class reads them."""
+    params = Params()
+    return _sql(node, params, key), params.values
 
 
-def compile_where(node: Node, dialect: str = "sqlite") -> tuple[str, dict[str, Any]]:
-    """(an SQL condition on ``items``, its parameters) for the database ``dialect``
-    (SQLAlchemy's name: sqlite or postgresql)."""
-    params = _Params()
-    return _sql(node, params, dialect), params.values
-
-
-def _sql(node: Node, p: _Params, dialect: str) -> str:
+def _sql(node: Node, p: Params, key: type[MetadataKey]) -> str:
     if isinstance(node, Group):
         joiner = " AND " if node.op == "and" else " OR "
-        return "(" + joiner.join(_sql(n, p, dialect) for n in node.parts) + ")"
-    return _cond(node, p, dialect)
+        return "(" + joiner.join(_sql(n, p, key) for n in node.parts) + ")"
+    return _cond(node, p, key)
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _typed_eq(key: _Key, v: Any, p: _Params) -> str:
+def _typed_eq(key: MetadataKey, v: Any, p: Params) -> str:
     if isinstance(v, bool):
         return f"({key.is_bool(v)})"
     if _is_number(v):
@@ -96,7 +89,7 @@ def _typed_eq(key: _Key, v: Any, p: _Params) -> str:
     return f"({key.is_text()} AND {key.text} = {p.add(v)})"
 
 
-def _typed_in(key: _Key, values: tuple, p: _Params) -> str:
+def _typed_in(key: MetadataKey, values: tuple, p: Params) -> str:
     numbers = [v for v in values if _is_number(v)]
     texts = [v for v in values if isinstance(v, str)]
     bools = {v for v in values if isinstance(v, bool)}
@@ -115,8 +108,8 @@ def _typed_in(key: _Key, values: tuple, p: _Params) -> str:
 _CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _cond(c: Cond, p: _Params, dialect: str) -> str:
-    key = _Key(c.key, p, dialect)
+def _cond(c: Cond, p: Params, key_class: type[MetadataKey]) -> str:
+    key = key_class(c.key, p)
     if c.op == "text":  # the legacy key=value filter: any value, compared as text
         return f"({key.as_text()} = {p.add(c.value)})"
     if c.op == "eq":
