@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 import indexer.quality
 from indexer.errors import FoodvecError
-from search import cli as cli_mod
+from search.cli import cli
+from search.cli.model import Stages
 
 FIGURES = {"lookup_dense_ndcg10": 0.5, "mine_threshold": 0.9}
 
@@ -32,7 +33,7 @@ def slow_report(monkeypatch):
 
 
 def _run(*args):
-    return CliRunner().invoke(cli_mod.cli, ["eval-model", "--model", "my-model", *args])
+    return CliRunner().invoke(cli, ["eval-model", "--model", "my-model", *args])
 
 
 def test_each_stage_is_a_line_on_stderr(slow_report):
@@ -78,7 +79,7 @@ def test_on_a_terminal_the_seconds_count_up(monkeypatch):
 
     err = Terminal()
     monkeypatch.setattr("sys.stderr", err)
-    stages = cli_mod._Stages(1)
+    stages = Stages(1)
     stages.TICK_SECONDS = 0.02
     with stages.stage("work"):
         time.sleep(0.2)
