@@ -39,7 +39,13 @@ def test_health_stats_and_page(client):
     assert s["items"] == 234 and s["index"]["type"] == "flat"
     page = client.get("/")
     assert page.status_code == 200 and "<form" in page.text
-    assert "http" not in page.text.split("<script>")[0].lower().replace("http-equiv", "")
+    # the people's page: no administration on it (that is /admin, behind the token)
+    assert "jobs/mine" not in page.text and 'id="mine"' not in page.text
+    admin = client.get("/admin")
+    assert admin.status_code == 200 and "jobs/mine" in admin.text and 'id="token"' in admin.text
+    for html in (page.text, admin.text):  # everything local: the server works offline
+        assert "http://" not in html and "https://" not in html
+        assert "//" not in html.split("<script>")[0]
     assert client.get("/openapi.json").json()["paths"]["/search"]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from indexer.errors import (
     BadInputError,
@@ -229,6 +229,7 @@ def create_app(
     for module in (routes_ops, routes_search, routes_items, routes_jobs):
         app.include_router(module.router)
     add_docs(app)
+    _admin_page(app)
     _error_handlers(app)
     app.add_middleware(ResponseLimit, limit=limits.max_response_bytes)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
@@ -240,6 +241,17 @@ def create_app(
     # outermost: every request logged with its duration and id, refused ones too
     app.add_middleware(RequestLog)
     return app
+
+
+def _admin_page(app: FastAPI) -> None:
+    """``/admin``: mining, jobs and deleting items, a page apart from the search page
+    (``/``); it asks for the token and sends it with each request."""
+
+    @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+    def admin() -> str:
+        from importlib import resources
+
+        return resources.files("search.service").joinpath("admin.html").read_text(encoding="utf-8")
 
 
 def _error_handlers(app: FastAPI) -> None:
