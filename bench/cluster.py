@@ -42,6 +42,7 @@ from bench.common import ROOT, emit, machine
 from bench.http import free_port
 from bench.search import pct
 from bench.usda import sample_rows, write_csv
+from indexer.storage import database_file
 
 
 class HashEmbedder:
@@ -119,7 +120,7 @@ _pg = None
 
 def _fresh(url: str) -> str:
     """Another empty database of the same kind (SQLite: a new file)."""
-    if url.startswith("sqlite"):
+    if database_file(url) is not None:
         return f"sqlite:///{tempfile.mkdtemp(prefix='foodvec-bench-')}/bulk.db"
     return _pg.new_database()
 

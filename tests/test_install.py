@@ -37,6 +37,7 @@ def wheel(tmp_path_factory) -> Path:
         "indexer/data/train.csv",
         "indexer/data/lookup/queries.jsonl",
         "search/service/page.html",
+        "search/service/admin.html",
         "migrations/script.py.mako",
     ):
         assert needed in names, f"the wheel lacks {needed}"

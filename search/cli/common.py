@@ -145,16 +145,11 @@ def _require_database(home: Path | None, db: str | None, cfg: Settings) -> None:
     if url is None:
         path = Layout(home_path).database
     else:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from indexer.storage import database_file
 
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            return  # opening it says what is wrong
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        path = database_file(url)
+        if path is None:  # a server's database, or one opening says what is wrong with
             return
-        path = Path(parsed.database).expanduser()
     if not path.is_file():
         where = f"no foodvec home at {home_path}" if url is None else "no database"
         raise click.ClickException(

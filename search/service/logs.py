@@ -18,6 +18,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from indexer.storage import describe_database
+
 # The id of the request being handled (None outside requests), for every log record.
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "foodvec_request_id", default=None
@@ -239,25 +241,13 @@ def startup_facts(
         "url": url,
         "docs": f"{url}/docs",
         "home": str(index.home),
-        "store": _store(db_url),
+        "store": describe_database(db_url),
         "items": index.count(),
         "generation": gen,
         "model": model,
         "fingerprint": fingerprint[:12] if fingerprint else None,
         "mode": f"{access}; {reach}",
     }
-
-
-def _store(db_url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        url = make_url(db_url)
-    except Exception:
-        return "database (unreadable URL)"
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite {url.database}"
-    return f"{url.get_backend_name()} {url.render_as_string(hide_password=True)}"
 
 
 def banner(facts: dict[str, Any]) -> str:
