@@ -30,7 +30,7 @@ def wheel(tmp_path_factory) -> Path:
     dist = work / "dist"
     pip = [sys.executable, "-m", "pip"]
     wheel_cmd = ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)]
-    subprocess.run(pip + wheel_cmd, check=True, cwd=work, capture_output=True)
+    subprocess.run(pip + wheel_cmd, check=True, cwd=src, capture_output=True)
     wheel = next(dist.glob("foodvec-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for needed in (
@@ -38,6 +38,7 @@ def wheel(tmp_path_factory) -> Path:
         "indexer/data/lookup/queries.jsonl",
         "search/service/page.html",
         "search/service/admin.html",
+        "search/cli/__init__.py",
         "migrations/script.py.mako",
     ):
         assert needed in names, f"the wheel lacks {needed}"
