@@ -157,6 +157,59 @@ def _status(exc: FoodvecError) -> int:
     return 500
 
 
+class _Background:
+    """The server's life around its requests: at start, the analyzer and the model
+    warmed and the index caught up; while serving, a thread that publishes the index
+    every ``compact_every`` seconds and one that catches it up every ``catch_up_every``
+    seconds when it is behind (0: no thread); at the end, a last publish."""
+
+    def __init__(self, index: FoodIndex, compact_every: float, catch_up_every: float):
+        self.index = index
+        self.compact_every = compact_every
+        self.catch_up_every = catch_up_every
+        self.stop = threading.Event()
+
+    def catch_up(self) -> None:
+        failing = False
+        while not self.stop.wait(self.catch_up_every):
+            try:
+                if self.index.index_lag():
+                    self.index.sync()
+                failing = False
+            except Exception as exc:  # the database away: said once, retried each tick
+                if not failing:
+                    log.warning(
+                        "catching the index up failed (%s: %s); retrying",
+                        type(exc).__name__,
+                        exc,
+                    )
+                failing = True
+
+    def compact(self) -> None:
+        while not self.stop.wait(self.compact_every):
+            try:
+                self.index.publish()
+            except Exception as exc:  # a failed save is retried at the next tick
+                log.warning("saving the index failed (%s: %s); retrying", type(exc).__name__, exc)
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI):
+        index = self.index
+        index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
+        index.sync(publish=None)  # catch up on whatever happened while we were down
+        if index.state()[1] is not None:
+            index.embedder.encode(["warm up"])  # load the model before the first request
+        for every, work, name in (
+            (self.compact_every, self.compact, "foodvec-compactor"),
+            (self.catch_up_every, self.catch_up, "foodvec-catch-up"),
+        ):
+            if every > 0:
+                threading.Thread(target=work, name=name, daemon=True).start()
+        yield
+        self.stop.set()
+        index.publish()
+
+
 def create_app(
     index: FoodIndex,
     token: str | None = None,
@@ -177,45 +230,7 @@ def create_app(
     if protect_reads and not token:
         raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
     limits = limits or Limits.from_settings()
-    stop = threading.Event()
-
-    def catcher() -> None:
-        failing = False
-        while not stop.wait(catch_up_every):
-            try:
-                if index.index_lag():
-                    index.sync()
-                failing = False
-            except Exception as exc:  # the database away: said once, retried each tick
-                if not failing:
-                    log.warning(
-                        "catching the index up failed (%s: %s); retrying",
-                        type(exc).__name__,
-                        exc,
-                    )
-                failing = True
-
-    def compactor() -> None:
-        while not stop.wait(compact_every):
-            try:
-                index.publish()
-            except Exception as exc:  # a failed save is retried at the next tick
-                log.warning("saving the index failed (%s: %s); retrying", type(exc).__name__, exc)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
-        index.sync(publish=None)  # catch up on whatever happened while we were down
-        if index.state()[1] is not None:
-            index.embedder.encode(["warm up"])  # load the model before the first request
-        if compact_every > 0:
-            threading.Thread(target=compactor, name="foodvec-compactor", daemon=True).start()
-        if catch_up_every > 0:
-            threading.Thread(target=catcher, name="foodvec-catch-up", daemon=True).start()
-        yield
-        stop.set()
-        index.publish()
-
+    lifespan = _Background(index, compact_every, catch_up_every).lifespan
     app = FastAPI(
         title="foodvec",
         version="0.1.0",
