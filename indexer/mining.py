@@ -25,6 +25,7 @@ import numpy as np
 from .ann import AnnIndex, ivf_nlist
 from .errors import BadInputError, FoodvecError, NotFoundError
 from .filters import filter_node
+from .neighbours import Neighbours, search_rows
 from .terms import item_name, leading_label, name_key
 
 if TYPE_CHECKING:
@@ -75,37 +76,17 @@ def _finalize(rows: list[np.ndarray], cols: list[np.ndarray], scores: list[np.nd
     return Pairs(a[best], b[best], s[best])
 
 
-def _keep(rows_i: np.ndarray, nbr: np.ndarray, sc: np.ndarray, top_k: int, threshold: float):
-    """From (k+1)-neighbour lists: drop self, keep the first top_k, apply the threshold."""
-    not_self = nbr != rows_i[:, None]
-    # position among the non-self neighbours, to cut at top_k like the reference does
-    rank = np.cumsum(not_self, axis=1)
-    mask = not_self & (rank <= top_k) & (sc >= threshold) & (nbr >= 0)
-    r, c = np.nonzero(mask)
-    return rows_i[r], nbr[r, c], sc[r, c]
-
-
 def _mine(
     n: int,
     step: int,
-    neighbours: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    neighbours: Neighbours,
     top_k: int,
     threshold: float,
     progress: Callable[[int], None] | None,
 ) -> Pairs:
     """Collect pairs from ``neighbours(start, stop)``: each row's (k+1)-best scores and
     positions, best first, for rows start..stop-1."""
-    rows, cols, scores = [], [], []
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        sc, nbr = neighbours(start, stop)
-        i, j, v = _keep(np.arange(start, stop), nbr, sc, top_k, threshold)
-        rows.append(i)
-        cols.append(j)
-        scores.append(v)
-        if progress:
-            progress(stop - start)
-    return _finalize(rows, cols, scores)
+    return _finalize(*search_rows(neighbours, 0, n, step, top_k, threshold, progress))
 
 
 def _on_ray(
