@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,15 @@ def embed(
             progress(len(hashes))
     if seen != len(items):
         raise FoodvecError(f"the Ray cluster returned {seen} vectors for {len(items)} texts")
+
+
+def remote_embedder(address: str, spec: str, fingerprint: str, cache_dir: Path | None):
+    """A build's embedding on the Ray cluster at ``address`` (``embed`` with its first
+    four arguments given): its actors load the model at ``spec`` and check its
+    fingerprint. Connects now, so that a cluster that cannot be reached is said before
+    any input is read."""
+    connect(address)
+    return partial(embed, address, spec, fingerprint, cache_dir)
 
 
 def _mine_block(
