@@ -11,7 +11,8 @@ first, then the index mutex (``reading``): the indexes are caught up to that
 snapshot, never past it, for as long as the search lasts. A catch-up (``sync``) holds
 the mutex and reads the database in one snapshot taken inside it; it waits on the
 mutex's condition while searches read the indexes. The file lock (between processes)
-is taken only to publish, inside the mutex, never the other way round.
+is taken only to publish (by a catch-up under the mutex, or by ``publish`` with a copy
+taken under it), and nothing that holds the file lock waits for the mutex.
 """
 
 from __future__ import annotations
