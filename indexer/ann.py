@@ -167,6 +167,10 @@ class AnnIndex:
             return np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
+    def clone(self) -> AnnIndex:
+        """A copy that later changes to this index do not reach."""
+        return AnnIndex(self.kind, self.dim, faiss.clone_index(self.index), dict(self.params))
+
     def reconstruct(self, item_id: int) -> np.ndarray:
         return self.index.reconstruct(int(item_id))
 
@@ -371,6 +375,15 @@ def read_sidecar(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def published_sidecar(folder: Path) -> dict[str, Any]:
+    """The sidecar when it is one of this format with sound fields; {} when it is
+    missing or damaged (NaN, Infinity, ...): no published index."""
+    side = read_sidecar(folder) or {}
+    if side and (side.get("format") != FORMAT or _sidecar_problem(side)):
+        return {}
+    return side
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:

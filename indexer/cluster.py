@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import FoodvecError
+from .neighbours import search_rows
 from .settings import settings
 
 INSTALL = "Ray is not installed: pip install 'foodvec[cluster]' (Ray with Ray Data)"
@@ -161,6 +163,15 @@ def embed(
         raise FoodvecError(f"the Ray cluster returned {seen} vectors for {len(items)} texts")
 
 
+def remote_embedder(address: str, spec: str, fingerprint: str, cache_dir: Path | None):
+    """A build's embedding on the Ray cluster at ``address`` (``embed`` with its first
+    four arguments given): its actors load the model at ``spec`` and check its
+    fingerprint. Connects now, so that a cluster that cannot be reached is said before
+    any input is read."""
+    connect(address)
+    return partial(embed, address, spec, fingerprint, cache_dir)
+
+
 def _mine_block(
     index_bytes: np.ndarray,
     vecs: np.ndarray,
@@ -170,24 +181,15 @@ def _mine_block(
     kk: int,
     top_k: int,
     threshold: float,
-    nprobe: int | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows start..stop-1 searched in steps of ``step``, as the local loop does."""
+    """Rows start..stop-1 searched in steps of ``step``, as the local loop does (the
+    index comes with its own search settings, an IVF index's nprobe included)."""
     import faiss
 
-    from .mining import _keep
-
     index = faiss.deserialize_index(index_bytes)
-    if nprobe is not None:
-        index.nprobe = nprobe
-    rows, cols, scores = [], [], []
-    for a in range(start, stop, step):
-        b = min(stop, a + step)
-        sc, nbr = index.search(vecs[a:b], kk)
-        i, j, v = _keep(np.arange(a, b), nbr, sc, top_k, threshold)
-        rows.append(i)
-        cols.append(j)
-        scores.append(v)
+    rows, cols, scores = search_rows(
+        lambda a, b: index.search(vecs[a:b], kk), start, stop, step, top_k, threshold
+    )
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
 
 
@@ -199,7 +201,6 @@ def mine_blocks(
     kk: int,
     top_k: int,
     threshold: float,
-    nprobe: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """The (rows, neighbours, scores) of every row of ``vecs`` against ``index``,
@@ -216,7 +217,7 @@ def mine_blocks(
     pending = {}
     for s in range(0, steps, per_block):
         start, stop = s * step, min(n, (s + per_block) * step)
-        ref = task.remote(index_ref, vecs_ref, start, stop, step, kk, top_k, threshold, nprobe)
+        ref = task.remote(index_ref, vecs_ref, start, stop, step, kk, top_k, threshold)
         pending[ref] = (start, stop)
     done: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     while pending:

@@ -2,8 +2,9 @@
 the other among its top-k nearest neighbours (sentence-transformers'
 ``paraphrase_mining_embeddings`` semantics), each pair once, best first.
 
-The maths is pure (arrays in, arrays out); ``run_mining_job`` adds the job records
-(``storage.Jobs``, reached through the ``FoodIndex``).
+The maths is pure (arrays in, arrays out); ``MiningJobs`` runs it as recorded jobs,
+built from a home's store (the job records, ``storage.Jobs``, and the items) and its
+derived indexes (the vectors and the filtered ids).
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faiss
 import numpy as np
 
 from .ann import AnnIndex, ivf_nlist
+from .derived import DerivedIndex
 from .errors import BadInputError, FoodvecError, NotFoundError
 from .filters import filter_node
+from .neighbours import Neighbours, search_rows
+from .storage import Store
 from .terms import item_name, leading_label, name_key
-
-if TYPE_CHECKING:
-    from .home import FoodIndex
 
 # A job keeps at most this many pairs unless told otherwise (the best ones; the count
 # left out is recorded): ten unbounded jobs at threshold -1 once stored 3.4 million
@@ -75,37 +76,17 @@ def _finalize(rows: list[np.ndarray], cols: list[np.ndarray], scores: list[np.nd
     return Pairs(a[best], b[best], s[best])
 
 
-def _keep(rows_i: np.ndarray, nbr: np.ndarray, sc: np.ndarray, top_k: int, threshold: float):
-    """From (k+1)-neighbour lists: drop self, keep the first top_k, apply the threshold."""
-    not_self = nbr != rows_i[:, None]
-    # position among the non-self neighbours, to cut at top_k like the reference does
-    rank = np.cumsum(not_self, axis=1)
-    mask = not_self & (rank <= top_k) & (sc >= threshold) & (nbr >= 0)
-    r, c = np.nonzero(mask)
-    return rows_i[r], nbr[r, c], sc[r, c]
-
-
 def _mine(
     n: int,
     step: int,
-    neighbours: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    neighbours: Neighbours,
     top_k: int,
     threshold: float,
     progress: Callable[[int], None] | None,
 ) -> Pairs:
     """Collect pairs from ``neighbours(start, stop)``: each row's (k+1)-best scores and
     positions, best first, for rows start..stop-1."""
-    rows, cols, scores = [], [], []
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        sc, nbr = neighbours(start, stop)
-        i, j, v = _keep(np.arange(start, stop), nbr, sc, top_k, threshold)
-        rows.append(i)
-        cols.append(j)
-        scores.append(v)
-        if progress:
-            progress(stop - start)
-    return _finalize(rows, cols, scores)
+    return _finalize(*search_rows(neighbours, 0, n, step, top_k, threshold, progress))
 
 
 def _on_ray(
@@ -351,87 +332,6 @@ def _check_params(threshold: float, top_k: int, mode: str, max_pairs: int) -> No
 EMPTY = "the index is empty: build it first (foodvec build FILE)"
 
 
-def start_job(idx: FoodIndex, params: dict[str, Any], limit: int | None = None) -> int:
-    """Record a new mining job as running (``run_mining_job`` then does the work).
-    ``limit``: refuse (``BusyError``) when that many jobs already run on this machine,
-    checked in the database under the write lock (``storage.jobs.Jobs.start``)."""
-    gen, model = idx.state()
-    return idx.jobs.start(params, model, gen, limit=limit)
-
-
-def get_job(idx: FoodIndex, job_id: int) -> dict[str, Any] | None:
-    found = list_jobs(idx, job_id)
-    return found[0] if found else None
-
-
-def run_mining_job(
-    idx: FoodIndex,
-    threshold: float = 0.9,
-    top_k: int = 10,
-    mode: str = "auto",
-    filters: dict[str, str] | None = None,
-    max_pairs: int | None = None,
-    progress: bool = False,
-    job_id: int | None = None,
-    where: dict[str, Any] | None = None,
-    ray: str | None = None,
-) -> MineResult:
-    """Mine the current index, recording the job and its pairs in the database. A job
-    is marked done only when every pair is stored; a failed or interrupted one keeps
-    no pairs. ``ray``: search on a Ray cluster (an address, or ``auto``); the pairs
-    are the same."""
-    max_pairs = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
-    _check_params(threshold, top_k, mode, max_pairs)
-    node = filter_node(filters, where)
-    gen, model = idx.state()
-    params = {
-        "threshold": threshold,
-        "top_k": top_k,
-        "mode": mode,
-        "filters": filters or {},
-        "max_pairs": max_pairs,
-    }
-    if where is not None:
-        params["where"] = where
-    if job_id is None:
-        if model is None:
-            raise FoodvecError(EMPTY)
-        job_id = idx.jobs.start(params, model, gen)
-    t0 = time.perf_counter()
-    try:
-        if model is None:
-            raise FoodvecError(EMPTY)
-        ids, vecs = idx.vectors(idx.filtered_ids(node) if node is not None else None)
-        chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress, ray)
-        left_out = max(0, len(pairs) - max_pairs)
-        if left_out:
-            pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
-        idx.jobs.add_pairs(job_id, ids[pairs.a], ids[pairs.b], pairs.score)
-        seconds = time.perf_counter() - t0
-        idx.jobs.finish(
-            job_id,
-            "done",
-            seconds,
-            params,
-            mode=chosen,
-            items=len(ids),
-            pairs=len(pairs),
-            left_out=left_out,
-        )
-        return MineResult(job_id, chosen, len(ids), len(pairs), left_out, round(seconds, 3), params)
-    except BaseException as exc:
-        idx.jobs.drop_pairs(job_id)
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        idx.jobs.finish(
-            job_id,
-            "interrupted" if interrupted else "failed",
-            time.perf_counter() - t0,
-            params,
-            error="interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}",
-        )
-        raise
-
-
 def _mine_vectors(
     vecs: np.ndarray,
     top_k: int,
@@ -464,101 +364,228 @@ def _mine_vectors(
             bar.close()
 
 
-def delete_job(idx: FoodIndex, job_id: int) -> None:
-    """Delete a job and its pairs; a job still running in a live process is refused."""
-    job = get_job(idx, job_id)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}")
-    if job["status"] == "running":
-        raise BadInputError(f"job {job_id} is still running; delete it when it has ended")
-    idx.jobs.delete(job_id)
+class MiningJobs:
+    """The mining jobs of one home: started, run, listed, read back and deleted. Built
+    from the home's ``store`` (the job records and the items) and its ``derived``
+    indexes (the vectors to mine, the items a filter keeps)."""
 
+    def __init__(self, store: Store, derived: DerivedIndex):
+        self._store = store
+        self._derived = derived
 
-def list_jobs(idx: FoodIndex, job_id: int | None = None) -> list[dict[str, Any]]:
-    """All jobs (or the one given), newest first. A 'running' job whose process is gone
-    on this host is marked interrupted: a killed job is never shown as running or done."""
-    host = socket.gethostname()
-    out = []
-    for job in idx.jobs.rows(job_id):
-        if job["status"] == "running" and job["host"] == host and not _pid_alive(job["pid"]):
-            idx.jobs.finish(
-                job["id"],
-                "interrupted",
-                job["seconds"] or 0.0,
-                job["params"],
-                error="the process ended before the job finished",
+    def start(self, params: dict[str, Any], limit: int | None = None) -> int:
+        """Record a new mining job as running (``run`` with its ``job_id`` then does the
+        work). ``limit``: refuse (``BusyError``) when that many jobs already run on this
+        machine, checked in the database under the write lock (``Jobs.start``)."""
+        gen, model = self._store.state()
+        return self._store.jobs.start(params, model, gen, limit=limit)
+
+    def run(
+        self,
+        threshold: float = 0.9,
+        top_k: int = 10,
+        mode: str = "auto",
+        filters: dict[str, str] | None = None,
+        max_pairs: int | None = None,
+        progress: bool = False,
+        job_id: int | None = None,
+        where: dict[str, Any] | None = None,
+        ray: str | None = None,
+    ) -> MineResult:
+        """Mine the current index, recording the job and its pairs in the database. A
+        job is marked done only when every pair is stored; a failed or interrupted one
+        keeps no pairs. ``ray``: search on a Ray cluster (an address, or ``auto``); the
+        pairs are the same."""
+        max_pairs = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
+        _check_params(threshold, top_k, mode, max_pairs)
+        node = filter_node(filters, where)
+        gen, model = self._store.state()
+        params = {
+            "threshold": threshold,
+            "top_k": top_k,
+            "mode": mode,
+            "filters": filters or {},
+            "max_pairs": max_pairs,
+        }
+        if where is not None:
+            params["where"] = where
+        if job_id is None:
+            if model is None:
+                raise FoodvecError(EMPTY)
+            job_id = self._store.jobs.start(params, model, gen)
+        t0 = time.perf_counter()
+        try:
+            if model is None:
+                raise FoodvecError(EMPTY)
+            allowed = self._derived.filtered_ids(node) if node is not None else None
+            ids, vecs = self._derived.vectors(allowed)
+            chosen, pairs = _mine_vectors(vecs, top_k, threshold, mode, params, progress, ray)
+            left_out = max(0, len(pairs) - max_pairs)
+            if left_out:
+                pairs = Pairs(pairs.a[:max_pairs], pairs.b[:max_pairs], pairs.score[:max_pairs])
+            jobs = self._store.jobs
+            jobs.add_pairs(job_id, ids[pairs.a], ids[pairs.b], pairs.score)
+            seconds = time.perf_counter() - t0
+            jobs.finish(
+                job_id,
+                "done",
+                seconds,
+                params,
+                mode=chosen,
+                items=len(ids),
+                pairs=len(pairs),
+                left_out=left_out,
             )
-            idx.jobs.drop_pairs(job["id"])  # what it stored before it died is partial
-            job["status"] = "interrupted"
-        out.append(job)
-    return out
+            return MineResult(
+                job_id, chosen, len(ids), len(pairs), left_out, round(seconds, 3), params
+            )
+        except BaseException as exc:
+            self._failed(job_id, exc, time.perf_counter() - t0, params)
+            raise
+
+    def _failed(self, job_id: int, exc: BaseException, seconds: float, params: dict) -> None:
+        """Record a job that failed or was interrupted; it keeps no pairs."""
+        self._store.jobs.drop_pairs(job_id)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        self._store.jobs.finish(
+            job_id,
+            "interrupted" if interrupted else "failed",
+            seconds,
+            params,
+            error="interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}",
+        )
+
+    def rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """All jobs (or the one given), newest first. A 'running' job whose process is
+        gone on this host is marked interrupted: a killed job is never shown as running
+        or done."""
+        host = socket.gethostname()
+        jobs = self._store.jobs
+        out = []
+        for job in jobs.rows(job_id):
+            if job["status"] == "running" and job["host"] == host and not _pid_alive(job["pid"]):
+                jobs.finish(
+                    job["id"],
+                    "interrupted",
+                    job["seconds"] or 0.0,
+                    job["params"],
+                    error="the process ended before the job finished",
+                )
+                jobs.drop_pairs(job["id"])  # what it stored before it died is partial
+                job["status"] = "interrupted"
+            out.append(job)
+        return out
+
+    def get(self, job_id: int) -> dict[str, Any] | None:
+        found = self.rows(job_id)
+        return found[0] if found else None
+
+    def delete(self, job_id: int) -> None:
+        """Delete a job and its pairs; a job still running in a live process is refused."""
+        job = self.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        if job["status"] == "running":
+            raise BadInputError(f"job {job_id} is still running; delete it when it has ended")
+        self._store.jobs.delete(job_id)
+
+    def latest_done(self) -> int | None:
+        return self._store.jobs.latest_done()
+
+    def pairs(
+        self, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """A job's pairs with ids, texts and the kind of match (``match_kind``), best
+        first; with ``of``, only that item's."""
+        of_item = None
+        if of is not None:
+            item = self._store.item_by_ext_id(of)
+            if item is None:
+                raise NotFoundError(f"no item with id {of!r}")
+            of_item = item.id
+        pairs = self._store.jobs.pairs(job_id, of_item, limit, offset)
+        names = self._item_names(job_id, {p[k] for p in pairs for k in ("id_a", "id_b")})
+        for p in pairs:
+            p["kind"] = match_kind(
+                names.get(p["id_a"]), p["text_a"], names.get(p["id_b"]), p["text_b"]
+            )
+        return pairs
+
+    def _item_names(self, job_id: int, ext_ids: set[str]) -> dict[str, str | None]:
+        """The names of the items of a job's pairs (``terms.item_name``): one read per
+        item for a page of pairs, one batched read of the job's items for more."""
+        if len(ext_ids) <= LOOKUPS_PER_PAGE:
+            rows = [r for r in map(self._store.item_by_ext_id, ext_ids) if r is not None]
+        else:
+            a, b, _ = self._store.jobs.pair_ids(job_id)
+            found = self._store.items_by_ids(np.union1d(a, b).tolist())
+            rows = [r for r in found.values() if r.ext_id in ext_ids]
+        return {r.ext_id: item_name(r.metadata.get("name"), r.text) for r in rows}
+
+    def clusters(self, job_id: int) -> list[dict[str, Any]]:
+        """A job's clusters (``clusters``), largest first: each with its size, its least
+        similar pair and its members. Every two members are at the job's threshold or
+        closer; pairs the job did not keep are read from the stored vectors when the
+        home's model is still the job's, else they count as too far apart."""
+        a, b, score = self._store.jobs.pair_ids(job_id)
+        if not len(a):
+            return []
+        job = self.get(job_id)
+        ids = np.union1d(a, b)  # positions into ids
+        vecs = None
+        if job is not None and job["model_fp"] == self._store.state()[1]:
+            got, v = self._derived.vectors(ids.tolist())
+            if len(got) == len(ids):  # no item deleted since the job ran
+                vecs = v[np.argsort(got)]  # in the order of ids, which is sorted
+        floor = job["params"]["threshold"] if job is not None else None
+        pairs = Pairs(np.searchsorted(ids, a), np.searchsorted(ids, b), score)
+        found = clusters(pairs, floor, vecs)
+        items = self._store.items_by_ids(ids[[i for c in found for i in c.members]].tolist())
+        out = []
+        for c in found:
+            x, y, s = ids[c.least[0]], ids[c.least[1]], c.least[2]
+            if not all(i in items for i in (x, y, *ids[c.members])):
+                continue  # an item deleted since the job ran
+            out.append(
+                {
+                    "size": len(c),
+                    "least_similar": {
+                        "id_a": items[x].ext_id,
+                        "id_b": items[y].ext_id,
+                        "score": round(float(s), 6),
+                    },
+                    "members": [
+                        {"id": items[i].ext_id, "text": items[i].text} for i in ids[c.members]
+                    ],
+                }
+            )
+        return out
 
 
-def _item_names(idx: FoodIndex, job_id: int, ext_ids: set[str]) -> dict[str, str | None]:
-    """The names of the items of a job's pairs (``terms.item_name``): one read per item
-    for a page of pairs, one batched read of the job's items for more."""
-    if len(ext_ids) <= LOOKUPS_PER_PAGE:
-        rows = [r for r in map(idx.item, ext_ids) if r is not None]
-    else:
-        a, b, _ = idx.jobs.pair_ids(job_id)
-        rows = [r for r in idx.items(np.union1d(a, b).tolist()).values() if r.ext_id in ext_ids]
-    return {r.ext_id: item_name(r.metadata.get("name"), r.text) for r in rows}
+# -- the jobs through a front object (``FoodIndex``) that holds them -------------------
+
+
+def get_job(idx: Any, job_id: int) -> dict[str, Any] | None:
+    return idx.job(job_id)
+
+
+def list_jobs(idx: Any, job_id: int | None = None) -> list[dict[str, Any]]:
+    return idx.list_jobs(job_id)
+
+
+def delete_job(idx: Any, job_id: int) -> None:
+    idx.delete_job(job_id)
+
+
+def latest_done_job(idx: Any) -> int | None:
+    return idx.latest_done_job()
 
 
 def job_pairs(
-    idx: FoodIndex, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
+    idx: Any, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """A job's pairs with ids, texts and the kind of match (``match_kind``), best first;
-    with ``of``, only that item's."""
-    of_item = None
-    if of is not None:
-        item = idx.item(of)
-        if item is None:
-            raise NotFoundError(f"no item with id {of!r}")
-        of_item = item.id
-    pairs = idx.jobs.pairs(job_id, of_item, limit, offset)
-    names = _item_names(idx, job_id, {p[k] for p in pairs for k in ("id_a", "id_b")})
-    for p in pairs:
-        p["kind"] = match_kind(names.get(p["id_a"]), p["text_a"], names.get(p["id_b"]), p["text_b"])
-    return pairs
+    return idx.job_pairs(job_id, of=of, limit=limit, offset=offset)
 
 
-def latest_done_job(idx: FoodIndex) -> int | None:
-    return idx.jobs.latest_done()
-
-
-def job_clusters(idx: FoodIndex, job_id: int) -> list[dict[str, Any]]:
-    """A job's clusters (``clusters``), largest first: each with its size, its least
-    similar pair and its members. Every two members are at the job's threshold or
-    closer; pairs the job did not keep are read from the stored vectors when the home's
-    model is still the job's, else they count as too far apart."""
-    a, b, score = idx.jobs.pair_ids(job_id)
-    if not len(a):
-        return []
-    job = get_job(idx, job_id)
-    ids = np.union1d(a, b)  # positions into ids
-    vecs = None
-    if job is not None and job["model_fp"] == idx.state()[1]:
-        got, v = idx.vectors(ids.tolist())
-        if len(got) == len(ids):  # no item deleted since the job ran
-            vecs = v[np.argsort(got)]  # in the order of ids, which is sorted
-    floor = job["params"]["threshold"] if job is not None else None
-    found = clusters(Pairs(np.searchsorted(ids, a), np.searchsorted(ids, b), score), floor, vecs)
-    items = idx.items(ids[[i for c in found for i in c.members]].tolist())
-    out = []
-    for c in found:
-        x, y, s = ids[c.least[0]], ids[c.least[1]], c.least[2]
-        if not all(i in items for i in (x, y, *ids[c.members])):
-            continue  # an item deleted since the job ran
-        out.append(
-            {
-                "size": len(c),
-                "least_similar": {
-                    "id_a": items[x].ext_id,
-                    "id_b": items[y].ext_id,
-                    "score": round(float(s), 6),
-                },
-                "members": [{"id": items[i].ext_id, "text": items[i].text} for i in ids[c.members]],
-            }
-        )
-    return out
+def job_clusters(idx: Any, job_id: int) -> list[dict[str, Any]]:
+    return idx.job_clusters(job_id)

@@ -1,4 +1,5 @@
-"""Retrieval: dense, lexical and hybrid search over one ``FoodIndex``.
+"""Retrieval: dense, lexical and hybrid search over a home's parts: its store (the
+rows), its derived indexes (``indexer.derived``: FAISS and lexical) and its model.
 
 - ``dense``: encode the query, top-k cosine in FAISS (exactly the plain vector search).
 - ``lexical``: BM25 over Korean-aware terms (``indexer.terms``), ranked by coverage.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .derived import DerivedIndex
 from .errors import BadInputError, FoodvecError
 from .filters import filter_node
 from .health import HealthHead, head_for
+from .home_model import HomeModel
 from .ranking import (
     final_score,
     item_facts,
@@ -38,12 +41,10 @@ from .ranking import (
     token_goodness,
 )
 from .scores import calibrated
+from .storage import ItemRow, Store
 from .terms import query_name_keys
 from .text import MAX_TEXT_CHARS, normalize_text
 from .understand import lexicon, parse_query
-
-if TYPE_CHECKING:
-    from .home import FoodIndex
 
 MAX_K = 1000
 MODES = ("hybrid", "dense", "lexical")
@@ -124,16 +125,23 @@ def _union(parts: list[np.ndarray]) -> np.ndarray:
 
 
 class Searcher:
-    """Food lookup over one ``FoodIndex``."""
+    """Food lookup over a home's parts: ``store`` (the rows and their names),
+    ``derived`` (the FAISS and lexical indexes, read at one generation) and ``model``
+    (the encoder, loaded only by a search that needs it, and its health head).
+    ``FoodIndex.searcher`` makes one for a home."""
 
     def __init__(
         self,
-        index: FoodIndex,
+        store: Store,
+        derived: DerivedIndex,
+        model: HomeModel,
         alpha: float = ALPHA,
         candidates: int = CANDIDATES,
         needs: bool = True,
     ):
-        self.index = index
+        self.store = store
+        self.derived = derived
+        self.model = model
         self.alpha = alpha
         self.candidates = candidates
         # False: rank as before the needs ranking existed (the baseline of bench.needs).
@@ -148,47 +156,36 @@ class Searcher:
         mode: str = "hybrid",
         where: dict[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        """One list of hits per query, best first. ``where`` is a filter in the filter
-        language (``indexer.filters``); ``filters`` are key=value pairs compared as
-        text. Both apply inside each leg's search, so k results come back whenever k
-        items match."""
-        if isinstance(queries, str):
-            queries = [queries]
-        if not queries:
-            raise BadInputError("no query given")
-        if not 1 <= k <= MAX_K:
-            raise BadInputError(f"k must be between 1 and {MAX_K}, not {k}")
-        if mode not in MODES:
-            raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-        normed = []
-        for n, q in enumerate(queries, 1):
-            nq = normalize_text(q)
-            if not nq:
-                raise BadInputError(f"query {n} is empty")
-            if "\x00" in nq:
-                raise BadInputError(f"query {n} holds a NUL character")
-            if len(nq) > MAX_TEXT_CHARS:
-                raise BadInputError(
-                    f"query {n} is {len(nq)} characters long; the limit is {MAX_TEXT_CHARS}"
-                )
-            normed.append(nq)
-        idx = self.index
-        if mode != "lexical":  # keyword search needs no model, so it loads none
-            idx.check_model()
-        node = filter_node(filters, where)
-        allowed = idx.filtered_ids(node) if node is not None else None
-        if mode == "dense":
-            ranked = self._dense(normed, k, allowed)
-            found = [
-                [(i, calibrated("dense", s), s, None) for i, s in zip(*r, strict=True)]
-                for r in ranked
-            ]
-        elif mode == "lexical":
-            found = [self._lexical_only(q, k, allowed) for q in normed]
-        else:
-            found = self._hybrid(normed, k, allowed)
-        want = {i for hits in found for i, *_ in hits}
-        rows = idx.items(want) if want else {}
+        """One list of hits per query, best first, all read from one snapshot of the
+        database and the indexes at its generation (``DerivedIndex.reading``).
+        ``where`` is a filter in the filter language (``indexer.filters``); ``filters``
+        are key=value pairs compared as text. Both apply inside each leg's search, so
+        k results come back whenever k items match."""
+        normed = _checked_queries(queries, k, mode)
+        with self.derived.reading():
+            if mode != "lexical":  # keyword search needs no model, so it loads none
+                self.model.check()
+            node = filter_node(filters, where)
+            allowed = self.derived.filtered_ids(node) if node is not None else None
+            if mode == "dense":
+                ranked = self._dense(normed, k, allowed)
+                found = [
+                    [(i, calibrated("dense", s), s, None) for i, s in zip(*r, strict=True)]
+                    for r in ranked
+                ]
+            elif mode == "lexical":
+                found = [self._lexical_only(q, k, allowed) for q in normed]
+            else:
+                found = self._hybrid(normed, k, allowed)
+            want = {i for hits in found for i, *_ in hits}
+            rows = self.store.items_by_ids(want) if want else {}
+            return self._hits(found, rows, min_score)
+
+    def _hits(
+        self, found: list[list[tuple]], rows: dict[int, ItemRow], min_score: float | None
+    ) -> list[list[Hit]]:
+        """The ranked candidates of each query as hits (those still in the database,
+        at ``min_score`` or above), with why they matched and their health."""
         kb = lexicon().knowledge
         out: list[list[Hit]] = []
         placed: list[tuple[int, Hit]] = []
@@ -241,11 +238,56 @@ class Searcher:
         parse = parse_query(query)
         if not parse.targets:
             return None
-        idx = self.index
         kb = lexicon().knowledge
+        pool, support, lead, rest = self._judged_pool(parse, kb, allowed, first, dense, lexical)
+        cos = np.array([dense.get(int(i), np.nan) for i in pool])
+        if vec is not None:
+            missing = np.flatnonzero(np.isnan(cos))
+            if len(missing):
+                ids, vecs = self.derived.index_vectors(pool[missing].tolist())
+                got = dict(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
+                cos[missing] = [got.get(int(i), 0.0) for i in pool[missing]]
+            base = self.alpha * cos + (1.0 - self.alpha) * rest
+        else:
+            cos[:] = np.nan
+            base = rest
+        good, bad = self.derived.fact_balance(pool, self._goodness(kb))
+        health = stand_in_health(good, bad)
+        head = self._head()
+        if head is not None and len(pool):
+            ids, vecs = self.derived.index_vectors(pool.tolist())
+            got = dict(zip(ids.tolist(), head.score(vecs).tolist(), strict=True))
+            learned = np.array([got.get(int(i), 0.5) for i in pool])
+            health = HEAD_SHARE * learned + (1.0 - HEAD_SHARE) * health
+        score = final_score(support, base, health, query_side(parse))
+        order = np.lexsort((pool, -score, ~lead))[:k]
+        return [
+            (
+                int(pool[o]),
+                calibrated("judged", float(score[o])),
+                None if np.isnan(cos[o]) else float(cos[o]),
+                lexical.get(int(pool[o]), 0.0),
+                parse,
+                float(health[o]),
+            )
+            for o in order
+        ]
+
+    def _judged_pool(
+        self,
+        parse: Any,
+        kb: Any,
+        allowed: np.ndarray | None,
+        first: Sequence[int],
+        dense: dict[int, float],
+        lexical: dict[int, float],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates a needs query judges: (item ids, support, whether each is an
+        exact name, the keyword relevance of the query's remaining words), those that
+        oppose a target left out, at most ``JUDGED`` of them."""
         p = plan(parse, kb)
         rest_q = [parse.rest] if parse.rest else []
-        scored, holders = idx.lexical_read(rest_q, p.tokens, allowed)
+        scored, holders = self.derived.lexical_read(rest_q, p.tokens, allowed)
         serving = [holders[t] for ts in p.serve for t, _ in ts if len(holders[t])]
         parts = [
             np.fromiter(dense, np.int64, len(dense)),
@@ -268,43 +310,12 @@ class Searcher:
             key = 4.0 * lead + support + 1e-3 * np.minimum(rest, 1.0)
             top = np.argpartition(-key, JUDGED - 1)[:JUDGED]
             pool, support, lead, rest = pool[top], support[top], lead[top], rest[top]
-        cos = np.array([dense.get(int(i), np.nan) for i in pool])
-        if vec is not None:
-            missing = np.flatnonzero(np.isnan(cos))
-            if len(missing):
-                ids, vecs = idx.index_vectors(pool[missing].tolist())
-                got = dict(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
-                cos[missing] = [got.get(int(i), 0.0) for i in pool[missing]]
-            base = self.alpha * cos + (1.0 - self.alpha) * rest
-        else:
-            cos[:] = np.nan
-            base = rest
-        good, bad = idx.fact_balance(pool, self._goodness(kb))
-        health = stand_in_health(good, bad)
-        head = self._head()
-        if head is not None and len(pool):
-            ids, vecs = idx.index_vectors(pool.tolist())
-            got = dict(zip(ids.tolist(), head.score(vecs).tolist(), strict=True))
-            learned = np.array([got.get(int(i), 0.5) for i in pool])
-            health = HEAD_SHARE * learned + (1.0 - HEAD_SHARE) * health
-        score = final_score(support, base, health, query_side(parse))
-        order = np.lexsort((pool, -score, ~lead))[:k]
-        return [
-            (
-                int(pool[o]),
-                calibrated("judged", float(score[o])),
-                None if np.isnan(cos[o]) else float(cos[o]),
-                lexical.get(int(pool[o]), 0.0),
-                parse,
-                float(health[o]),
-            )
-            for o in order
-        ]
+        return pool, support, lead, rest
 
     def _head(self) -> HealthHead | None:
         """The model's health head (``indexer.health``), None without one."""
         try:
-            return head_for(self.index.model_spec())
+            return head_for(self.model.spec())
         except FoodvecError:
             return None
 
@@ -315,7 +326,7 @@ class Searcher:
         head = self._head() if todo else None
         if head is None:
             return
-        got_ids, vecs = self.index.index_vectors(sorted({i for i, _ in todo}))
+        got_ids, vecs = self.derived.index_vectors(sorted({i for i, _ in todo}))
         by_id = dict(zip(got_ids.tolist(), head.score(vecs).tolist(), strict=True))
         for i, h in todo:
             if i in by_id:
@@ -333,7 +344,7 @@ class Searcher:
 
     # -- the legs -------------------------------------------------------------------
     def _encode(self, normed: list[str]) -> np.ndarray:
-        return self.index.embedder.encode(normed)
+        return self.model.embedder.encode(normed)
 
     def _dense(
         self, normed: list[str], k: int, allowed: np.ndarray | None, qv: np.ndarray | None = None
@@ -342,7 +353,7 @@ class Searcher:
         runs before the index is read."""
         if qv is None:
             qv = self._encode(normed)
-        scores, ids = self.index.dense_search(qv, k, allowed)
+        scores, ids = self.derived.dense_search(qv, k, allowed)
         out = []
         for qs, qi in zip(scores, ids, strict=True):
             keep = qi >= 0
@@ -351,7 +362,7 @@ class Searcher:
 
     def _name_matches(self, query: str, allowed: np.ndarray | None) -> list[int]:
         keys = query_name_keys(query)
-        by_key = self.index.ids_by_name_keys(keys)
+        by_key = self.store.ids_by_name_keys(keys)
         keep = set(allowed.tolist()) if allowed is not None else None
         for key in keys:  # the query as typed wins over the query without its particle
             ids = by_key.get(key, [])
@@ -362,7 +373,7 @@ class Searcher:
         return []
 
     def _lexical_only(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple]:
-        ids, scores, full = self.index.lexical_scores(query, allowed)
+        ids, scores, full = self.derived.lexical_scores(query, allowed)
         first = self._name_matches(query, allowed)
         top = _top(scores, max(k, self.candidates) + len(first))
         lexical = dict(zip(ids[top].tolist(), scores[top].tolist(), strict=True))
@@ -377,13 +388,12 @@ class Searcher:
         return [(i, calibrated("lexical", s), None, s) for i, s in ranked[:k]]
 
     def _hybrid(self, normed: list[str], k: int, allowed: np.ndarray | None) -> list[list[tuple]]:
-        idx = self.index
         n = max(k, self.candidates)
         qv = self._encode(normed)
         dense_lists = self._dense(normed, n, allowed, qv)
         out = []
         for q, vec, (d_ids, d_scores) in zip(normed, qv, dense_lists, strict=True):
-            lex_ids, lex_scores, full = idx.lexical_scores(q, allowed)
+            lex_ids, lex_scores, full = self.derived.lexical_scores(q, allowed)
             cover = lex_scores / full if full > 0 else lex_scores
             lexical: dict[int, float] = {}
             if len(lex_ids):
@@ -401,7 +411,7 @@ class Searcher:
             # Lexical candidates (and exact names) the dense leg did not reach take
             # their cosine from their vectors in the index.
             need = [i for i in set(lexical) | set(first) if i not in dense]
-            ids, vecs = idx.index_vectors(need) if need else (None, None)
+            ids, vecs = self.derived.index_vectors(need) if need else (None, None)
             if ids is not None and len(ids):
                 dense.update(zip(ids.tolist(), (vecs @ vec).tolist(), strict=True))
             judged = self._judged(q, allowed, k, first, dense, lexical, vec)
@@ -416,3 +426,29 @@ class Searcher:
                 ]
             )
         return out
+
+
+def _checked_queries(queries: str | Sequence[str], k: int, mode: str) -> list[str]:
+    """The queries normalised (``text.normalize_text``), or BadInputError for a search
+    that cannot be made: no query, an empty or oversized one, k or mode out of range."""
+    if isinstance(queries, str):
+        queries = [queries]
+    if not queries:
+        raise BadInputError("no query given")
+    if not 1 <= k <= MAX_K:
+        raise BadInputError(f"k must be between 1 and {MAX_K}, not {k}")
+    if mode not in MODES:
+        raise BadInputError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    normed = []
+    for n, q in enumerate(queries, 1):
+        nq = normalize_text(q)
+        if not nq:
+            raise BadInputError(f"query {n} is empty")
+        if "\x00" in nq:
+            raise BadInputError(f"query {n} holds a NUL character")
+        if len(nq) > MAX_TEXT_CHARS:
+            raise BadInputError(
+                f"query {n} is {len(nq)} characters long; the limit is {MAX_TEXT_CHARS}"
+            )
+        normed.append(nq)
+    return normed

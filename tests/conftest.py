@@ -29,14 +29,14 @@ def fakes(monkeypatch, home):
         "fake-other": FakeEmbedder(64, salt="other"),
         "fake-wide": FakeEmbedder(128),
     }
-    import indexer.home
+    import indexer.home_model
 
-    real = indexer.home.load_embedder
+    real = indexer.home_model.load_embedder
 
     def load(spec, **kw):
         return made[str(spec)] if str(spec) in made else real(spec, **kw)
 
-    monkeypatch.setattr(indexer.home, "load_embedder", load)
+    monkeypatch.setattr(indexer.home_model, "load_embedder", load)
     monkeypatch.setenv("FOODVEC_MODEL", "fake")
     return made
 

@@ -3,12 +3,12 @@ processes. Usage: python -m tests.serve_fake serve --home H --port P ..."""
 
 from __future__ import annotations
 
-import indexer.home
+import indexer.home_model
 from search.cli import main
 from tests.fakes import FakeEmbedder
 
 _fake = FakeEmbedder(64)
-indexer.home.load_embedder = lambda spec, **kw: _fake
+indexer.home_model.load_embedder = lambda spec, **kw: _fake
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-import indexer.home
+import indexer.home_model
 from search.cli import main
 from tests.fakes import FakeEmbedder
 
@@ -17,7 +17,7 @@ class SlowFake(FakeEmbedder):
 
 
 _fake = SlowFake(64)
-indexer.home.load_embedder = lambda spec, **kw: _fake
+indexer.home_model.load_embedder = lambda spec, **kw: _fake
 
 if __name__ == "__main__":
     main()

@@ -334,10 +334,10 @@ def test_the_index_lock_excludes_threads_and_processes_and_dies_with_its_holder(
 
     def second() -> None:
         t0 = time.monotonic()
-        with b._file_lock():
+        with b.derived.file_lock():
             waited.append(time.monotonic() - t0)
 
-    with a._file_lock():  # another object in this process, on another thread
+    with a.derived.file_lock():  # another object in this process, on another thread
         t = threading.Thread(target=second)
         t.start()
         time.sleep(0.5)
@@ -351,7 +351,7 @@ def test_the_index_lock_excludes_threads_and_processes_and_dies_with_its_holder(
             "-c",
             "import sys, time; from indexer import FoodIndex\n"
             "idx = FoodIndex(sys.argv[1], db='sqlite:///' + sys.argv[1] + '/foodvec.db')\n"
-            "with idx._file_lock():\n"
+            "with idx.derived.file_lock():\n"
             "    print('held', flush=True); time.sleep(60)\n",
             str(home),
         ],
@@ -364,7 +364,7 @@ def test_the_index_lock_excludes_threads_and_processes_and_dies_with_its_holder(
         got = threading.Event()
 
         def third() -> None:
-            with a._file_lock():
+            with a.derived.file_lock():
                 got.set()
 
         t = threading.Thread(target=third)

@@ -135,8 +135,6 @@ def test_reader_streams(tmp_path):
 
 
 def test_python_api_build_upsert_delete_search(fakes, home):
-    from search import Searcher
-
     with FoodIndex(home, model="fake") as idx:
         s = idx.build([SAMPLE], BuildOptions(progress=False))
         assert s.new == len(sample_rows())
@@ -144,11 +142,11 @@ def test_python_api_build_upsert_delete_search(fakes, home):
             [{"id": "new1", "text": "귀리 우유: 베타글루칸 함유", "metadata": {"category": "음료"}}]
         )
         assert up.new == 1
-        hits = Searcher(idx).search("귀리 우유: 베타글루칸 함유", k=3, mode="dense")[0]
+        hits = idx.searcher().search("귀리 우유: 베타글루칸 함유", k=3, mode="dense")[0]
         assert hits[0].id == "new1" and hits[0].metadata == {"category": "음료"}
         assert hits[0].dense == pytest.approx(1.0, abs=1e-5)
         assert idx.delete(["new1"]) == 1
-        assert all(h.id != "new1" for h in Searcher(idx).search("귀리 우유", k=5)[0])
+        assert all(h.id != "new1" for h in idx.searcher().search("귀리 우유", k=5)[0])
         assert idx.verify() == []
 
 

@@ -54,7 +54,7 @@ def test_ray_mining_gives_the_local_pairs(ray_cluster, built, fakes, monkeypatch
             local = idx.mine(threshold=0.5, top_k=5, mode=mode)
             remote = idx.mine(threshold=0.5, top_k=5, mode=mode, ray="auto")
             assert local.pairs > 50 and remote.pairs == local.pairs
-            assert idx.jobs.pairs(remote.job) == idx.jobs.pairs(local.job)
+            assert idx.job_pairs(remote.job) == idx.job_pairs(local.job)
     res = run("mine", "--threshold", "0.5", "--ray", "auto", "--json")
     assert res.exit_code == 0, res.output
     assert res.stdout == run("mine", "--threshold", "0.5", "--json").stdout

@@ -334,10 +334,10 @@ OPERATIONS = {
 
 def fake_model() -> None:
     """Every model folder loads as the fake embedder the template was built with."""
-    import indexer.home
+    import indexer.home_model
 
     fake = FakeEmbedder(64)
-    indexer.home.load_embedder = lambda spec, **kw: fake
+    indexer.home_model.load_embedder = lambda spec, **kw: fake
 
 
 def run_case(template: Path, work: Path, name: str, how: str) -> list[dict[str, Any]]:
@@ -512,10 +512,10 @@ def test_a_damaged_file_is_survived(template, tmp_path, monkeypatch, name, how):
         )
         results = json.loads(proc.stdout.splitlines()[-1])
     else:
-        import indexer.home
+        import indexer.home_model
 
         fake = FakeEmbedder(64)
-        monkeypatch.setattr(indexer.home, "load_embedder", lambda spec, **kw: fake)
+        monkeypatch.setattr(indexer.home_model, "load_embedder", lambda spec, **kw: fake)
         pool = ThreadPoolExecutor(1)
         try:
             results = pool.submit(run_case, template, tmp_path, name, how).result(CASE_SECONDS)

@@ -305,8 +305,8 @@ def test_a_filtered_search_on_an_approximate_index_is_exact(home, kind):
         qv = emb.encode(["음식 7번"])
         ids, vecs = idx.vectors(idx.filtered_ids(parse({"n": {"$lt": 150}})))
         want = ids[np.argsort(-(vecs @ qv[0]), kind="stable")[:10]]
-        scores, got = idx.dense_search(qv, 10, ids)
+        scores, got = idx.derived.dense_search(qv, 10, ids)
         assert got[0].tolist() == want.tolist()
         # an id the index does not hold (a write in between): the selector answers
-        scores, got = idx.dense_search(qv, 10, np.append(ids, 10**9))
+        scores, got = idx.derived.dense_search(qv, 10, np.append(ids, 10**9))
         assert set(got[0].tolist()) <= set(ids.tolist()) and len(got[0]) == 10

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 
 from indexer import BuildOptions, FoodIndex
 from indexer.text import MAX_META_DEPTH, clean_metadata
-from search import Searcher
 from search.service import create_app
 from tests.conftest import ROOT, SAMPLE, make_read_only, make_writable, run, unprivileged
 from tests.fakes import FakeEmbedder
@@ -259,7 +258,7 @@ def test_index_with_a_fake_model_over_http_keeps_working_after_bad_writes(home):
         ):
             assert 400 <= c.post("/items", json=body).status_code < 500
         assert c.post("/search", json={"query": "김치"}).status_code == 200
-    assert Searcher(idx).search("김치", k=1)[0][0].id == "k131"
+    assert idx.searcher().search("김치", k=1)[0][0].id == "k131"
     idx.close()
 
 
@@ -295,7 +294,7 @@ def test_add_with_another_model_after_deleting_everything_switches_the_home(buil
     with FoodIndex(built, model="fake-other") as idx:
         assert idx.stats()["items"] == 1
         assert idx.stats()["model"] == fakes["fake-other"].fingerprint
-        assert [h.id for h in Searcher(idx).search("새 음식", k=1)[0]] == ["n1"]
+        assert [h.id for h in idx.searcher().search("새 음식", k=1)[0]] == ["n1"]
         assert idx.verify() == []
 
 
@@ -337,7 +336,7 @@ def test_a_write_whose_index_cannot_be_saved_says_it_is_committed(built, monkeyp
     assert res.exit_code == 1
     assert "the write is committed" in res.output and "Permission denied" in res.output
     with FoodIndex(built) as idx:  # the index catches up on the next open
-        assert Searcher(idx).search("새 음식: 단백질", k=1, mode="dense")[0][0].id == "ro1"
+        assert idx.searcher().search("새 음식: 단백질", k=1, mode="dense")[0][0].id == "ro1"
         assert idx.verify() == []
 
 
@@ -375,7 +374,7 @@ def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == 50
     assert "pairs left out" in res.stderr
     with FoodIndex(built) as idx:
-        job = mining.list_jobs(idx)[0]
+        job = idx.list_jobs()[0]
         assert job["pair_count"] == 50 and job["left_out"] > 0
         # an interrupted job (its process gone) loses the pairs it had stored
         with idx._store.immediate() as conn:
@@ -385,8 +384,8 @@ def test_mining_jobs_are_capped_deletable_and_clean_up(built, monkeypatch):
                 ),
                 {"j": job["id"]},
             )
-        assert mining.get_job(idx, job["id"])["status"] == "interrupted"
-        assert mining.job_pairs(idx, job["id"]) == []
+        assert idx.job(job["id"])["status"] == "interrupted"
+        assert idx.job_pairs(job["id"]) == []
     assert run("jobs", "--delete", job["id"]).exit_code == 0
     res = run("jobs", "--delete", job["id"])
     assert res.exit_code == 1 and f"no job {job['id']}" in res.output
@@ -462,7 +461,7 @@ def test_vacuum_collects_unused_vectors_and_a_build_survives_it(built, fakes, tm
         Staging.stage = real
     with FoodIndex(built) as idx:
         assert idx.verify() == []
-        assert Searcher(idx).search("새로 온 음식: 칼슘", k=1, mode="dense")[0][0].id == "v1"
+        assert idx.searcher().search("새로 온 음식: 칼슘", k=1, mode="dense")[0][0].id == "v1"
 
 
 def test_clusters_of_an_unknown_job_is_an_error(built):

@@ -18,7 +18,6 @@ from sqlalchemy import text
 
 from indexer import BuildOptions, FoodIndex
 from indexer.errors import BadInputError, BadRowError, BusyError
-from indexer.mining import list_jobs, run_mining_job
 from search.service import create_app
 from search.service.metrics import METHODS
 from tests.conftest import SAMPLE, run, write_csv
@@ -54,13 +53,13 @@ def test_2_concurrent_mining_requests_past_the_limit_get_429_never_500(index, mo
     index.mine = held_mine
     # Recording a job takes a while (a slow disk): the requests overlap for sure. A
     # check made apart from the insert lets them all through; one inside it cannot.
-    record = index.jobs.start
+    record = index._store.jobs.start
 
     def slow_record(*a, **kw):
         time.sleep(0.2)
         return record(*a, **kw)
 
-    monkeypatch.setattr(index.jobs, "start", slow_record)
+    monkeypatch.setattr(index._store.jobs, "start", slow_record)
     with TestClient(create_app(index, token=TOKEN, compact_every=0)) as c:
         gate = threading.Barrier(8)
         answers: list = []
@@ -101,9 +100,9 @@ def test_2_a_job_whose_process_is_gone_does_not_hold_a_place(index):
             ),
             {"h": __import__("socket").gethostname()},
         )
-    assert index.jobs.start({}, None, 0, limit=1) > 0  # the dead one does not count
+    assert index._store.jobs.start({}, None, 0, limit=1) > 0  # the dead one does not count
     with pytest.raises(BusyError, match="the most at once is 1"):
-        index.jobs.start({}, None, 0, limit=1)  # this process's own job does
+        index._store.jobs.start({}, None, 0, limit=1)  # this process's own job does
 
 
 # 4. response amplification ----------------------------------------------------------------
@@ -273,7 +272,7 @@ def test_17_parquet_export_streams_in_row_groups_and_writes_what_it_wrote_before
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import indexer.home
+    import indexer.records
     import indexer.writers
 
     # types that differ between pages: ints then floats, a key only late, nested values
@@ -283,7 +282,7 @@ def test_17_parquet_export_streams_in_row_groups_and_writes_what_it_wrote_before
         {"id": "m-more", "text": "하나 더", "metadata": {"late": {"b": "x"}, "kcal": None}},
     ]
     index.upsert(extra)
-    monkeypatch.setattr(indexer.home, "EXPORT_PAGE_ROWS", 40)
+    monkeypatch.setattr(indexer.records, "EXPORT_PAGE_ROWS", 40)
     monkeypatch.setattr(indexer.writers, "ROW_GROUP_ROWS", 40)
     fetched = []
     page = index._store.page
@@ -349,9 +348,9 @@ def test_fragile_finished_jobs_are_pruned_by_count_and_age(home, monkeypatch):
     with FoodIndex(home, embedder=FakeEmbedder(32)) as idx:
         idx.build([SAMPLE], BuildOptions(progress=False))
         # a job running in this process, started long ago: never pruned
-        running = idx.jobs.start({"threshold": 0.5}, None, 0)
-        jobs = [run_mining_job(idx, threshold=0.5, top_k=3).job for _ in range(5)]
-        kept = [j["id"] for j in list_jobs(idx)]
+        running = idx._store.jobs.start({"threshold": 0.5}, None, 0)
+        jobs = [idx.mine(threshold=0.5, top_k=3).job for _ in range(5)]
+        kept = [j["id"] for j in idx.list_jobs()]
         assert kept == [*reversed(jobs[2:]), running]
 
         def pairs_of(job_ids):
@@ -371,8 +370,8 @@ def test_fragile_finished_jobs_are_pruned_by_count_and_age(home, monkeypatch):
                 text("UPDATE jobs SET started_at = '2000-01-01 00:00:00' WHERE id = :j"),
                 {"j": running},
             )
-        newest = run_mining_job(idx, threshold=0.5, top_k=3).job
-        kept = [j["id"] for j in list_jobs(idx)]
+        newest = idx.mine(threshold=0.5, top_k=3).job
+        kept = [j["id"] for j in idx.list_jobs()]
         assert kept == [newest, jobs[4], running] and pairs_of([jobs[3]]) == 0
 
 

@@ -17,7 +17,6 @@ from indexer.lexical import K1, WEIGHTS, B, LexicalIndex
 from indexer.retrieval import fuse
 from indexer.scores import calibrated
 from indexer.terms import name_key, query_name_keys
-from search import Searcher
 from search.service import create_app
 from tests.conftest import SAMPLE, run, sample_rows, write_csv
 from tests.fakes import FakeEmbedder
@@ -132,12 +131,12 @@ def test_fuse_puts_exact_names_first_then_by_weighted_sum():
 def test_names_come_first_as_people_type_them(built, query, first):
     with FoodIndex(built) as idx:
         for mode in ("hybrid", "lexical"):
-            assert ids_of(Searcher(idx).search(query, k=5, mode=mode)[0])[0] == first, mode
+            assert ids_of(idx.searcher().search(query, k=5, mode=mode)[0])[0] == first, mode
 
 
 def test_a_compound_finds_its_parts_and_the_parts_find_the_compound(built):
     with FoodIndex(built) as idx:
-        s = Searcher(idx)
+        s = idx.searcher()
         kimchi = ids_of(s.search("김치", k=10, mode="lexical")[0])
         assert kimchi[0] == "k131" and "k139" in kimchi  # 김치 first, 김치찌개 below it
         stew = ids_of(s.search("김치찌개", k=10, mode="lexical")[0])
@@ -153,8 +152,8 @@ def test_exact_name_wins_over_a_closer_vector(fakes, home, tmp_path):
     path = write_csv(tmp_path / "f.csv", rows)
     with FoodIndex(home) as idx:
         idx.build([path], BuildOptions(progress=False))
-        dense = ids_of(Searcher(idx).search("사과", k=2, mode="dense")[0])
-        hybrid = ids_of(Searcher(idx).search("사과", k=2)[0])
+        dense = ids_of(idx.searcher().search("사과", k=2, mode="dense")[0])
+        hybrid = ids_of(idx.searcher().search("사과", k=2)[0])
     assert dense[0] == "b"  # the vector alone prefers the longer text
     assert hybrid[0] == "a"
 
@@ -167,8 +166,8 @@ def test_name_column_option_and_label_fallback(fakes, home, tmp_path):
     path = write_csv(tmp_path / "f.csv", rows)
     assert run("build", path, "--name-column", "food", "-q").exit_code == 0
     with FoodIndex(home) as idx:
-        assert ids_of(Searcher(idx).search("아몬드", k=1)[0]) == ["x1"]
-        assert ids_of(Searcher(idx).search("호두", k=1)[0]) == ["x2"]  # the label before ":"
+        assert ids_of(idx.searcher().search("아몬드", k=1)[0]) == ["x1"]
+        assert ids_of(idx.searcher().search("호두", k=1)[0]) == ["x2"]  # the label before ":"
     res = run("build", path, "--name-column", "nope")
     assert res.exit_code == 1 and "no name column 'nope'" in res.output
 
@@ -176,7 +175,7 @@ def test_name_column_option_and_label_fallback(fakes, home, tmp_path):
 def test_filters_apply_to_both_legs(built):
     dairy = {r["id"] for r in sample_rows() if r["category"] == "유제품"}
     with FoodIndex(built) as idx:
-        s = Searcher(idx)
+        s = idx.searcher()
         for mode in ("hybrid", "lexical"):
             hits = s.search("김치 칼슘", k=5, filters={"category": "유제품"}, mode=mode)[0]
             assert hits and {h.id for h in hits} <= dairy, mode
@@ -200,7 +199,7 @@ def test_json_scores_per_mode(built):
 
 # -- the lexical index follows every write path ----------------------------------------------
 def lexical_ids(idx, query):
-    return ids_of(Searcher(idx).search(query, k=10, mode="lexical")[0])
+    return ids_of(idx.searcher().search(query, k=10, mode="lexical")[0])
 
 
 def test_every_write_path_keeps_the_lexical_index_current(built):
@@ -230,7 +229,7 @@ def test_every_write_path_keeps_the_lexical_index_current(built):
     path = write_csv(built / "renamed.csv", rows)
     assert run("build", path, "-q").exit_code == 0
     with FoodIndex(built) as idx:
-        assert Searcher(idx).search("포파이 채소", k=1)[0][0].id == rows[0]["id"]
+        assert idx.searcher().search("포파이 채소", k=1)[0][0].id == rows[0]["id"]
     assert run("verify").exit_code == 0
 
 

@@ -18,7 +18,6 @@ from indexer.mining import (
     match_kind,
     mine_exact,
     mine_ivf,
-    run_mining_job,
 )
 from search.cli import cli
 from tests.conftest import SAMPLE, write_csv
@@ -351,7 +350,7 @@ def test_http_pairs_say_their_kind(built):
     from search.service import create_app
 
     with FoodIndex(built) as idx:
-        job = run_mining_job(idx, threshold=0.8).job
+        job = idx.mine(threshold=0.8).job
         with TestClient(create_app(idx, compact_every=0)) as client:
             page = client.get(f"/jobs/{job}/pairs", params={"limit": 1000}).json()
     kinds = {frozenset((p["id_a"], p["id_b"])): p["kind"] for p in page["pairs"]}
@@ -362,7 +361,7 @@ def test_http_pairs_say_their_kind(built):
 
 def test_killed_job_is_shown_interrupted(built):
     with FoodIndex(built) as idx:
-        res = run_mining_job(idx, threshold=0.9)
+        res = idx.mine(threshold=0.9)
         with idx._store.engine.connect() as conn, conn.begin():
             conn.execute(
                 text("UPDATE jobs SET status = 'running', pid = 2147480000 WHERE id = :j"),
@@ -385,6 +384,7 @@ def test_mine_defaults_to_the_models_calibrated_threshold(fakes, home, monkeypat
     from click.testing import CliRunner
 
     from indexer import BuildOptions, FoodIndex
+    from indexer.home_model import HomeModel
     from search.cli import cli
     from tests.conftest import SAMPLE
 
@@ -394,7 +394,7 @@ def test_mine_defaults_to_the_models_calibrated_threshold(fakes, home, monkeypat
     folder = tmp_path / "fake"
     folder.mkdir()
     (folder / "foodvec_model.json").write_text(_json.dumps({"mine_threshold": 0.42}))
-    monkeypatch.setattr(FoodIndex, "model_spec", lambda self: str(folder))
+    monkeypatch.setattr(HomeModel, "spec", lambda self: str(folder))
     with FoodIndex(home) as idx:
         assert idx.mining_threshold() == 0.42 and idx.stats()["mine_threshold"] == 0.42
     res = CliRunner().invoke(cli, ["mine", "--json", "-q"])

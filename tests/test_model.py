@@ -18,7 +18,6 @@ from indexer import BuildOptions, FoodIndex, load_embedder
 from indexer.embedder import base_model_path
 from indexer.evaluate import label_margin, load_labelled
 from indexer.settings import DATA_DIR
-from search import Searcher
 from search.cli import cli
 from tests.conftest import SAMPLE, sample_rows
 
@@ -37,7 +36,7 @@ def test_search_equals_sentence_transformers_semantic_search(base, home):
     with FoodIndex(home, embedder=base) as idx:
         idx.build([SAMPLE], BuildOptions(progress=False))
         queries = ["비타민이 풍부한 과일", "나트륨 과다 가공식품", "calcium rich dairy", "두부"]
-        got = Searcher(idx).search(queries, k=10, mode="dense")
+        got = idx.searcher().search(queries, k=10, mode="dense")
     model = base.model
     corpus = model.encode(
         [r["text"] for r in rows], convert_to_tensor=True, normalize_embeddings=True

@@ -14,7 +14,6 @@ from indexer import FoodIndex
 from indexer.knowledge import load_knowledge
 from indexer.ranking import judge, judge_many, plan
 from indexer.understand import lexicon, parse_query, read_facts
-from search import Searcher
 from tests.conftest import run, sample_rows
 
 STORES = ("sqlite", "postgres")
@@ -28,7 +27,7 @@ HARMS_BP = "혈압 상승 위험"
 )
 def test_good_for_blood_pressure_never_returns_salty_food(built, query, mode):
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search(query, k=10, mode=mode)[0]
+        hits = idx.searcher().search(query, k=10, mode=mode)[0]
     assert len(hits) == 10
     assert not [h.text for h in hits if HARMS_BP in h.text or "나트륨 과다" in h.text]
     # the first hits serve the need: potassium, low sodium or the need itself
@@ -38,7 +37,7 @@ def test_good_for_blood_pressure_never_returns_salty_food(built, query, mode):
 
 def test_the_harmful_side_is_asked_for_by_name(built):
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search("혈압에 안 좋은 음식", k=5)[0]
+        hits = idx.searcher().search("혈압에 안 좋은 음식", k=5)[0]
     assert all(HARMS_BP in h.text or "나트륨" in h.text for h in hits)
     assert all(h.health is not None and h.health < 0.5 for h in hits)
 
@@ -47,15 +46,15 @@ def test_plain_ranking_without_the_needs_ranking_does_return_salty_food(built):
     """The test above can fail: with the needs ranking off, the keyword 혈압 finds the
     salty foods that mention it."""
     with FoodIndex(built) as idx:
-        hits = Searcher(idx, needs=False).search("혈압에 좋은 음식", k=10, mode="lexical")[0]
+        hits = idx.searcher(needs=False).search("혈압에 좋은 음식", k=10, mode="lexical")[0]
     assert any(HARMS_BP in h.text for h in hits)
 
 
 def test_names_are_ranked_as_before(built):
     with FoodIndex(built) as idx:
-        s = Searcher(idx)
+        s = idx.searcher()
         for name in ("김치", "두부", "우유"):
-            assert s.search(name, k=3)[0] == Searcher(idx, needs=False).search(name, k=3)[0]
+            assert s.search(name, k=3)[0] == idx.searcher(needs=False).search(name, k=3)[0]
 
 
 def test_json_and_explain_show_the_reading_and_why(built):
@@ -83,7 +82,7 @@ def test_the_vectorised_judgement_equals_the_judgement_of_the_facts(built):
         for q in queries:
             parse = parse_query(q)
             p = plan(parse, kb)
-            _, holders = idx.lexical_read([], p.tokens)
+            _, holders = idx.derived.lexical_read([], p.tokens)
             ids = np.array([ext[r["id"]] for r in rows])
             support, against = judge_many(p, ids, holders)
             for r, s, a in zip(rows, support, against, strict=True):
@@ -108,7 +107,7 @@ def _head_on(monkeypatch, dim=64):
 def test_every_hit_carries_the_health_heads_score(built, monkeypatch):
     head = _head_on(monkeypatch)
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search("김치", k=5, mode="dense")[0]
+        hits = idx.searcher().search("김치", k=5, mode="dense")[0]
         ids, vecs = idx.vectors()
         rows = idx.items(ids.tolist())
         by_ext = {rows[int(i)].ext_id: v for i, v in zip(ids, vecs, strict=True)}
@@ -122,12 +121,12 @@ def test_judged_hits_blend_the_head_with_stated_facts(built, monkeypatch):
     import indexer.retrieval
 
     with FoodIndex(built) as idx:
-        plain = {h.id: h.health for h in Searcher(idx).search("혈압에 좋은 음식", k=5)[0]}
+        plain = {h.id: h.health for h in idx.searcher().search("혈압에 좋은 음식", k=5)[0]}
         _head_on(monkeypatch)
         monkeypatch.setattr(indexer.retrieval, "HEAD_SHARE", 1.0)
-        only_head = Searcher(idx).search("혈압에 좋은 음식", k=50)[0]
+        only_head = idx.searcher().search("혈압에 좋은 음식", k=50)[0]
         monkeypatch.setattr(indexer.retrieval, "HEAD_SHARE", 0.5)
-        blended = {h.id: h.health for h in Searcher(idx).search("혈압에 좋은 음식", k=50)[0]}
+        blended = {h.id: h.health for h in idx.searcher().search("혈압에 좋은 음식", k=50)[0]}
     heads = {h.id: h.health for h in only_head}
     common = set(plain) & set(heads) & set(blended)
     assert common
@@ -137,6 +136,6 @@ def test_judged_hits_blend_the_head_with_stated_facts(built, monkeypatch):
 
 def test_a_model_without_a_head_gives_no_health_to_plain_hits(built):
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search("김치", k=3, mode="dense")[0]
+        hits = idx.searcher().search("김치", k=3, mode="dense")[0]
         assert idx.stats()["health_head"] is None
     assert all(h.health is None for h in hits)

@@ -55,7 +55,7 @@ def _answers(idx: FoodIndex) -> dict:
     out["records"] = idx.records(where={"healthy": 0}, limit=50)
     out["facets"] = idx.facets()
     job = idx.mine(threshold=0.6, top_k=5)
-    pairs = idx.jobs.pairs(job.job)
+    pairs = idx.job_pairs(job.job)
     out["pairs"] = [(p["id_a"], p["id_b"], round(p["score"], 5)) for p in pairs]
     return out
 
@@ -142,12 +142,12 @@ def test_homes_on_one_database_catch_up_from_the_log(tmp_path, pg_url, monkeypat
     # a's saves did not cut the log that b still needs
     assert a._store.changes_since(a._store.generation() - 5) is not None
 
-    import indexer.home
+    import indexer.ann
 
     def no_rebuild(*args, **kw):
         raise AssertionError("b rebuilt its index instead of reading the change log")
 
-    monkeypatch.setattr(indexer.home.AnnIndex, "build", no_rebuild)
+    monkeypatch.setattr(indexer.ann.AnnIndex, "build", no_rebuild)
     assert b.index_lag() == 5
     assert b.search("새 음식 4: 단백질 풍부", k=1)[0][0].id == "n4"
     assert b.index_lag() == 0

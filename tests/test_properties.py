@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 
 from indexer import FoodIndex
 from indexer.errors import FoodvecError
-from indexer.mining import run_mining_job
-from search import Searcher
 from tests.fakes import FakeEmbedder
 
 scalars = (
@@ -69,7 +67,7 @@ def test_whatever_is_accepted_can_be_searched_filtered_mined_and_deleted(rec):
     assert row is not None and summary.items >= before
     # stored metadata is valid JSON (never NaN or Infinity)
     json.loads(json.dumps(row.metadata, allow_nan=False))
-    s = Searcher(INDEX)
+    s = INDEX.searcher()
     for mode in ("hybrid", "dense", "lexical"):
         hits = s.search(row.text, k=5, mode=mode)[0]
         json.dumps([h.as_dict() for h in hits], allow_nan=False)
@@ -80,7 +78,7 @@ def test_whatever_is_accepted_can_be_searched_filtered_mined_and_deleted(rec):
             got = s.search("x", k=5, filters={key: value})[0]
             assert ext_id in {h.id for h in got}
             break
-    run_mining_job(INDEX, threshold=0.5, top_k=3, max_pairs=100)
+    INDEX.mine(threshold=0.5, top_k=3, max_pairs=100)
     assert INDEX.verify() == []
     INDEX.delete([ext_id])
     assert INDEX.item(ext_id) is None

@@ -10,7 +10,6 @@ import pytest
 from indexer import BuildOptions, FoodIndex
 from indexer.errors import BadRowError
 from indexer.scores import calibrated
-from search import Searcher
 from tests.conftest import SAMPLE, run, sample_rows
 
 # Each test runs on SQLite and on PostgreSQL.
@@ -32,7 +31,7 @@ QUERIES = ["비타민이 풍부한 과일", "나트륨 과다 가공식품", "�
 def test_search_equals_exact_search(built, fakes):
     rows = sample_rows()
     with FoodIndex(built) as idx:
-        results = Searcher(idx).search(QUERIES, k=10, mode="dense")
+        results = idx.searcher().search(QUERIES, k=10, mode="dense")
     for q, hits in zip(QUERIES, results, strict=True):
         want = brute_force(fakes["fake"], rows, q, 10)
         # ``dense`` is the cosine; ``score`` its calibrated value, in the same order
@@ -44,7 +43,7 @@ def test_search_equals_exact_search(built, fakes):
 
 def test_several_queries_are_encoded_in_one_batch(built, fakes):
     with FoodIndex(built) as idx:
-        s = Searcher(idx)
+        s = idx.searcher()
         s.search(QUERIES[:1])  # warm (loads nothing for the fake, but keep it honest)
         before = fakes["fake"].calls
         s.search(QUERIES, k=3)
@@ -55,7 +54,7 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
     rows = sample_rows()
     dairy = [r for r in rows if r["category"] == "유제품"]
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search(
+        hits = idx.searcher().search(
             "탄산음료 설탕", k=5, filters={"category": "유제품"}, mode="dense"
         )[0]
         assert len(hits) == 5
@@ -64,16 +63,16 @@ def test_filter_returns_k_whenever_k_match(built, fakes):
             fakes["fake"], rows, "탄산음료 설탕", 5, keep=lambda r: r["category"] == "유제품"
         )
         assert [h.dense for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
-        all_dairy = Searcher(idx).search("x", k=100, filters={"category": "유제품"})[0]
+        all_dairy = idx.searcher().search("x", k=100, filters={"category": "유제품"})[0]
         assert len(all_dairy) == len(dairy)
-        two = Searcher(idx).search("x", k=100, filters={"category": "유제품", "healthy": "0"})[0]
+        two = idx.searcher().search("x", k=100, filters={"category": "유제품", "healthy": "0"})[0]
         assert {h.id for h in two} == {r["id"] for r in dairy if r["healthy"] == "0"}
-        assert Searcher(idx).search("x", filters={"category": "없음"})[0] == []
+        assert idx.searcher().search("x", filters={"category": "없음"})[0] == []
 
 
 def test_min_score(built):
     with FoodIndex(built) as idx:
-        hits = Searcher(idx).search(
+        hits = idx.searcher().search(
             "두부: 식물성 단백질과 칼슘 풍부, 뼈 건강 지원",
             k=10,
             min_score=calibrated("dense", 0.99),
@@ -123,7 +122,7 @@ def test_add_is_visible_and_verify_passes(built):
 
 def test_another_process_write_is_seen(built):
     with FoodIndex(built) as reader, FoodIndex(built) as writer:
-        s = Searcher(reader)
+        s = reader.searcher()
         assert s.search("x")[0]
         writer.upsert([{"id": "w1", "text": "새로운 음식: 단백질 풍부"}])
         writer.delete(["k002"])
@@ -140,7 +139,7 @@ def test_stale_index_catches_up_from_change_log(built):
     side = json.loads((built / "index" / "index.json").read_text())
     assert side["generation"] == 1  # the published index is behind the database (2)
     with FoodIndex(built) as idx:  # the next process to open the home repairs it
-        assert "k001" not in {h.id for h in Searcher(idx).search("x", k=300)[0]}
+        assert "k001" not in {h.id for h in idx.searcher().search("x", k=300)[0]}
     side = json.loads((built / "index" / "index.json").read_text())
     assert side["generation"] == 2 and side["count"] == len(sample_rows()) - 1
     assert run("verify").exit_code == 0
@@ -154,11 +153,11 @@ def test_approximate_kinds_update_and_verify(fakes, home, kind):
         idx.delete(["k001", "k002"])
         idx.upsert([{"id": "n1", "text": "새 음식: 비타민 풍부"}])
         assert idx.verify() == []
-        hits = Searcher(idx).search("새 음식: 비타민 풍부", k=5)[0]
+        hits = idx.searcher().search("새 음식: 비타민 풍부", k=5)[0]
         assert hits[0].id == "n1"
-        ids = {h.id for h in Searcher(idx).search("x", k=300)[0]}
+        ids = {h.id for h in idx.searcher().search("x", k=300)[0]}
         assert "k001" not in ids
-        narrow = Searcher(idx).search("우유", k=3, filters={"category": "유제품"})[0]
+        narrow = idx.searcher().search("우유", k=3, filters={"category": "유제품"})[0]
         assert len(narrow) == 3 and all(h.metadata["category"] == "유제품" for h in narrow)
     assert run("verify").exit_code == 0
 
@@ -168,13 +167,13 @@ def test_verify_detects_a_damaged_index(built):
         ann = idx.sync()
         victim = idx.item("k010").id
         ann.remove(np.array([victim]))
-        side = json.loads((idx.index_dir / "index.json").read_text())
-        faiss.write_index(ann.index, str(idx.index_dir / side["file"]))
+        side = json.loads((idx.layout.index_dir / "index.json").read_text())
+        faiss.write_index(ann.index, str(idx.layout.index_dir / side["file"]))
         # the sidecar agrees with the damaged file (count and checksum), so nothing
         # looks wrong on open: as if foodvec itself had saved a wrong index
         side["count"] -= 1
-        side["crc32"] = zlib.crc32((idx.index_dir / side["file"]).read_bytes())
-        (idx.index_dir / "index.json").write_text(json.dumps(side))
+        side["crc32"] = zlib.crc32((idx.layout.index_dir / side["file"]).read_bytes())
+        (idx.layout.index_dir / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1
     assert "missing from the index" in res.output and str(victim) in res.output
@@ -186,11 +185,11 @@ def test_verify_detects_changed_vectors(built):
         item = idx.item("k010")
         ann.remove(np.array([item.id]))
         ann.add(np.array([item.id]), np.ones((1, ann.dim), np.float32) / 8)
-        side = json.loads((idx.index_dir / "index.json").read_text())
-        path = idx.index_dir / side["file"]
+        side = json.loads((idx.layout.index_dir / "index.json").read_text())
+        path = idx.layout.index_dir / side["file"]
         faiss.write_index(ann.index, str(path))
         side["crc32"] = zlib.crc32(path.read_bytes())  # saved so, not damaged on disk
-        (idx.index_dir / "index.json").write_text(json.dumps(side))
+        (idx.layout.index_dir / "index.json").write_text(json.dumps(side))
     res = run("verify")
     assert res.exit_code == 1 and "vectors differ" in res.output
 
@@ -213,7 +212,7 @@ def test_filter_keys_with_quotes_dots_and_control_characters(built):
                 }
             ]
         )
-        s = Searcher(idx)
+        s = idx.searcher()
         assert [h.id for h in s.search("x", k=5, filters={'a"b.c': "x"})[0]] == ["q1"]
         assert [h.id for h in s.search("x", k=5, filters={"a\\b": "y"})[0]] == ["q1"]
         assert [h.id for h in s.search("x", k=5, filters={"\x01": "0"})[0]] == ["q1"]

@@ -197,7 +197,7 @@ def test_idle_server_catches_up_in_the_background_and_counts_rebuilds(client, in
     ``/metrics`` counts the catch-up and no full rebuild."""
     import time
 
-    rebuilds = index.rebuilds
+    rebuilds = index.index_counters()["rebuilds"]
     with FoodIndex(home, embedder=FakeEmbedder(64)) as other:
         other.upsert([{"id": "elsewhere", "text": "다른 곳에서 쓴 두부 요리"}], publish=False)
     deadline = time.monotonic() + 10
@@ -205,7 +205,8 @@ def test_idle_server_catches_up_in_the_background_and_counts_rebuilds(client, in
         time.sleep(0.05)
     assert index.index_lag() == 0  # no search was made: the server's own catch-up
     assert client.get("/ready").status_code == 200
-    assert index.rebuilds == rebuilds and index.catchups >= 1
+    counters = index.index_counters()
+    assert counters["rebuilds"] == rebuilds and counters["catchups"] >= 1
     text = client.get("/metrics").text
     assert "foodvec_index_catchups_total" in text
     assert 'foodvec_index_rebuilds_total{reason="change log does not reach back"}' not in text

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from indexer.filters import filter_node
-from indexer.mining import delete_job, get_job, job_pairs, list_jobs, start_job
 
 from .schemas import JobId, MineRequest, text_filters
 from .state import MAX_RUNNING_JOBS, Service, read_access, service, write_access
@@ -30,7 +29,7 @@ def start_mine(req: MineRequest, svc: Service = Depends(service)) -> dict[str, A
     params = {"threshold": threshold, "top_k": req.top_k, "filters": filters or {}}
     if req.where is not None:
         params["where"] = req.where
-    job = start_job(index, params, limit=MAX_RUNNING_JOBS)  # BusyError -> 429
+    job = index.start_job(params, limit=MAX_RUNNING_JOBS)  # BusyError -> 429
 
     def work() -> None:
         try:
@@ -49,11 +48,11 @@ def start_mine(req: MineRequest, svc: Service = Depends(service)) -> dict[str, A
 @router.get("/jobs", dependencies=[Depends(read_access)])
 def jobs(svc: Service = Depends(service)) -> dict[str, Any]:
     """Every mining job, newest first."""
-    return {"jobs": list_jobs(svc.index)}
+    return {"jobs": svc.index.list_jobs()}
 
 
 def _job(svc: Service, job_id: int) -> dict[str, Any]:
-    job = get_job(svc.index, job_id)
+    job = svc.index.job(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
     return job
@@ -66,7 +65,7 @@ def job_status(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]
 
 @router.delete("/jobs/{job_id}", dependencies=[Depends(write_access)])
 def job_delete(job_id: JobId, svc: Service = Depends(service)) -> dict[str, Any]:
-    delete_job(svc.index, job_id)  # NotFoundError -> 404, a running job -> 400
+    svc.index.delete_job(job_id)  # NotFoundError -> 404, a running job -> 400
     return {"deleted": job_id}
 
 
@@ -87,5 +86,5 @@ def pairs(
         "offset": offset,
         "limit": limit,
         "total": job["pair_count"],
-        "pairs": job_pairs(svc.index, job_id, limit=limit, offset=offset),
+        "pairs": svc.index.job_pairs(job_id, limit=limit, offset=offset),
     }

@@ -1,0 +1,816 @@
+"""The derived indexes of a home: the FAISS and the lexical (BM25) index, kept at one
+generation of the database (README, "Consistency").
+
+``DerivedIndex`` loads the published files, catches them up from the change log (or
+rebuilds them from the database when it cannot), publishes them atomically under the
+index file lock, verifies them against the database, and answers the reads a search
+needs (dense search, keyword scores, vectors, filtered ids) at one generation.
+
+It is the one owner of the order of the locks. A search takes its database snapshot
+first, then the index mutex (``reading``): the indexes are caught up to that
+snapshot, never past it, for as long as the search lasts. A catch-up (``sync``) holds
+the mutex and reads the database in one snapshot taken inside it; it waits on the
+mutex's condition while searches read the indexes. The file lock (between processes)
+is taken only to publish (by a catch-up under the mutex, or by ``publish`` with a copy
+taken under it), and nothing that holds the file lock waits for the mutex.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+from .ann import (
+    EXACT_SUBSET_MAX,
+    AnnIndex,
+    DamagedIndex,
+    choose_kind,
+    published_sidecar,
+    read_sidecar,
+    top_k_exact,
+    write_file_atomic,
+)
+from .errors import FoodvecError, ModelMismatchError
+from .filters import Node
+from .lexical import LexicalIndex
+from .settings import Layout
+from .storage import Store
+
+log = logging.getLogger("foodvec")
+
+FILTER_CACHE_ENTRIES = 64
+FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
+# What a home that cannot be written answers to a write into its index folder.
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _no_scores() -> tuple[np.ndarray, np.ndarray, float]:
+    return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
+
+
+@dataclass
+class _Changes:
+    """What a catch-up changed: the vectors, the lexical index, and the generation
+    the indexes now reflect."""
+
+    vectors: bool
+    lexical: bool
+    generation: int
+
+
+class DerivedIndex:
+    """The FAISS and lexical indexes of one home, in memory and published in its
+    ``index/`` folder. Thread-safe: every change and read holds ``self._mutex``."""
+
+    def __init__(self, store: Store, layout: Layout):
+        self._store = store
+        self.layout = layout
+        self.index_dir = layout.index_dir
+        self._ann: AnnIndex | None = None
+        self._ann_meta: dict[str, Any] | None = None
+        self._published_gen: int | None = None
+        # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
+        self._lex: LexicalIndex | None = None
+        self._mutex = threading.RLock()
+        # Searches read the in-memory indexes at one generation, the one of their
+        # database snapshot (``reading``): while any does, no catch-up moves the
+        # indexes on (a catch-up waits on ``_gate`` until ``_readers`` is 0), so a search
+        # never finds them past its snapshot, and never rebuilds because of that.
+        self._gate = threading.Condition(self._mutex)
+        self._readers = 0
+        self._local = threading.local()  # .reading: this thread's search depth
+        # Since this object was opened: full rebuilds of the FAISS index (by reason)
+        # and catch-ups from the change log (``counters``, ``/metrics``).
+        self._rebuilds: dict[str, int] = {}
+        self._catchups = 0
+        # The generation of in-memory indexes that could not be published because the
+        # index folder cannot be written (a read-only home): searches and verify use
+        # them as they are (None: nothing unsaved).
+        self._unsaved: int | None = None
+        # filter (repr of its tree) -> (generation, matching item ids), least recent first
+        self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+
+    # -- the locks --------------------------------------------------------------------
+    @contextmanager
+    def file_lock(self) -> Iterator[None]:
+        """The index lock, between processes (and threads): one publisher of the index
+        files at a time. ``filelock`` takes it (flock on POSIX, LockFileEx on Windows);
+        a folder that cannot be written raises OSError (PermissionError)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.layout.lock_file, poll_interval=0.005):
+            yield
+
+    @contextmanager
+    def lock_unless_read_only(self) -> Iterator[None]:
+        """The index lock; in a home whose index folder cannot be written, none (no
+        process that cannot write it publishes there, and a restore catches up from
+        the change log or rebuilds when the copied files are not the log's)."""
+        try:
+            lock = FileLock(self.layout.lock_file, poll_interval=0.005)
+            lock.acquire()
+        except OSError as exc:
+            if exc.errno not in READ_ONLY_ERRNOS:
+                raise
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One search: a snapshot of the database and the in-memory indexes at its
+        generation, for the whole search. The snapshot is taken under the index lock,
+        the indexes caught up to it from the change log if they are behind; if they
+        are ahead (another thread caught them up while this one waited) the snapshot
+        is taken again, newer: never a rebuild for that. While it lasts, catch-ups wait
+        (a search takes milliseconds)."""
+        if self._reading_here():
+            self._local.reading += 1
+            try:
+                yield
+            finally:
+                self._local.reading -= 1
+            return
+        with self._store.snapshot():
+            with self._mutex:
+                self._pin_generation()
+                self._readers += 1
+            self._local.reading = 1
+            try:
+                yield
+            finally:
+                self._local.reading = 0
+                with self._mutex:
+                    self._readers -= 1
+                    if not self._readers:
+                        self._gate.notify_all()
+
+    def _reading_here(self) -> bool:
+        return getattr(self._local, "reading", 0) > 0
+
+    def _pin_generation(self) -> None:
+        """Under the index lock, inside this thread's snapshot: bring the indexes and
+        the snapshot to one generation."""
+        renewed = False
+        while True:
+            gen, model = self._store.state()  # the first read fixes the snapshot
+            meta = self._ann_meta or {}
+            have = int(meta["generation"]) if self._ann is not None else None
+            if have is not None and have > gen and not renewed:
+                # Caught up by another thread past this snapshot: read a newer one.
+                self._store.renew_snapshot()
+                renewed = True
+                continue
+            if model is None and self._ann is None:
+                return  # nothing indexed yet
+            if (
+                model is not None
+                and have == gen
+                and meta.get("model") == model
+                and self._lex is not None
+            ):
+                return  # the common case: nothing changed since the last look
+            if self._readers:  # others read the indexes at their generation: wait
+                self._gate.wait()
+                renewed = False
+                continue
+            self._sync(None, None, False)
+            return
+
+    # -- what the in-memory indexes are -------------------------------------------------
+    def lag(self) -> int:
+        """Generations the in-memory indexes are behind the database (0: caught up;
+        the database's generation when they are not loaded yet)."""
+        gen, model = self._store.state()
+        have = self.memory_generation()
+        if have is None:
+            return gen if model else 0
+        return max(0, gen - int(have))
+
+    def memory_generation(self) -> int | None:
+        """The generation of the in-memory indexes (None: not loaded)."""
+        with self._mutex:
+            return (self._ann_meta or {}).get("generation") if self._ann is not None else None
+
+    @property
+    def rebuilds(self) -> int:
+        """Full rebuilds of the FAISS index since this object was opened (the first
+        build of an index that had none included)."""
+        with self._mutex:
+            return sum(self._rebuilds.values())
+
+    @property
+    def catchups(self) -> int:
+        """Catch-ups from the change log since this object was opened."""
+        return self._catchups
+
+    def counters(self) -> dict[str, Any]:
+        """What this object did to its in-memory indexes since it was opened: full
+        rebuilds (in all and by reason) and catch-ups from the change log."""
+        with self._mutex:
+            return {
+                "rebuilds": sum(self._rebuilds.values()),
+                "rebuild_reasons": dict(self._rebuilds),
+                "catchups": self._catchups,
+            }
+
+    def describe(self) -> dict[str, Any]:
+        """The published index (its sidecar: nothing when damaged) and what this object
+        holds in memory, for ``stats``."""
+        side = published_sidecar(self.index_dir)
+        return {
+            "index": {
+                "type": side.get("kind"),
+                "params": side.get("params"),
+                "requested": side.get("requested"),
+                "count": side.get("count"),
+                "generation": side.get("generation"),
+            },
+            # What this object (a server: since it started) did to its in-memory index.
+            "in_memory": {"generation": self.memory_generation(), **self.counters()},
+        }
+
+    # -- catching up --------------------------------------------------------------------
+    def sync(
+        self, publish: bool | None = None, kind: str | None = None, force_rebuild: bool = False
+    ) -> AnnIndex | None:
+        """Bring the in-memory FAISS index up to the database's generation.
+
+        Loads the published index, applies the change log since its generation (or
+        rebuilds when the log does not reach back, the model changed, or the index kind
+        must change). ``publish=True`` saves the result atomically; ``None`` (the
+        default) saves it only when the published index was found behind the database,
+        which is how a crash between a commit and its index write is repaired on open.
+        """
+        with self._mutex:
+            if self._reading_here():
+                # Inside this thread's search the indexes are at its snapshot's
+                # generation (``reading``), and stay there until it ends.
+                return self._ann
+            while True:
+                with self._store.snapshot():  # one snapshot of the database
+                    # Searches read the indexes at their generation: a change waits
+                    # for them to end (a look, or a save, does not).
+                    if not self._readers or not self._must_change(kind, force_rebuild):
+                        return self._sync(publish, kind, force_rebuild)
+                self._gate.wait()
+
+    def _must_change(self, kind: str | None, force_rebuild: bool) -> bool:
+        """Whether ``_sync`` would change the in-memory indexes (under the index lock,
+        in a snapshot)."""
+        gen, model = self._store.state()
+        meta = self._ann_meta or {}
+        if self._ann is not None and int(meta["generation"]) > gen:
+            self._store.renew_snapshot()  # an outer snapshot older than the indexes
+            gen, model = self._store.state()
+        if model is None and self._ann is None:
+            return False
+        return (
+            force_rebuild
+            or self._ann is None
+            or self._lex is None
+            or model != meta.get("model")
+            or gen != meta.get("generation")
+            or kind not in (None, meta.get("requested"))
+        )
+
+    def _current(self) -> AnnIndex | None:
+        """The in-memory FAISS index for a read (under ``self._mutex``): at this thread's
+        search generation, else caught up with the database now."""
+        if self._reading_here():
+            return self._ann
+        return self.sync()
+
+    def _sync(self, publish: bool | None, kind: str | None, force_rebuild: bool) -> AnnIndex | None:
+        """``sync``'s work, under the index lock and in one snapshot."""
+        gen_now, model = self._store.state()
+        from_disk = model is not None and self._ann is None
+        if from_disk:
+            self._load_published()
+        if (
+            model is not None
+            and self._ann is not None
+            and int((self._ann_meta or {})["generation"]) > gen_now
+            and self._store.renew_snapshot()
+        ):
+            # An outer snapshot older than the indexes (another thread or process moved
+            # them on since it was taken): read the database again, newer.
+            gen_now, model = self._store.state()
+        if model is None:
+            self._ann, self._ann_meta, self._lex = None, None, None
+            return None
+        meta = self._ann_meta or {}
+        if (
+            self._ann is not None
+            and not publish
+            and not force_rebuild
+            and kind in (None, meta.get("requested"))
+            and meta.get("generation") == gen_now
+            and meta.get("model") == model
+            and self._lex is not None
+            and not from_disk
+        ):
+            return self._ann  # the common case: nothing changed since the last look
+        if not from_disk and meta.get("model") == model and "dim" in meta:
+            dim = int(meta["dim"])  # checked when this index was loaded: no read
+        else:
+            info = self._store.model_info(model)
+            dim = int(info["dim"]) if info else 0
+        requested = kind or meta.get("requested", "auto")
+        want = choose_kind(requested, self._store.count())
+        old_gen = int(meta.get("generation", -1))
+        changes = self._advance(model, dim, want, from_disk, gen_now, force_rebuild)
+        ann = self._ann
+        self._ann_meta = {
+            **(self._ann_meta or {}),
+            "generation": changes.generation,
+            "model": model,
+            "dim": dim,
+            "requested": requested,
+            "kind": ann.kind,
+            "count": ann.count,
+        }
+        advanced = changes.vectors or changes.generation != old_gen
+        self._publish_after(publish, from_disk, advanced, changes, model, requested)
+        return ann
+
+    def _advance(
+        self, model: str, dim: int, want: str, from_disk: bool, gen: int, force_rebuild: bool
+    ) -> _Changes:
+        """Catch the indexes up from the change log, or rebuild them from the database
+        when that cannot be done (or ``force_rebuild``); a missing lexical index is
+        built from the database."""
+        changes = "forced" if force_rebuild else self._apply_log(model, dim, want, from_disk, gen)
+        if isinstance(changes, str):  # a full rebuild, and why
+            self._rebuilds[changes] = self._rebuilds.get(changes, 0) + 1
+            log.info("rebuilding the index from the database (%s)", changes)
+            gen = self._store.generation()
+            self._ann = AnnIndex.build(
+                want, dim, lambda: self._store.vectors_for_items(model, dim), self._store.count()
+            )
+            self._lex = None
+            changes = _Changes(vectors=True, lexical=False, generation=gen)
+        if self._lex is None:
+            self._lex = LexicalIndex.build(self._store.named_docs())
+            changes.lexical = True
+        return changes
+
+    def _publish_after(
+        self,
+        publish: bool | None,
+        from_disk: bool,
+        advanced: bool,
+        changes: _Changes,
+        model: str,
+        requested: str,
+    ) -> None:
+        """Save the caught-up indexes as ``sync``'s ``publish`` says; ``None`` repairs
+        on open (saves what was found behind the database), where it can."""
+        gen = changes.generation
+        repair = publish is None
+        if repair:
+            publish = from_disk and (advanced or changes.lexical)
+        if not publish or not (advanced or changes.lexical or self._published_gen != gen):
+            return
+        if repair:
+            # A search or verify: what it needs is in memory now, saved or not.
+            self._save_if_possible(self._ann, gen, model, requested, changes.vectors)
+        else:
+            self._save(self._ann, gen, model, requested, changes.vectors, self._lex.to_bytes())
+
+    def _save_if_possible(
+        self, ann: AnnIndex, gen: int, model: str, requested: str, vectors_changed: bool
+    ) -> bool:
+        """Publish the caught-up indexes, or, when the index folder cannot be written
+        (a read-only home, a full disk), keep them in memory and say so once."""
+        try:
+            self._save(ann, gen, model, requested, vectors_changed, self._lex.to_bytes())
+            return True
+        except OSError as exc:
+            if self._unsaved is None:
+                log.warning(
+                    "the index folder %s cannot be written (%s): the index is caught up "
+                    "in memory to generation %s and searched from there, not saved",
+                    self.index_dir,
+                    exc.strerror or exc,
+                    gen,
+                )
+            self._unsaved = gen
+            return False
+
+    def _stale(self, model: str, dim: int, want: str, gen: int) -> str | None:
+        """Why the in-memory index cannot be caught up and must be built again (None:
+        it can be)."""
+        meta = self._ann_meta or {}
+        if self._ann is None:
+            return "no index"
+        if meta.get("model") != model or int(meta.get("dim", -1)) != dim:
+            return "model changed"
+        if self._ann.kind != want:
+            return "index kind changed"
+        if int(meta.get("generation", -1)) > gen:
+            return "database behind the index"
+        return None
+
+    def _apply_log(
+        self, model: str, dim: int, want: str, from_disk: bool, gen: int
+    ) -> _Changes | str:
+        """Catch the in-memory indexes up from the change log to generation ``gen`` (read
+        in the same snapshot); why not when they must be rebuilt instead (wrong model
+        or kind, or the log does not reach back)."""
+        why = self._stale(model, dim, want, gen)
+        if why:
+            return why
+        old_gen = int((self._ann_meta or {})["generation"])
+        if old_gen == gen:
+            return _Changes(vectors=False, lexical=False, generation=gen)
+        reloaded = False
+        delta = self._store.changes_since(old_gen)
+        if delta is None and not from_disk and self._load_published(newer_than=old_gen):
+            # Another process published a newer index and pruned the log behind it.
+            why = self._stale(model, dim, want, gen)
+            if why:
+                return why
+            delta = self._store.changes_since(int((self._ann_meta or {})["generation"]))
+            reloaded = True
+        if delta is None:
+            return "change log does not reach back"
+        touched, gen = delta
+        ann = self._ann
+        ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
+        if not ann.supports_remove and np.isin(ids, ann.ids()).any():
+            return "index cannot remove"  # it must be rebuilt to change an item
+        self._catchups += 1
+        changes = _Changes(vectors=reloaded, lexical=False, generation=gen)
+        if len(ids):
+            if ann.supports_remove:
+                ann.remove(ids)
+            for got_ids, vecs in self._store.vectors_for_items(model, dim, ids):
+                ann.add(got_ids, vecs)
+            changes.vectors = True
+            if self._lex is not None:
+                self._lex.update(ids.tolist(), self._store.named_docs(ids))
+                changes.lexical = True
+        return changes
+
+    # -- the published files ------------------------------------------------------------
+    def _load_published(self, newer_than: int = -1) -> bool:
+        try:
+            loaded = AnnIndex.load(self.index_dir)
+        except DamagedIndex as exc:
+            log.warning("the published index is damaged: %s; rebuilding it from the database", exc)
+            return False
+        if loaded is None or int(loaded[1].get("generation", -1)) <= newer_than:
+            return False
+        self._ann, self._ann_meta = loaded
+        self._published_gen = int(loaded[1]["generation"])
+        name = loaded[1].get("lexical")
+        # A missing or unreadable lexical file is rebuilt from the database by _sync.
+        self._lex = LexicalIndex.load(self.index_dir / name) if name else None
+        if name and self._lex is None:
+            log.warning(
+                "the published lexical index %s is missing or damaged; rebuilding it from "
+                "the database",
+                name,
+            )
+        return True
+
+    def _save(
+        self,
+        ann: AnnIndex,
+        gen: int,
+        model: str,
+        requested: str,
+        vectors_changed: bool,
+        lexical: bytes,
+    ) -> None:
+        sidecar = {
+            "generation": gen,
+            "model": model,
+            "requested": requested,
+            "saved_at": time.time(),
+        }
+        with self.file_lock():
+            on_disk = published_sidecar(self.index_dir)  # damaged: replaced, never newer
+            on_disk_gen = on_disk.get("generation")
+            if (
+                on_disk.get("model") == model
+                and isinstance(on_disk_gen, int)
+                and gen < on_disk_gen <= self._store.latest_generation()
+            ):
+                # Another process already published a newer index (one past the
+                # database's generation is no index of it: damaged, replaced).
+                return
+            # Temporary files of a save that was killed half-way (saves hold this lock,
+            # so none is being written now).
+            for stale in self.index_dir.glob("*.tmp"):
+                stale.unlink(missing_ok=True)
+            # The lexical file goes first; the sidecar that names it is replaced last.
+            name = f"lexical-{gen}-{os.getpid()}.npz"
+            write_file_atomic(self.index_dir / name, lexical)
+            ann.save(self.index_dir, {**sidecar, "lexical": name}, vectors_changed=vectors_changed)
+            for old in self.index_dir.glob("lexical-*.npz"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        self._published_gen = gen
+        self._unsaved = None
+        home = self.layout.home.resolve()
+        self._store.prune_changes(gen, reader=f"{socket.gethostname()}:{home}")
+
+    def publish(self) -> bool:
+        """Save the in-memory index if it is newer than the published one (the server's
+        periodic compaction). The copy is taken under the lock, written outside it."""
+        with self._mutex:
+            if self._ann is None or self._ann_meta is None:
+                return False
+            meta = dict(self._ann_meta)
+            if meta["generation"] == self._published_gen:
+                return False
+            copy = self._ann.clone()
+            lexical = self._lex.to_bytes() if self._lex is not None else b""
+        try:
+            self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
+        except OSError as exc:
+            if exc.errno not in READ_ONLY_ERRNOS:
+                raise  # a full disk: the compactor says so and retries
+            if self._unsaved is None:
+                log.warning(
+                    "the index folder %s cannot be written (%s): the index stays in memory",
+                    self.index_dir,
+                    exc.strerror or exc,
+                )
+            self._unsaved = meta["generation"]
+            return False
+        return True
+
+    # -- the reads a search needs ---------------------------------------------------------
+    def warm_lexical(self) -> None:
+        """Load the Korean analyzer now (about 2.5 s), for a server to call at start: it
+        is otherwise loaded by the first write or catch-up that indexes an item (never
+        by a search that needs no catch-up)."""
+        from . import korean
+
+        korean.warm()
+
+    def lexical_scores(
+        self, query: str, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 of every item sharing a term with ``query`` (restricted to ``allowed``),
+        as (item ids, scores, the score of a full match); at the database's generation."""
+        with self._mutex:
+            self._current()
+            lex = self._lex
+            if lex is None:
+                return _no_scores()
+            ids, scores = lex.score(query, allowed=allowed)
+            return ids, scores, lex.full_score(query)
+
+    def lexical_read(
+        self, queries: Sequence[str], facts: Sequence[str] = (), allowed: np.ndarray | None = None
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, float]], dict[str, np.ndarray]]:
+        """Several keyword scorings (as ``lexical_scores``) and the items stating each
+        of ``facts`` (``need:bones:help``; restricted to ``allowed``), all at one
+        generation of the database."""
+        empty = _no_scores()
+        with self._mutex:
+            self._current()
+            lex = self._lex
+            if lex is None:
+                return [empty for _ in queries], {f: empty[0] for f in facts}
+            scored = []
+            for q in queries:
+                ids, scores = lex.score(q, allowed=allowed)
+                scored.append((ids, scores, lex.full_score(q)))
+            holders = {}
+            for f in facts:
+                ids = lex.items_with(f)
+                holders[f] = ids[np.isin(ids, allowed)] if allowed is not None else ids
+            return scored, holders
+
+    def fact_balance(self, ids: np.ndarray, goodness) -> tuple[np.ndarray, np.ndarray]:
+        """(good facts, bad facts) each item states (``LexicalIndex.fact_balance``)."""
+        with self._mutex:
+            lex = self._lex
+            if lex is None:
+                return np.zeros(len(ids)), np.zeros(len(ids))
+            return lex.fact_balance(ids, goodness)
+
+    def dense_search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k inner product of query vectors, at the database's generation: (scores,
+        item ids), one row per query, -1 where fewer than k items exist. ``allowed``
+        restricts the search to those item ids (inside the search, never after it)."""
+        with self._mutex:
+            ann = self._current()
+            empty = (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+            if ann is None or ann.count == 0:
+                return empty
+            if queries.shape[1] != ann.dim:
+                raise ModelMismatchError(
+                    f"the model makes {queries.shape[1]}-dimensional vectors; the index "
+                    f"holds {ann.dim}"
+                )
+            exact_subset = (
+                allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
+            )
+            if exact_subset:
+                # A narrow filter: exact search over that subset beats a walk of the
+                # approximate index that skips most of what it visits.
+                try:
+                    return top_k_exact(queries, allowed, ann.reconstruct_many(allowed), k)
+                except RuntimeError:
+                    pass  # an id the index lacks (a write in between): use the selector
+            return ann.search(queries, k, allowed)
+
+    def filtered_ids(self, where: Node) -> np.ndarray:
+        """Item ids whose metadata matches the filter (``indexer.filters``). The answer
+        is kept for the database's generation (every write bumps it), so a filter that
+        an app sends again and again is evaluated once per change of the items."""
+        key = repr(where)
+        gen = self._store.generation()
+        with self._mutex:
+            hit = self._filter_cache.get(key)
+            if hit is not None and hit[0] == gen:
+                self._filter_cache.move_to_end(key)
+                return hit[1]
+        ids = self._store.filtered_ids(where)
+        ids.setflags(write=False)
+        with self._mutex:
+            self._filter_cache[key] = (gen, ids)
+            while len(self._filter_cache) > FILTER_CACHE_ENTRIES or (
+                sum(len(v[1]) for v in self._filter_cache.values()) > FILTER_CACHE_IDS
+                and len(self._filter_cache) > 1
+            ):
+                self._filter_cache.popitem(last=False)
+        return ids
+
+    def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, stored vectors) of the given items (all when None), for the
+        home's model, read from the database; empty when the home has none."""
+        model = self._store.active_model()
+        meta = self._ann_meta or {}
+        if model is not None and meta.get("model") == model:
+            dim = int(meta["dim"])  # the loaded index knows it: no second read (hot path)
+        else:
+            info = self._store.model_info(model) if model else None
+            if info is None:
+                return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+            dim = int(info["dim"])
+        return self._store.gather_vectors(model, dim, ids)
+
+    def index_vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, vectors) of the given items from the in-memory index (caught up
+        by the search that asks), else from the database: a search reads no vectors
+        from the database."""
+        want = np.asarray(list(ids), dtype=np.int64)
+        with self._mutex:
+            ann = self._ann
+            if ann is not None and len(want):
+                try:
+                    return want, ann.reconstruct_many(want)
+                except RuntimeError:
+                    pass  # an id the index lacks, or a kind that cannot reconstruct
+        return self.vectors(want.tolist())
+
+    # -- verify -------------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Compare the published indexes (or, in a home whose index folder cannot be
+        written, the ones in memory) with the database; [] when they agree."""
+        problems = self._store.integrity_problems()
+        if problems:  # a damaged database: the indexes cannot be checked against it
+            return problems
+        self.sync()  # an index left behind by a crashed writer is caught up first
+        model = self._store.active_model()
+        count = self._store.count()
+        lex: LexicalIndex | None = None
+        with self._mutex:
+            in_memory = self._unsaved is not None and self._ann is not None
+            if in_memory:
+                # The index folder cannot be written (a read-only home): the indexes
+                # searches use are the published ones caught up in memory; check those.
+                loaded = (self._ann, dict(self._ann_meta or {}))
+                lex = self._lex
+        if not in_memory:
+            try:
+                loaded = AnnIndex.load(self.index_dir)
+            except DamagedIndex as exc:
+                return [f"the published index is damaged: {exc}"]
+        if model is None:
+            if count:
+                problems.append(f"the database holds {count} items but no model")
+            return problems
+        if loaded is None:
+            return [f"no readable FAISS index in {self.index_dir} for {count} items"]
+        ann, meta = loaded
+        gen = self._store.generation()
+        if meta.get("generation") != gen:
+            problems.append(f"index generation {meta.get('generation')} != database {gen}")
+        if meta.get("model") != model:
+            problems.append(f"index model {str(meta.get('model'))[:12]} != database {model[:12]}")
+        if ann.count != count:
+            problems.append(f"index holds {ann.count} vectors, database {count} items")
+        missing_vec = self._store.missing_vectors(model)
+        if missing_vec:
+            problems.append(f"{missing_vec} items have no stored vector for the model")
+        problems.extend(self._vector_problems(ann, model))
+        problems.extend(self._lexical_problems(meta, lex))
+        return problems
+
+    def _vector_problems(self, ann: AnnIndex, model: str) -> list[str]:
+        """The index holds each item once, no other ids, and the stored vectors."""
+        problems = []
+        index_ids = ann.ids()
+        if len(np.unique(index_ids)) != len(index_ids):
+            problems.append("the index holds some ids more than once")
+        info = self._store.model_info(model)
+        dim = int(info["dim"]) if info else ann.dim
+        db_ids_parts = []
+        differ: list[int] = []
+        index_set = set(index_ids.tolist())
+        for ids, vecs in self._store.vectors_for_items(model, dim):
+            db_ids_parts.append(ids)
+            present = np.array([i in index_set for i in ids.tolist()], dtype=bool)
+            if present.any():
+                got = np.vstack([ann.reconstruct(i) for i in ids[present]])
+                # NaN compares false with everything, so "not close" catches it too.
+                bad = ~np.all(np.abs(got - vecs[present]) <= 1e-5, axis=1)
+                differ.extend(ids[present][bad].tolist())
+        db_ids = np.concatenate(db_ids_parts) if db_ids_parts else np.zeros(0, np.int64)
+        only_db = np.setdiff1d(db_ids, index_ids)
+        only_index = np.setdiff1d(index_ids, db_ids)
+        if len(only_db):
+            problems.append(
+                f"{len(only_db)} items are missing from the index (item ids {_few(only_db)})"
+            )
+        if len(only_index):
+            problems.append(
+                f"the index holds {len(only_index)} ids that the database does "
+                f"not (ids {_few(only_index)})"
+            )
+        if differ:
+            problems.append(
+                f"{len(differ)} index vectors differ from the stored ones "
+                f"(item ids {_few(np.array(differ))})"
+            )
+        return problems
+
+    def _lexical_problems(self, meta: dict[str, Any], lex: LexicalIndex | None) -> list[str]:
+        """The published lexical index (or ``lex``, the one in memory) holds exactly
+        the items' terms."""
+        name = meta.get("lexical")
+        if lex is None:
+            lex = LexicalIndex.load(self.index_dir / name) if name else None
+        if lex is None:
+            return [f"no readable lexical index in {self.index_dir} (sidecar names {name!r})"]
+        wrong, extra = lex.mismatches(self._store.named_docs())
+        problems = []
+        if wrong:
+            problems.append(
+                f"{len(wrong)} items are missing from the lexical index or indexed with "
+                f"other terms (item ids {_few(np.array(wrong))})"
+            )
+        if extra:
+            problems.append(
+                f"the lexical index holds {len(extra)} ids that the database does not "
+                f"(ids {_few(np.array(extra))})"
+            )
+        return problems
+
+
+def refuse_an_emptied_database(layout: Layout) -> None:
+    """A home's SQLite file of 0 bytes is a new database to SQLite, which would answer
+    every search with nothing (and a write would start it afresh): refused when the
+    home's index shows that it held items."""
+    try:
+        empty = layout.database.stat().st_size == 0
+    except OSError:
+        return  # no database yet: a new home
+    side = read_sidecar(layout.index_dir) if empty else None
+    generation = (side or {}).get("generation")
+    if empty and isinstance(generation, int) and generation > 0:
+        raise FoodvecError(
+            f"the database {layout.database} is empty (0 bytes), but the index in "
+            f"{layout.index_dir} was built from one of generation {generation}: it was "
+            "emptied or cut short; restore it from a backup (`foodvec restore`), or "
+            f"delete {layout.index_dir} to start this home anew"
+        )
+
+
+def _few(ids: np.ndarray, n: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:n])
+    return shown + (", …" if len(ids) > n else "")
