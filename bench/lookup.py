@@ -49,7 +49,7 @@ def english_set(folder: Path, model: str, modes: list[str]) -> dict[str, float]:
         idx.build([path], BuildOptions(progress=False))
         out = {}
         for mode in modes:
-            res = Searcher(idx).search([q["query"] for q in data["queries"]], k=10, mode=mode)
+            res = idx.searcher().search([q["query"] for q in data["queries"]], k=10, mode=mode)
             scores = lookup_scores(
                 [[h.id for h in hits] for hits in res],
                 [{"kind": "english", **q} for q in data["queries"]],
@@ -84,7 +84,7 @@ def tune(idx: FoodIndex, dev: list[dict[str, Any]]) -> list[dict[str, Any]]:
             lexical.WEIGHTS = weights
             for alpha in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
                 for cand in (20, 50, 100):
-                    got = evaluate(Searcher(idx, alpha=alpha, candidates=cand), dev, "hybrid")
+                    got = evaluate(idx.searcher(alpha=alpha, candidates=cand), dev, "hybrid")
                     rows.append({"weights": weights, "alpha": alpha, "candidates": cand, **got})
     finally:
         lexical.WEIGHTS = chosen
@@ -112,7 +112,7 @@ def tune_needs(idx: FoodIndex, dev: list[dict[str, Any]]) -> list[dict[str, Any]
             for linked in (0.5, 0.7, 0.9):
                 ranking.W_SUPPORT, ranking.W_BASE, ranking.W_HEALTH = w_support, w_base, w_health
                 ranking.LINKED = linked
-                got = evaluate(Searcher(idx), directed, "hybrid")
+                got = evaluate(idx.searcher(), directed, "hybrid")
                 rows.append(
                     {
                         "weights": [w_support, w_base, w_health],
@@ -136,7 +136,7 @@ def calibrate(idx: FoodIndex, dev: list[dict[str, Any]], k: int = 10) -> dict[st
     scores.ENABLED = False
     try:
         for mode in MODES:
-            results = Searcher(idx).search([q["query"] for q in dev], k=k, mode=mode)
+            results = idx.searcher().search([q["query"] for q in dev], k=k, mode=mode)
             for q, hits in zip(dev, results, strict=True):
                 opposite = set(q.get("opposite", ()))
                 for h in hits:
@@ -164,7 +164,7 @@ def precision_above(idx: FoodIndex, qs: list[dict[str, Any]], cut: float = 0.5) 
     many there were: what --min-score means in each mode."""
     out = {}
     for mode in MODES:
-        results = Searcher(idx).search([q["query"] for q in qs], k=10, mode=mode)
+        results = idx.searcher().search([q["query"] for q in qs], k=10, mode=mode)
         kept = good = 0
         for q, hits in zip(qs, results, strict=True):
             opposite = set(q.get("opposite", ()))
@@ -232,12 +232,10 @@ def main(argv: list[str] | None = None) -> None:
                     report.setdefault("calibration", {})[spec] = curves
                     write_calibration(curves, spec)
                     scores.curves.cache_clear()
-                report.setdefault("min_score_0.5", {})[spec] = precision_above(
-                    idx, halves["test"]
-                )
+                report.setdefault("min_score_0.5", {})[spec] = precision_above(idx, halves["test"])
                 for mode in args.modes.split(","):
                     for split, qs in halves.items():
-                        got = evaluate(Searcher(idx), qs, mode)
+                        got = evaluate(idx.searcher(), qs, mode)
                         report["results"].append(
                             {"model": spec, "mode": mode, "split": split, **got}
                         )

@@ -47,7 +47,6 @@ def main() -> None:
 
     from indexer import BuildOptions, FoodIndex
     from indexer.quality import load_corpus, load_queries
-    from indexer.retrieval import Searcher
 
     model_home = args.home or FoodIndex(None).home
     model = str(model_home / "models" / "default")
@@ -82,9 +81,9 @@ def main() -> None:
             out["build_seconds"] = round(time.perf_counter() - t0, 1)
             out["index"] = idx.stats()["index"]
             runs = {
-                "hybrid": (Searcher(idx), "hybrid"),
-                "hybrid_plain": (Searcher(idx, needs=False), "hybrid"),
-                "dense": (Searcher(idx), "dense"),
+                "hybrid": (idx.searcher(), "hybrid"),
+                "hybrid_plain": (idx.searcher(needs=False), "hybrid"),
+                "dense": (idx.searcher(), "dense"),
             }
             for s, mode in runs.values():  # load the model and the indexes
                 s.search(queries[:2], k=10, mode=mode)

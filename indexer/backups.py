@@ -47,7 +47,7 @@ def backup(
     passed, and a backup that fails half-way is removed. Returns what was done."""
     layout = derived.layout
     dest = Path(dest).expanduser()
-    if store.dialect != "sqlite":
+    if not store.file_backup_supported:
         raise BadInputError(
             f"foodvec backup copies SQLite databases; back up a {store.dialect} "
             "database with its own tools (pg_dump), and rebuild a home's index from it"

@@ -24,12 +24,14 @@ from .filters import Node
 from .home_model import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS, HomeModel
 from .mining import MineResult, MiningJobs
 from .retrieval import Hit, Searcher
-from .settings import Layout, settings
+from .settings import Layout, Settings, settings
 from .storage import ItemRow, Store
 
 
 class FoodIndex:
-    """One index home. Pass ``embedder`` to use a model object instead of a folder."""
+    """One index home. Pass ``embedder`` to use a model object instead of a folder, and
+    ``config`` to give the settings (by default read from the environment once, here:
+    the front-ends read them at their edge and pass them in)."""
 
     def __init__(
         self,
@@ -37,15 +39,17 @@ class FoodIndex:
         model: str | None = None,
         db: str | None = None,
         embedder: Embedder | None = None,
+        config: Settings | None = None,
     ):
-        cfg = settings()
+        cfg = config if config is not None else settings()
+        self.settings = cfg
         self.home = Path(home).expanduser() if home else cfg.home
         self.home.mkdir(parents=True, exist_ok=True)
         self.layout = Layout(self.home)
         url = db or cfg.db or self.layout.db_url
         if url == self.layout.db_url:
             refuse_an_emptied_database(self.layout)
-        self._store = Store.open(url)
+        self._store = Store.open(url, jobs_keep=cfg.jobs_keep, jobs_keep_days=cfg.jobs_keep_days)
         self.model = HomeModel(self._store, self.layout, model or cfg.model, embedder)
         self.derived = DerivedIndex(self._store, self.layout)
         self._jobs = MiningJobs(self._store, self.derived)

@@ -560,32 +560,3 @@ class MiningJobs:
                 }
             )
         return out
-
-
-# -- the jobs through a front object (``FoodIndex``) that holds them -------------------
-
-
-def get_job(idx: Any, job_id: int) -> dict[str, Any] | None:
-    return idx.job(job_id)
-
-
-def list_jobs(idx: Any, job_id: int | None = None) -> list[dict[str, Any]]:
-    return idx.list_jobs(job_id)
-
-
-def delete_job(idx: Any, job_id: int) -> None:
-    idx.delete_job(job_id)
-
-
-def latest_done_job(idx: Any) -> int | None:
-    return idx.latest_done_job()
-
-
-def job_pairs(
-    idx: Any, job_id: int, of: str | None = None, limit: int | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
-    return idx.job_pairs(job_id, of=of, limit=limit, offset=offset)
-
-
-def job_clusters(idx: Any, job_id: int) -> list[dict[str, Any]]:
-    return idx.job_clusters(job_id)

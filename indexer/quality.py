@@ -146,7 +146,7 @@ def model_report(spec: str, split: str = "test") -> dict[str, Any]:
     planted figures on the benchmark half ``split``."""
     from indexer.embedder import base_model_path, load_embedder
     from indexer.evaluate import evaluate_model
-    from indexer.home import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS
+    from indexer.home_model import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS
 
     encode = load_embedder(spec, encoder="torch").encode
     folder = base_model_path() if spec == "base" else Path(spec)

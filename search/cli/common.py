@@ -123,7 +123,7 @@ class Target:
         an error naming the path, not a new empty home that answers nothing."""
         if read:
             _require_database(self.home, self.db, self.settings)
-        return FoodIndex(home=self.home, model=self.model, db=self.db)
+        return FoodIndex(home=self.home, model=self.model, db=self.db, config=self.settings)
 
 
 def home_command(f: Callable) -> Callable:

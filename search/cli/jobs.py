@@ -136,8 +136,6 @@ def mine(
     mining is exact; above, it uses an approximate kNN (recall measured in bench/mine.py);
     --exact forces exact mode. Pairs are never dropped silently.
     """
-    from indexer.mining import job_clusters, job_pairs
-
     flt = parse_pairs(filters, "--filter")
     cond = parse_where(where)
     with at.open() as idx:
@@ -157,10 +155,10 @@ def mine(
             ray=ray_address,
         )
         if output:
-            n = _write_pairs(output, out_fmt, job_pairs(idx, res.job))
+            n = _write_pairs(output, out_fmt, idx.job_pairs(res.job))
             click.echo(f"wrote {n} pairs to {output}", err=True)
         if as_json:
-            emit_each(job_pairs(idx, res.job))
+            emit_each(idx.job_pairs(res.job))
         else:
             head = (
                 f"job {res.job}: {res.pairs} pairs with cosine >= {threshold} among "
@@ -168,9 +166,9 @@ def mine(
             )
             if res.left_out:
                 head += f"; {res.left_out} more pairs left out by --max-pairs"
-            _show_pairs(job_pairs(idx, res.job, limit=limit), False, head, res.pairs)
+            _show_pairs(idx.job_pairs(res.job, limit=limit), False, head, res.pairs)
         if show_clusters:
-            _show_clusters(job_clusters(idx, res.job), as_json, threshold)
+            _show_clusters(idx.job_clusters(res.job), as_json, threshold)
         if res.left_out and as_json:
             click.echo(f"{res.left_out} pairs left out by --max-pairs", err=True)
 
@@ -180,21 +178,19 @@ def _show_job(
 ) -> None:
     """The paraphrases of one item (--of) and the clusters (--clusters) of a finished
     job: --job, else the latest."""
-    from indexer.mining import get_job, job_clusters, job_pairs, latest_done_job
-
-    job = job_id if job_id is not None else latest_done_job(idx)
+    job = job_id if job_id is not None else idx.latest_done_job()
     if job is None:
         raise click.ClickException("no finished mining job yet: run `foodvec mine`")
-    found = get_job(idx, job)
+    found = idx.job(job)
     if found is None:
         raise click.ClickException(f"no job {job}; `foodvec jobs` lists the jobs")
     if found["status"] != "done":
         raise click.ClickException(f"job {job} is {found['status']}, not done")
     if of_id is not None:
-        pairs = job_pairs(idx, job, of=of_id)
+        pairs = idx.job_pairs(job, of=of_id)
         _show_pairs(pairs, as_json, f"paraphrases of {of_id} (job {job})", None)
     if show_clusters:
-        _show_clusters(job_clusters(idx, job), as_json, found["params"]["threshold"])
+        _show_clusters(idx.job_clusters(job), as_json, found["params"]["threshold"])
 
 
 def _show_pairs(pairs: list[dict], as_json: bool, head: str, total: int | None) -> None:
@@ -255,13 +251,11 @@ def _write_pairs(path: Path, fmt: str | None, pairs: list[dict]) -> int:
 @home_command
 def jobs(as_json, delete_ids, at: Target) -> None:
     """List mining jobs: parameters, status, timings and pair counts."""
-    from indexer.mining import delete_job, list_jobs
-
     with at.open(read=True) as idx:
         for job_id in delete_ids:
-            delete_job(idx, job_id)
+            idx.delete_job(job_id)
             click.echo(f"deleted job {job_id} and its pairs", err=True)
-        rows = list_jobs(idx)
+        rows = idx.list_jobs()
     if as_json:
         emit_each(rows)
         return

@@ -77,6 +77,7 @@ def serve(
         insecure,
         compact_every,
         log_format,
+        config=at.settings,
     )
 
 
@@ -102,7 +103,8 @@ def stats(as_json, at: Target) -> None:
     click.echo(f"mining:     default threshold {s['mine_threshold']}")
     head = s.get("health_head")
     click.echo(
-        f"health:     head accuracy {head['heldout_accuracy']} on held-out phrases"
+        f"health:     head accuracy {head['heldout_accuracy']} on held-out phrases, "
+        f"{head.get('foods_accuracy') or '-'} on held-out foods"
         if head
         else "health:     the model has no health head (scores from stated facts only)"
     )

@@ -28,7 +28,7 @@ from indexer.errors import (
     NotFoundError,
 )
 from indexer.home import FoodIndex
-from indexer.settings import settings
+from indexer.settings import Settings, settings
 
 from . import routes_items, routes_jobs, routes_ops, routes_search
 from .docs import add_docs
@@ -316,8 +316,13 @@ def serve(
     insecure: bool,
     compact_every: float,
     log_format: str = "text",
+    config: Settings | None = None,
 ) -> None:
+    """Serve a home until stopped; ``config``: the settings read at the command line's
+    edge (default: the environment now)."""
     import uvicorn
+
+    cfg = config if config is not None else settings()
 
     if not is_loopback(host) and not token and not insecure:
         raise BadInputError(
@@ -326,18 +331,19 @@ def serve(
         )
     if protect_reads and not token:
         raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
-    index = FoodIndex(home=home, model=model, db=db)
+    index = FoodIndex(home=home, model=model, db=db, config=cfg)
     app = create_app(
         index,
         token=token,
         protect_reads=protect_reads,
         compact_every=compact_every,
         allowed_hosts=LOOPBACK_NAMES + [host] if is_loopback(host) else None,
+        limits=Limits.from_settings(cfg),
     )
-    db_url = db or settings().db or index.layout.db_url
+    db_url = db or cfg.db or index.layout.db_url
     facts = startup_facts(index, host, port, db_url, token, protect_reads, is_loopback(host))
     announce(facts, log_format)
-    level = settings().log_level
+    level = cfg.log_level
     config = log_config(log_format, level)
     # the levels are in the config (requests logged whatever the level)
     uvicorn.run(app, host=host, port=port, log_config=config, log_level=None)
