@@ -88,6 +88,8 @@ def run_variant(recipe: str, changes: dict, seed: int, folder: Path) -> dict:
     from indexer.quality import model_report
     from indexer.train import SEARCH_SOURCES, TrainConfig, _write_head, train_search_next
 
+    # The dev half is what a variant is judged on, so no lookup foods are trained on.
+    changes = {"lookup_split": "", **changes}
     cfg = TrainConfig.for_recipe(recipe, output=folder, seed=seed, **changes)
     info = train_search_next(cfg, progress=False)
     encode = load_embedder(str(folder), encoder="torch").encode

@@ -80,7 +80,7 @@ def search_load(url: str, queries: list[str], clients: int, seconds: float):
 STORM_SERVER = r"""
 import json, sys
 from pathlib import Path
-import indexer.home
+import indexer.ann
 from indexer import BuildOptions, FoodIndex
 from search.service import create_app
 from tests.fakes import FakeEmbedder
@@ -91,7 +91,7 @@ idx = FoodIndex(home, embedder=FakeEmbedder(64))
 idx.build([source], BuildOptions(progress=False))
 idx.search("warm up", k=1)
 count = [0]
-real = indexer.home.AnnIndex.build
+real = indexer.ann.AnnIndex.build
 Path(out).write_text(json.dumps({"full_rebuilds": 0}))
 
 def counted(*args, **kw):
@@ -99,29 +99,79 @@ def counted(*args, **kw):
     Path(out).write_text(json.dumps({"full_rebuilds": count[0]}))
     return real(*args, **kw)
 
-indexer.home.AnnIndex.build = counted
+indexer.ann.AnnIndex.build = counted
 uvicorn.run(create_app(idx, compact_every=30), host="127.0.0.1", port=int(port),
             log_level="warning")
 """
 
 
-def storm(args) -> dict:
+def _storm_items(root: Path, tmp: Path, items: int) -> tuple[Path, list[dict], list[str]]:
+    """``items`` rows made from the sample corpus, written to a CSV: (its path, the
+    sample rows, the search queries: the sample's names)."""
     import csv
 
-    root = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
-    sample = root / "indexer" / "data" / "sample_foods.csv"
-    with open(sample, encoding="utf-8") as fh:
+    with open(root / "indexer" / "data" / "sample_foods.csv", encoding="utf-8") as fh:
         base = list(csv.DictReader(fh))
-    tmp = Path(tempfile.mkdtemp(prefix="foodvec-storm-"))
     source = tmp / "items.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["id", "text", "category"])
         w.writeheader()
-        for i in range(args.items):
+        for i in range(items):
             r = base[i % len(base)]
-            w.writerow({"id": f"s{i}", "text": f"{r['text']} (변형 {i // len(base)})",
-                        "category": r.get("category", "")})
-    queries = [r["text"].split(":")[0] for r in base]
+            w.writerow(
+                {
+                    "id": f"s{i}",
+                    "text": f"{r['text']} (변형 {i // len(base)})",
+                    "category": r.get("category", ""),
+                }
+            )
+    return source, base, [r["text"].split(":")[0] for r in base]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(proc.stderr.read().decode()[-3000:])
+        time.sleep(0.2)
+    raise SystemExit("the server did not become ready")
+
+
+def _upserts(url: str, base: list[dict], args, stop: threading.Event, lat: list, err: list):
+    """One-item upserts at ``args.upserts_per_s`` until ``stop``: half new items, half
+    rewrites of random items; latencies (ms) and non-200 answers are appended."""
+    rng = np.random.default_rng(1)
+    period = 1.0 / args.upserts_per_s
+    nxt = time.monotonic()
+    j = 0
+    with httpx.Client(base_url=url, timeout=120) as c:
+        while not stop.is_set():
+            r = base[j % len(base)]
+            if j % 2:
+                item = {
+                    "id": f"s{int(rng.integers(args.items))}",
+                    "text": f"{r['text']} (고침 {j})",
+                }
+            else:
+                item = {"id": f"u{j}", "text": f"{r['text']} (새 {j})"}
+            t1 = time.perf_counter()
+            resp = c.post("/items", json={"items": [item]})
+            lat.append((time.perf_counter() - t1) * 1000)
+            err[0] += resp.status_code != 200
+            j += 1
+            nxt += period
+            time.sleep(max(0.0, nxt - time.monotonic()))
+
+
+def storm(args) -> dict:
+    root = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="foodvec-storm-"))
+    source, base, queries = _storm_items(root, tmp, args.items)
     port = free_port()
     out = tmp / "server.json"
     t0 = time.perf_counter()
@@ -133,46 +183,13 @@ def storm(args) -> dict:
         env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
+    up_lat: list[float] = []
+    up_err = [0]
     try:
-        deadline = time.monotonic() + args.start_timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(proc.stderr.read().decode()[-3000:])
-            time.sleep(0.2)
-        else:
-            raise SystemExit("the server did not become ready")
+        _wait_ready(url, proc, args.start_timeout)
         start_s = time.perf_counter() - t0
-        up_lat: list[float] = []
-        up_err = [0]
         stop = threading.Event()
-
-        def writer() -> None:
-            rng = np.random.default_rng(1)
-            period = 1.0 / args.upserts_per_s
-            nxt = time.monotonic()
-            j = 0
-            with httpx.Client(base_url=url, timeout=120) as c:
-                while not stop.is_set():
-                    r = base[j % len(base)]
-                    if j % 2:
-                        item = {"id": f"s{int(rng.integers(args.items))}",
-                                "text": f"{r['text']} (고침 {j})"}
-                    else:
-                        item = {"id": f"u{j}", "text": f"{r['text']} (새 {j})"}
-                    t1 = time.perf_counter()
-                    resp = c.post("/items", json={"items": [item]})
-                    up_lat.append((time.perf_counter() - t1) * 1000)
-                    up_err[0] += resp.status_code != 200
-                    j += 1
-                    nxt += period
-                    time.sleep(max(0.0, nxt - time.monotonic()))
-
-        w = threading.Thread(target=writer)
+        w = threading.Thread(target=_upserts, args=(url, base, args, stop, up_lat, up_err))
         w.start()
         lat, errors, wall = search_load(url, queries, args.clients, args.seconds)
         stop.set()
@@ -208,6 +225,75 @@ def storm(args) -> dict:
     }
 
 
+def _in_process_ms(home: Path, queries: list[str]) -> list[float]:
+    """The baseline: the same searches made in process."""
+    from indexer import FoodIndex
+
+    with FoodIndex(home) as idx:
+        s = idx.searcher()
+        s.search(queries[:2])
+        local = []
+        for q in queries[:200]:
+            t0 = time.perf_counter()
+            s.search(q, k=10)
+            local.append((time.perf_counter() - t0) * 1000)
+    return local
+
+
+def _upsert_batches(url: str, batches: int) -> tuple[float, int]:
+    """Upserts of ``batches`` batches of 100 new items from one client: (seconds, errors)."""
+    new_rows = sample_rows(batches * 100, seed=99)
+    errors = 0
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=120) as c:
+        for b in range(batches):
+            items = [
+                {
+                    "id": f"new-{b}-{i}",
+                    "text": r["text"] + f" (batch {b})",
+                    "metadata": {"category": r["category"]},
+                }
+                for i, r in enumerate(new_rows[b * 100 : (b + 1) * 100])
+            ]
+            errors += c.post("/items", json={"items": items}).status_code != 200
+    return time.perf_counter() - t0, errors
+
+
+def _one_size(args, size: int, queries: list[str]) -> dict:
+    tmp = Path(tempfile.mkdtemp())
+    home = tmp / "home"
+    make_home(args.source_home, home, size, "auto")
+    local = _in_process_ms(home, queries)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "foodvec"), "serve", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    lat, errors, wall = search_load(url, queries, args.clients, args.seconds)
+    up_s, up_errors = _upsert_batches(url, args.batches)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    shutil.rmtree(tmp)
+    return {
+        "items": size,
+        "clients": args.clients,
+        "http_search_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+        "http_searches_per_s": round(len(lat) / wall, 1),
+        "in_process_search_ms": {"p50": pct(local, 50), "p99": pct(local, 99)},
+        "upsert_items_per_s_batches_of_100": round(args.batches * 100 / up_s, 1),
+        "errors": errors + up_errors,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--source-home", type=Path)
@@ -226,69 +312,8 @@ def main() -> None:
         return
     if args.source_home is None:
         ap.error("--source-home is needed (or --storm)")
-
-    from indexer import FoodIndex
-    from search import Searcher
-
     queries = [r["text"] for r in sample_rows(400, seed=7)]
-    results = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        tmp = Path(tempfile.mkdtemp())
-        home = tmp / "home"
-        make_home(args.source_home, home, size, "auto")
-        with FoodIndex(home) as idx:  # baseline: the same searches in process
-            s = Searcher(idx)
-            s.search(queries[:2])
-            local = []
-            for q in queries[:200]:
-                t0 = time.perf_counter()
-                s.search(q, k=10)
-                local.append((time.perf_counter() - t0) * 1000)
-        port = free_port()
-        proc = subprocess.Popen(
-            [str(BIN / "foodvec"), "serve", "--home", str(home), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ},
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        lat, errors, wall = search_load(url, queries, args.clients, args.seconds)
-        # upserts: batches of 100 new items, one client
-        new_rows = sample_rows(args.batches * 100, seed=99)
-        up_t0 = time.perf_counter()
-        with httpx.Client(base_url=url, timeout=120) as c:
-            for b in range(args.batches):
-                items = [
-                    {
-                        "id": f"new-{b}-{i}",
-                        "text": r["text"] + f" (batch {b})",
-                        "metadata": {"category": r["category"]},
-                    }
-                    for i, r in enumerate(new_rows[b * 100 : (b + 1) * 100])
-                ]
-                r = c.post("/items", json={"items": items})
-                errors += r.status_code != 200
-        up_s = time.perf_counter() - up_t0
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        results.append(
-            {
-                "items": size,
-                "clients": args.clients,
-                "http_search_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
-                "http_searches_per_s": round(len(lat) / wall, 1),
-                "in_process_search_ms": {"p50": pct(local, 50), "p99": pct(local, 99)},
-                "upsert_items_per_s_batches_of_100": round(args.batches * 100 / up_s, 1),
-                "errors": errors,
-            }
-        )
-        shutil.rmtree(tmp)
+    results = [_one_size(args, int(size), queries) for size in args.sizes.split(",")]
     emit({"bench": "http", "results": results, "machine": machine()})
 
 

@@ -63,6 +63,90 @@ def index_sizes(folder: Path) -> dict[str, float]:
     }
 
 
+def _warm_ms(s, queries: list[str], k: int) -> dict[str, list[float]]:
+    """Warm search latencies of both modes, interleaved so both see the same machine."""
+    s.search(queries[:2], k=k)
+    lat: dict[str, list[float]] = {"hybrid": [], "dense": []}
+    for q in queries:
+        for mode, times in lat.items():
+            t0 = time.perf_counter()
+            s.search(q, k=k, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
+def _recall(idx, queries: list[str], k: int) -> tuple[float, np.ndarray]:
+    """Recall@k of the index against exact search, and the stored vectors."""
+    ann = idx.sync()
+    ids, vecs = idx.vectors()
+    qv = idx.embedder.encode(queries)
+    flat = faiss.IndexFlatIP(ann.dim)
+    flat.add(vecs)
+    exact_scores, _ = flat.search(qv, k)
+    _, approx_ids = ann.search(qv, k)
+    # Tie-aware recall: USDA repeats names, so several items can share the k-th score;
+    # a result counts when its true score reaches the exact k-th score.
+    pos = {int(i): n for n, i in enumerate(ids)}
+    true = np.array(
+        [
+            [float(qv[r] @ vecs[pos[int(i)]]) if i >= 0 else -9.0 for i in row]
+            for r, row in enumerate(approx_ids)
+        ]
+    )
+    return float(np.mean(true >= exact_scores[:, -1:] - 1e-5)), vecs
+
+
+def _baseline_ms(reference, vecs: np.ndarray, queries: list[str], k: int) -> list[float]:
+    """sentence-transformers' encode and semantic_search over the same vectors."""
+    import torch
+    from sentence_transformers import util
+
+    corpus = torch.from_numpy(vecs)
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        v = reference.model.encode([q], convert_to_tensor=True, normalize_embeddings=True)
+        util.semantic_search(v, corpus, top_k=k)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _one_size(args, size: int, queries: list[str], reference) -> dict:
+    from indexer import FoodIndex
+
+    tmp = Path(tempfile.mkdtemp())
+    index_s = make_home(args.source_home, tmp / "home", size, args.kind)
+    with FoodIndex(tmp / "home") as idx:
+        lat = _warm_ms(idx.searcher(), queries, args.k)
+        recall, vecs = _recall(idx, queries, args.k)
+        base_lat = _baseline_ms(reference, vecs, queries, args.k)
+        stats = idx.stats()
+    cold = [
+        run_measured([str(BIN / "foodvec"), "search", q, "--home", str(tmp / "home"), "--json"])[
+            "seconds"
+        ]
+        for q in queries[:5]
+    ]
+    sizes = index_sizes(tmp / "home" / "index")
+    shutil.rmtree(tmp)
+    ms = {mode: {"p50": pct(v, 50), "p99": pct(v, 99)} for mode, v in lat.items()}
+    return {
+        "items": stats["items"],
+        "index": stats["index"]["type"],
+        "params": stats["index"]["params"],
+        "index_build_seconds": index_s,
+        "recall_at_10_vs_exact": round(float(recall), 4),
+        "foodvec_hybrid_warm_ms": ms["hybrid"],
+        "foodvec_dense_warm_ms": ms["dense"],
+        "index_mib": sizes,
+        "baseline_st_encode_semantic_search_ms": {
+            "p50": pct(base_lat, 50),
+            "p99": pct(base_lat, 99),
+        },
+        "cold_foodvec_search_s": {"median": round(statistics.median(cold), 3), "runs": cold},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--source-home", type=Path, required=True)
@@ -72,86 +156,12 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=10)
     args = ap.parse_args()
 
-    import torch
-    from sentence_transformers import util
-
-    from indexer import FoodIndex, load_embedder
-    from search import Searcher
+    from indexer import load_embedder
 
     queries = [r["text"] for r in sample_rows(args.queries, seed=7)]
     reference = load_embedder("base", encoder="torch")
     reference.model.encode(queries[:2])
-    results = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        tmp = Path(tempfile.mkdtemp())
-        index_s = make_home(args.source_home, tmp / "home", size, args.kind)
-        with FoodIndex(tmp / "home") as idx:
-            s = Searcher(idx)
-            s.search(queries[:2], k=args.k)
-            lat: dict[str, list[float]] = {"hybrid": [], "dense": []}
-            for q in queries:  # the modes interleaved, so both see the same machine
-                for mode, times in lat.items():
-                    t0 = time.perf_counter()
-                    s.search(q, k=args.k, mode=mode)
-                    times.append((time.perf_counter() - t0) * 1000)
-            ann = idx.sync()
-            ids, vecs = idx.vectors()
-            qv = idx.embedder.encode(queries)
-            flat = faiss.IndexFlatIP(ann.dim)
-            flat.add(vecs)
-            exact_scores, _ = flat.search(qv, args.k)
-            _, approx_ids = ann.search(qv, args.k)
-            # Tie-aware recall: USDA repeats names, so several items can share the k-th
-            # score; a result counts when its true score reaches the exact k-th score.
-            pos = {int(i): n for n, i in enumerate(ids)}
-            true = np.array(
-                [
-                    [float(qv[r] @ vecs[pos[int(i)]]) if i >= 0 else -9.0 for i in row]
-                    for r, row in enumerate(approx_ids)
-                ]
-            )
-            recall = float(np.mean(true >= exact_scores[:, -1:] - 1e-5))
-            corpus = torch.from_numpy(vecs)
-            base_lat = []
-            for q in queries:
-                t0 = time.perf_counter()
-                v = reference.model.encode([q], convert_to_tensor=True, normalize_embeddings=True)
-                util.semantic_search(v, corpus, top_k=args.k)
-                base_lat.append((time.perf_counter() - t0) * 1000)
-            stats = idx.stats()
-        cold = [
-            run_measured(
-                [str(BIN / "foodvec"), "search", q, "--home", str(tmp / "home"), "--json"]
-            )["seconds"]
-            for q in queries[:5]
-        ]
-        results.append(
-            {
-                "items": stats["items"],
-                "index": stats["index"]["type"],
-                "params": stats["index"]["params"],
-                "index_build_seconds": index_s,
-                "recall_at_10_vs_exact": round(float(recall), 4),
-                "foodvec_hybrid_warm_ms": {
-                    "p50": pct(lat["hybrid"], 50),
-                    "p99": pct(lat["hybrid"], 99),
-                },
-                "foodvec_dense_warm_ms": {
-                    "p50": pct(lat["dense"], 50),
-                    "p99": pct(lat["dense"], 99),
-                },
-                "index_mib": index_sizes(tmp / "home" / "index"),
-                "baseline_st_encode_semantic_search_ms": {
-                    "p50": pct(base_lat, 50),
-                    "p99": pct(base_lat, 99),
-                },
-                "cold_foodvec_search_s": {
-                    "median": round(statistics.median(cold), 3),
-                    "runs": cold,
-                },
-            }
-        )
-        shutil.rmtree(tmp)
+    results = [_one_size(args, int(size), queries, reference) for size in args.sizes.split(",")]
     emit(
         {
             "bench": "search",

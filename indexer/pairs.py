@@ -330,62 +330,74 @@ def training_examples(
             harming.setdefault(n, []).append(f)
     out: list[Example] = []
 
-    def dressed(f: Food) -> Food:
-        return Food(f.name, dress(f, rng), f.healthy, f.english)
-
     def add(anchor: str, f: Food, negative: Food | None, *keys: str) -> None:
         neg = negative.text if negative is not None else None
         own = {"food:" + f.text, *keys} | ({"food:" + neg} if neg else set())
         out.append(Example(anchor, f.text, neg, frozenset(own)))
 
     for f in foods:
-        if "name" in kinds:
-            add(f.name, f, None)
-        if "typed" in kinds:
-            add(rng.choice(typed_variants(f.name, rng)), f, None)
-        if "english" in kinds and f.english:
-            add(f.english, f, None)
-        found = nutrients_of(f.text)
-        if "nutrient" in kinds and found:
-            n = rng.choice(found)
-            add(rng.choice(NUTRIENTS[n][1]), f, None, "nutrient:" + n)
-        if "reword" in kinds and len(_profile(f)) >= 1:
-            # the hard negative: another food with the most nutrients in common, so
-            # that a reworded copy is told apart from a food of the same profile
-            twin = _closest_profile(f, foods, rng) if "reword-hard" in kinds else None
-            add(f.text, Food(f.name, reword(f, rng), f.healthy), twin)
-        if "dressed" in kinds and " - " not in f.text and _profile(f):
-            add(
-                rng.choice([f.name, *typed_variants(f.name, rng)]),
-                dressed(f),
-                None,
-                "food:" + f.text,
-            )
+        _food_examples(f, foods, kinds, rng, add)
         if "need" in kinds and f.healthy and stance[f.text][0]:
             need = know.needs[rng.choice(sorted(stance[f.text][0]))]
             neg = rng.choice(harming[need.id]) if harming.get(need.id) else None
             add(rng.choice(need_phrasings(need, "help")), f, neg, "need:" + need.id)
     if "need" in kinds:
-        for need in know.needs.values():
-            for side, pos, neg, count in (
-                ("help", helping, harming, needs_per),
-                ("harm", harming, helping, max(1, needs_per // 3)),
-            ):
-                if not pos.get(need.id):
-                    continue
-                says = need_phrasings(need, side)
-                for _ in range(count):
-                    f = rng.choice(pos[need.id])
-                    other = rng.choice(neg[need.id]) if neg.get(need.id) else None
-                    add(rng.choice(says), f, other, "need:" + need.id)
+        _need_examples(know, helping, harming, needs_per, rng, add)
     if "phrase" in kinds:
-        for marks, asks in NUTRIENTS.values():
-            for ask in asks:
-                out.append(Example(ask, f"{marks[0]} 풍부", None, frozenset({"n:" + marks[0]})))
-        for _, phrasings, label in NEEDS:
-            for say in phrasings:
-                out.append(Example(say, label, None, frozenset({"l:" + label})))
+        out.extend(_phrase_examples())
     rng.shuffle(out)
+    return out
+
+
+def _food_examples(f: Food, foods: list[Food], kinds, rng: random.Random, add) -> None:
+    """A food's own examples: its name, a typed name, its English name, a nutrient it
+    mentions, a reworded copy and a dressed copy of its description."""
+    if "name" in kinds:
+        add(f.name, f, None)
+    if "typed" in kinds:
+        add(rng.choice(typed_variants(f.name, rng)), f, None)
+    if "english" in kinds and f.english:
+        add(f.english, f, None)
+    found = nutrients_of(f.text)
+    if "nutrient" in kinds and found:
+        n = rng.choice(found)
+        add(rng.choice(NUTRIENTS[n][1]), f, None, "nutrient:" + n)
+    if "reword" in kinds and len(_profile(f)) >= 1:
+        # the hard negative: another food with the most nutrients in common, so that a
+        # reworded copy is told apart from a food of the same profile
+        twin = _closest_profile(f, foods, rng) if "reword-hard" in kinds else None
+        add(f.text, Food(f.name, reword(f, rng), f.healthy), twin)
+    if "dressed" in kinds and " - " not in f.text and _profile(f):
+        anchor = rng.choice([f.name, *typed_variants(f.name, rng)])
+        add(anchor, Food(f.name, dress(f, rng), f.healthy, f.english), None, "food:" + f.text)
+
+
+def _need_examples(know, helping, harming, needs_per: int, rng: random.Random, add) -> None:
+    """``needs_per`` ways of asking for foods good for each need (a helping food the
+    positive, a harming one the negative), a third as many for foods bad for it."""
+    for need in know.needs.values():
+        for side, pos, neg, count in (
+            ("help", helping, harming, needs_per),
+            ("harm", harming, helping, max(1, needs_per // 3)),
+        ):
+            if not pos.get(need.id):
+                continue
+            says = need_phrasings(need, side)
+            for _ in range(count):
+                f = rng.choice(pos[need.id])
+                other = rng.choice(neg[need.id]) if neg.get(need.id) else None
+                add(rng.choice(says), f, other, "need:" + need.id)
+
+
+def _phrase_examples() -> list[Example]:
+    """Each way of asking for a nutrient or a need tied to the words labels use."""
+    out = []
+    for marks, asks in NUTRIENTS.values():
+        for ask in asks:
+            out.append(Example(ask, f"{marks[0]} 풍부", None, frozenset({"n:" + marks[0]})))
+    for _, phrasings, label in NEEDS:
+        for say in phrasings:
+            out.append(Example(say, label, None, frozenset({"l:" + label})))
     return out
 
 
