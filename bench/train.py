@@ -22,6 +22,7 @@ HIGHER_IS_BETTER = {
     "lookup_dense_need_ndcg10": True,
     "heldout_1nn_accuracy": True,
     "health_head_accuracy": True,
+    "health_head_foods_accuracy": True,
     "english_ndcg@10": True,
     "planted_ap": True,
     "unk_rate_hangul_words": False,
@@ -32,17 +33,19 @@ HIGHER_IS_BETTER = {
 }
 
 
-def _base_head_accuracy() -> float | None:
+def _base_head() -> dict:
     """The health head fitted the same way on the base model's vectors (the baseline)."""
     from indexer.embedder import load_embedder
-    from indexer.evaluate import load_labelled
     from indexer.health import train_head
-    from indexer.settings import DATA_DIR
+    from indexer.train import head_rows
 
     encode = load_embedder("base", encoder="torch").encode
-    texts, labels = load_labelled(DATA_DIR / "train.csv")
-    held = load_labelled(DATA_DIR / "heldout.csv")
-    return train_head(encode, texts, labels, held).heldout_accuracy
+    rows, heldout, foods = head_rows()
+    head = train_head(encode, *rows, heldout, foods)
+    return {
+        "health_head_accuracy": head.heldout_accuracy,
+        "health_head_foods_accuracy": head.foods_accuracy,
+    }
 
 
 def main() -> None:
@@ -58,7 +61,7 @@ def main() -> None:
     from indexer.train import TrainConfig, train
 
     out = {"bench": "train", "base": model_report("base"), "runs": [], "machine": machine()}
-    out["base"]["health_head_accuracy"] = _base_head_accuracy()
+    out["base"].update(_base_head())
     with tempfile.TemporaryDirectory() as tmp:
         for recipe, seeds in ((args.recipe, args.seeds), ("card", args.card_seeds)):
             for seed in [int(s) for s in seeds.split(",") if s]:
@@ -71,6 +74,7 @@ def main() -> None:
                         "train_seconds": info["seconds"],
                         "steps": info["steps"],
                         "health_head_accuracy": load_head(path).heldout_accuracy,
+                        "health_head_foods_accuracy": load_head(path).foods_accuracy,
                         **model_report(str(path)),
                     }
                 )

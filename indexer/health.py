@@ -1,11 +1,15 @@
 """The health head: how healthy a nutrition profile reads, from its embedding alone.
 
 A logistic regression on the model's normalised 384-d vectors, fitted by ``foodvec
-train`` on the seed's labelled phrases (``indexer/data/train.csv``) and saved beside the
-model as ``health_head.json`` (weights, bias, and its accuracy on the held-out phrases
-of ``indexer/data/heldout.csv``, none of which it saw). Scoring is numpy only, so a
-search process needs no torch for it. A score is in [0, 1]: the probability that the
-text describes a healthy profile (label 1).
+train`` on the seed's labelled phrases (``indexer/data/train.csv``) and on the labelled
+food descriptions of the demo corpus and of the lookup benchmark's dev half, and saved
+beside the model as ``health_head.json`` (weights, bias, and its accuracy on the
+held-out phrases of ``indexer/data/heldout.csv`` and on the foods of the lookup test
+half, none of which it saw). Phrases alone teach it short profiles, not whole
+descriptions: fitted on them only, it labelled held-out foods barely better than a
+coin (README, "The model"). Scoring is numpy only, so a search process needs no torch
+for it. A score is in [0, 1]: the probability that the text describes a healthy
+profile (label 1).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class HealthHead:
     l2: float = 0.0
     heldout_accuracy: float | None = None
     train_rows: int = 0
+    foods_accuracy: float | None = None  # on held-out food descriptions
 
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """Probability of a healthy profile for each row of ``vectors`` (n, dim), or
@@ -46,6 +51,7 @@ class HealthHead:
             "bias": float(self.bias),
             "l2": self.l2,
             "heldout_accuracy": self.heldout_accuracy,
+            "foods_accuracy": self.foods_accuracy,
             "train_rows": self.train_rows,
         }
 
@@ -94,17 +100,32 @@ def choose_l2(x: np.ndarray, y: np.ndarray, grid: Sequence[float] = L2_GRID) -> 
 
 
 def train_head(
-    encode, texts: Sequence[str], labels: np.ndarray, heldout: tuple | None = None
+    encode,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    heldout: tuple | None = None,
+    heldout_foods: tuple | None = None,
 ) -> HealthHead:
-    """Fit the head on ``encode(texts)`` and measure it on ``heldout`` (texts, labels)."""
+    """Fit the head on ``encode(texts)`` and measure it on ``heldout`` phrases and on
+    ``heldout_foods`` descriptions (each a pair of texts and labels)."""
     x = encode(list(texts))
     y = np.asarray(labels, dtype=int)
     l2 = choose_l2(x, y)
     w, b = fit_logistic(x, y, l2)
-    acc = None
-    if heldout is not None:
-        acc = round(_accuracy(w, b, encode(list(heldout[0])), np.asarray(heldout[1])), 4)
-    return HealthHead(w, b, l2=l2, heldout_accuracy=acc, train_rows=len(y))
+
+    def accuracy(held: tuple | None) -> float | None:
+        if held is None or not len(held[0]):
+            return None
+        return round(_accuracy(w, b, encode(list(held[0])), np.asarray(held[1], dtype=int)), 4)
+
+    return HealthHead(
+        w,
+        b,
+        l2=l2,
+        heldout_accuracy=accuracy(heldout),
+        train_rows=len(y),
+        foods_accuracy=accuracy(heldout_foods),
+    )
 
 
 def save_head(model_dir: Path | str, head: HealthHead) -> Path:
@@ -124,16 +145,32 @@ def load_head(model_dir: Path | str) -> HealthHead | None:
         return None
     if weights.ndim != 1 or not np.isfinite(weights).all() or not np.isfinite(bias):
         return None
-    accuracy = raw.get("heldout_accuracy")
     try:
-        accuracy = None if accuracy is None else float(accuracy)
         rows = int(raw.get("train_rows") or 0)
         l2 = float(raw.get("l2") or 0.0)
     except (TypeError, ValueError, OverflowError):
         return None
-    if accuracy is not None and not 0.0 <= accuracy <= 1.0:
-        accuracy = None  # NaN, Infinity or out of range: unknown, not shown as a figure
-    return HealthHead(weights, bias, l2=l2, heldout_accuracy=accuracy, train_rows=rows)
+    accuracy, foods = _fraction(raw.get("heldout_accuracy")), _fraction(raw.get("foods_accuracy"))
+    if accuracy is _BAD or foods is _BAD:
+        return None
+    return HealthHead(
+        weights, bias, l2=l2, heldout_accuracy=accuracy, train_rows=rows, foods_accuracy=foods
+    )
+
+
+_BAD = object()
+
+
+def _fraction(value) -> float | None | object:
+    """An accuracy read from the file: a number in [0, 1]; None when missing, NaN,
+    infinite or out of range (unknown, not shown as a figure); _BAD when unreadable."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return _BAD
+    return value if 0.0 <= value <= 1.0 else None
 
 
 @functools.lru_cache(maxsize=8)

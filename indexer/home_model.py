@@ -120,7 +120,11 @@ class HomeModel:
             return None
         if head is None:
             return None
-        return {"heldout_accuracy": head.heldout_accuracy, "train_rows": head.train_rows}
+        return {
+            "heldout_accuracy": head.heldout_accuracy,
+            "foods_accuracy": head.foods_accuracy,
+            "train_rows": head.train_rows,
+        }
 
     def _warn_once(self, key: str, msg: str, *args: Any) -> None:
         """A warning this object gives once (a server would repeat it per request)."""

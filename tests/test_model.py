@@ -289,8 +289,13 @@ def test_health_head_fits_saves_and_scores(tmp_path):
     hx, hy = phrases(60)
     table = {f"t{i}": row for i, row in enumerate(np.vstack([x, hx]))}
     names = list(table)
-    head = train_head(lambda ts: np.array([table[t] for t in ts]), names[:80], y, (names[80:], hy))
+    # held-out "foods": the held-out rows with the labels flipped, so that this figure
+    # is told apart from the phrases' one
+    foods = (names[80:], 1 - hy)
+    encode = lambda ts: np.array([table[t] for t in ts])  # noqa: E731
+    head = train_head(encode, names[:80], y, (names[80:], hy), foods)
     assert head.heldout_accuracy >= 0.95 and head.train_rows == 80
+    assert head.foods_accuracy == round(1 - head.heldout_accuracy, 4)
     scores = head.score(hx)
     assert ((scores >= 0) & (scores <= 1)).all()
     assert scores[hy == 1].mean() > 0.5 > scores[hy == 0].mean()
@@ -301,6 +306,7 @@ def test_health_head_fits_saves_and_scores(tmp_path):
     save_head(tmp_path, head)
     again = load_head(tmp_path)
     assert isinstance(again, HealthHead) and again.heldout_accuracy == head.heldout_accuracy
+    assert again.foods_accuracy == head.foods_accuracy
     np.testing.assert_allclose(again.score(hx), scores, atol=1e-5)
     (tmp_path / HEAD_FILE).write_text("{not json")
     assert load_head(tmp_path) is None

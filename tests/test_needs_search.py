@@ -111,7 +111,11 @@ def test_every_hit_carries_the_health_heads_score(built, monkeypatch):
         ids, vecs = idx.vectors()
         rows = idx.items(ids.tolist())
         by_ext = {rows[int(i)].ext_id: v for i, v in zip(ids, vecs, strict=True)}
-        assert idx.stats()["health_head"] == {"heldout_accuracy": 0.9, "train_rows": 82}
+        assert idx.stats()["health_head"] == {
+            "heldout_accuracy": 0.9,
+            "foods_accuracy": None,
+            "train_rows": 82,
+        }
     assert hits and all(h.health is not None for h in hits)
     for h in hits:
         assert h.health == pytest.approx(float(head.score(by_ext[h.id])), abs=1e-4)
