@@ -522,4 +522,5 @@ def _checked_arrays(
             return None
     return indptr, indices, values, ids, lens
 
+
 __all__ = ["LexicalIndex", "FIELDS", "WEIGHTS"]

@@ -30,7 +30,6 @@ EXTENSIONS = {
 }
 
 
-
 def format_of(path: Path) -> str | None:
     """The format a file name says (its extension), or None."""
     return EXTENSIONS.get(path.suffix.lower())
