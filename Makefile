@@ -17,8 +17,8 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PIP) install -q --disable-pip-version-check -e ".[dev,parquet,train,plot,postgres,cluster]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, faiss, sentence_transformers, sqlalchemy, alembic, click, psycopg, ray, kiwipiepy"
+	$(PIP) install -q --disable-pip-version-check -e ".[dev,docs,parquet,train,plot,postgres,cluster]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, faiss, sentence_transformers, sqlalchemy, alembic, click, psycopg, ray, kiwipiepy, mkdocs"
 	touch $(STAMP)
 
 install: $(STAMP)
