@@ -22,7 +22,7 @@ from bench.common import emit, machine
 
 # name -> settings changed from the recipe. The first row is the recipe itself.
 TRIAL = {"pairs": "name,typed,nutrient", "health": "none", "health_weight": 0.0, "epochs": 4}
-# The rows of README "The model" were measured with the foodvec-next recipe of their
+# The rows of docs/model.md were measured with the foodvec-next recipe of their
 # day; "recipe" is whatever foodvec-next holds now.
 VARIANTS: dict[str, dict] = {
     "recipe": {},

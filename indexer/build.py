@@ -41,7 +41,7 @@ from .text import (
 ON_ERROR = ("fail", "skip")
 # Ids and names are keys of B-tree indexes (items.ext_id, items.name_key), and
 # PostgreSQL's B-tree takes at most about 2.7 KB a row: both are limited here, before
-# the database, on every store alike (README "Building an index").
+# the database, on every store alike (docs/building.md).
 MAX_ID_CHARS = 512
 MAX_NAME_CHARS = 200
 MAX_NAME_KEY_BYTES = 1000  # the name as compared (``terms.name_key``), which NFKC may widen

@@ -1,5 +1,5 @@
 """The derived indexes of a home: the FAISS and the lexical (BM25) index, kept at one
-generation of the database (README, "Consistency").
+generation of the database (docs/serving.md, "Consistency").
 
 ``DerivedIndex`` loads the published files, catches them up from the change log (or
 rebuilds them from the database when it cannot), publishes them atomically under the

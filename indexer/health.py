@@ -7,7 +7,7 @@ beside the model as ``health_head.json`` (weights, bias, and its accuracy on the
 held-out phrases of ``indexer/data/heldout.csv`` and on the foods of the lookup test
 half, none of which it saw). Phrases alone teach it short profiles, not whole
 descriptions: fitted on them only, it labelled held-out foods barely better than a
-coin (README, "The model"). Scoring is numpy only, so a search process needs no torch
+coin (docs/model.md). Scoring is numpy only, so a search process needs no torch
 for it. A score is in [0, 1]: the probability that the text describes a healthy
 profile (label 1).
 """

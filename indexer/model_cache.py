@@ -1,8 +1,9 @@
 """The trained default model, cached per user: trained once, copied into every home.
 
-``foodvec train`` with its defaults looks the model up here first (README, "Models"):
-an entry is keyed by what makes the model what it is — the recipe and its settings, the
-training data, the base model's weights and the training code — so a second clone's
+``foodvec train`` with its defaults looks the model up here first (docs/model.md, "The
+per-user cache"): an entry is keyed by what makes the model what it is — the recipe and
+its settings, the training data, the base model's weights and the training code — so a
+second clone's
 ``make demo`` copies the model in seconds, and a change to any of them trains anew.
 
 An entry is ``CACHE/models/<key>/`` (CACHE: FOODVEC_CACHE, the per-user cache that also

@@ -142,7 +142,7 @@ def unk_rate(tokenizer_json: Path, texts: Sequence[str]) -> float:
 
 
 def model_report(spec: str, split: str = "test") -> dict[str, Any]:
-    """Every figure foodvec judges a model by (README, "The model"), the lookup and
+    """Every figure foodvec judges a model by (docs/model.md), the lookup and
     planted figures on the benchmark half ``split``."""
     from indexer.embedder import base_model_path, load_embedder
     from indexer.evaluate import evaluate_model

@@ -48,7 +48,7 @@ from .understand import lexicon, parse_query
 
 MAX_K = 1000
 MODES = ("hybrid", "dense", "lexical")
-# Chosen on the dev half of indexer/data/lookup (bench.lookup --tune; README "Search"): the
+# Chosen on the dev half of indexer/data/lookup (bench.lookup --tune; docs/searching.md): the
 # weight of the cosine in the fused score (0.2 to 0.6 scored within 0.001 of each
 # other there; 0.6 also keeps hybrid at or above dense on the English retrieval set,
 # where 0.2 and 0.3 fell 0.005 below it), and how many candidates each leg offers (20,

@@ -1,6 +1,6 @@
 """Settings: every environment variable foodvec reads, and the layout of a home.
 
-Nothing else in the package reads ``os.environ``; the README's "Environment" table
+Nothing else in the package reads ``os.environ``; the "Environment" table of docs/reference.md
 lists the same variables (a test keeps the two in step).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-# name -> what it sets (the README's table says the same, with defaults)
+# name -> what it sets (docs/reference.md, "Environment", says the same, with defaults)
 VARIABLES = {
     "FOODVEC_HOME": "the home folder (--home)",
     "FOODVEC_MODEL": "the model (--model)",
@@ -31,7 +31,7 @@ VARIABLES = {
 
 ENCODERS = ("auto", "onnx", "torch")
 
-# Defaults of the limits (README "Environment"): a response of a search or a page of
+# Defaults of the limits (docs/reference.md, "Environment"): a response of a search or a page of
 # items is refused past these, with and without a token.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_QUERIES = 100
@@ -120,7 +120,7 @@ def offline() -> None:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where things live in a home folder (README, "Where data lives")."""
+    """Where things live in a home folder (docs/index.md, "The home")."""
 
     home: Path
 

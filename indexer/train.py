@@ -27,7 +27,7 @@ from .settings import DATA_DIR
 # Two recipes. ``card`` reproduces the seed card: BatchHardTripletLoss, margin 5 on
 # Euclidean distance, 3 epochs at 5e-5. Between unit vectors no distance exceeds 2, so
 # that margin is never met and the loss pulls each health class towards one point
-# (README, "The model"). ``foodvec``, the default, makes a search model that also knows
+# (docs/model.md). ``foodvec``, the default, makes a search model that also knows
 # health: the missing Hangul jamo added to the vocabulary, MultipleNegativesRankingLoss
 # on (query, description) pairs, the triplet loss on cosine distance with a margin that
 # unit vectors can meet, and English food names distilled towards the base model.
@@ -36,8 +36,8 @@ RECIPES: dict[str, dict[str, float | int | str | bool]] = {
     # 2 epochs at 1.5e-4: 4.5 minutes on 2 cores (the budget is 5); 1 epoch at 1e-4 or
     # 2e-4 scored lower on the lookup benchmark's dev half.
     "foodvec": {"epochs": 2, "lr": 1.5e-4, "batch_size": 32, "margin": 0.3},
-    # Experimental (README, "The model"): not yet measured against foodvec over seeds.
-    # The best variant of bench.ablate on the dev half so far (README, "The model").
+    # Experimental (docs/model.md): not yet measured against foodvec over seeds.
+    # The best variant of bench.ablate on the dev half so far (docs/model.md).
     "foodvec-next": {
         "epochs": 4,
         "lr": 5e-5,
@@ -66,7 +66,7 @@ class TrainConfig:
     warmup_ratio: float = 0.0
     scheduler: str = "linear"
     margin: float = 0.3
-    # The default recipe's knobs (README, "The model", has the ablation behind them).
+    # The default recipe's knobs (docs/model.md, has the ablation behind them).
     pairs: str = "name,typed,english,nutrient,need,reword,phrase"
     needs_per: int = 12  # "good for" examples per need from the knowledge table
     health: str = "triplet"  # "triplet" (cosine), "classify" (a linear head) or "none"

@@ -1,6 +1,6 @@
-"""foodvec's front-ends: the command line, the HTTP service and its page, and the
-measures a model is judged by. The library is ``indexer``; its names are offered here
-too, so ``from search import Searcher`` keeps working."""
+"""foodvec's front-ends: the command line (``search.cli``), the HTTP service and its
+pages (``search.service``) and the HTTP client (``search.client``). The library is
+``indexer``; its front object and result type are offered here too."""
 
 from indexer import FoodIndex, Hit, Searcher
 

@@ -23,7 +23,7 @@ FOLDER = click.Path(file_okay=False, path_type=Path)
 WHERE_HELP = (
     "Only items whose metadata satisfies EXPR: kcal<200, 'category in (과일,채소)', "
     "'note ~ 저염', brand? (has it), or a JSON filter; repeatable, all must hold "
-    '(README, "Filters").'
+    "(docs/filters.md)."
 )
 META_HELP = (
     "A plain numeral becomes a number (as in CSV files, so "

@@ -33,9 +33,9 @@ class SearchRequest(BaseModel):
     ) = None
     k: int = Field(10, ge=1, le=MAX_K)
     filters: dict[Key, Scalar] = Field(default_factory=dict, max_length=20)
-    # The filter language (README "Filters"): {"kcal": {"$lt": 200}}, {"$or": [...]}.
+    # The filter language (docs/filters.md): {"kcal": {"$lt": 200}}, {"$or": [...]}.
     where: dict[str, Any] | None = None
-    # The scale of ``score`` depends on the mode (README "Search"), so no fixed bounds.
+    # The scale of ``score`` depends on the mode (docs/searching.md), so no fixed bounds.
     min_score: float | None = Field(None, allow_inf_nan=False)
     mode: Mode = "hybrid"
 

@@ -23,7 +23,7 @@ MAX_RUNNING_JOBS = 2
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for, with or without a token (README "Environment")."""
+    """What one request may ask for, with or without a token (docs/reference.md, "Environment")."""
 
     max_response_bytes: int
     max_queries: int
