@@ -43,7 +43,7 @@ def fakes(monkeypatch, home):
 
 # -- hostile cases -----------------------------------------------------------------
 # Tests marked `hostile` feed foodvec damaged files, hostile input or faults; the run
-# ends with how many of them ran (README, "What we test").
+# ends with how many of them ran (docs/testing.md).
 _hostile = {"run": 0}
 
 

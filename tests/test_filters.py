@@ -103,7 +103,7 @@ def _kind(v):
 
 
 def holds(where: dict, meta: dict) -> bool:
-    """The documented rules, read directly (README "Filters")."""
+    """The documented rules, read directly (docs/filters.md)."""
     out = True
     for key, cond in where.items():
         if key == "$and":

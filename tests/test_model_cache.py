@@ -1,7 +1,7 @@
 """The trained default model is cached per user: `foodvec train` with its defaults
 trains once per recipe, data, base model and training code, and copies the model into
-every other home (README, "Models"). Training itself is faked here: it writes a small
-model folder and counts its calls."""
+every other home (docs/model.md, "The per-user cache"). Training itself is faked here:
+it writes a small model folder and counts its calls."""
 
 from __future__ import annotations
 
