@@ -169,6 +169,7 @@ def load_embedder(
     encoder: str | None = None,
     cache_dir: Path | None = None,
     workers: int | None = None,
+    onnx_cache: Path | None = None,
 ) -> Embedder:
     """An embedder for a model folder, or ``base`` for the packaged all-MiniLM-L6-v2.
 
@@ -176,7 +177,8 @@ def load_embedder(
     encoder (indexer.onnx_encoder); ``auto`` (default, or FOODVEC_ENCODER) takes onnx when
     onnxruntime is installed and the model has the shape it exports.
     ``cache_dir`` holds the fingerprints (HOME/models); exported graphs are kept once
-    per model, in the model folder or the per-user cache (FOODVEC_CACHE).
+    per model, in the model folder or ``onnx_cache`` (default: the per-user cache,
+    FOODVEC_CACHE/onnx).
     ``workers``: the ONNX encoder's sessions (default: one per core of this process).
     """
     path = base_model_path() if str(spec) == BASE_MODEL_ALIAS else Path(spec).expanduser()
@@ -195,7 +197,7 @@ def load_embedder(
                 "Transformer + mean pooling model; set FOODVEC_ENCODER=torch"
             )
         if usable:
-            cache = settings().cache / "onnx"
+            cache = onnx_cache or settings().cache / "onnx"
             return onnx_encoder.OnnxEmbedder(
                 path, fp, cache, batch_size=batch_size, workers=workers
             )

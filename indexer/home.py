@@ -50,7 +50,7 @@ class FoodIndex:
         if url == self.layout.db_url:
             refuse_an_emptied_database(self.layout)
         self._store = Store.open(url, jobs_keep=cfg.jobs_keep, jobs_keep_days=cfg.jobs_keep_days)
-        self.model = HomeModel(self._store, self.layout, model or cfg.model, embedder)
+        self.model = HomeModel(self._store, self.layout, model or cfg.model, embedder, cfg)
         self.derived = DerivedIndex(self._store, self.layout)
         self._jobs = MiningJobs(self._store, self.derived)
 

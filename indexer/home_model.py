@@ -16,7 +16,7 @@ from typing import Any
 from .build import model_mismatch
 from .embedder import Embedder, load_embedder
 from .errors import BadInputError, ModelNotFoundError
-from .settings import Layout
+from .settings import Layout, Settings
 from .storage import Store
 
 log = logging.getLogger("foodvec")
@@ -26,13 +26,28 @@ DEFAULT_MINE_THRESHOLD = 0.9
 MODEL_SETTINGS = "foodvec_model.json"
 
 
+def stored_threshold(folder: Path) -> float | None:
+    """The mining threshold ``foodvec train`` wrote beside a model (MODEL_SETTINGS), as
+    written (it may be out of range); None when there is none or it cannot be read."""
+    try:
+        return float(json.loads((folder / MODEL_SETTINGS).read_text())["mine_threshold"])
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return None
+
+
 class HomeModel:
     """The model of one home. ``embedder``: a model object to use instead of a folder."""
 
     def __init__(
-        self, store: Store, layout: Layout, spec: str | None, embedder: Embedder | None = None
+        self,
+        store: Store,
+        layout: Layout,
+        spec: str | None,
+        embedder: Embedder | None = None,
+        config: Settings | None = None,
     ):
         self._store = store
+        self.config = config  # the encoder and the per-user cache; None: the defaults
         self.layout = layout
         self.given_spec = spec
         self._embedder = embedder
@@ -60,7 +75,13 @@ class HomeModel:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.spec(), cache_dir=self.layout.models_dir)
+            cfg = self.config
+            self._embedder = load_embedder(
+                self.spec(),
+                cache_dir=self.layout.models_dir,
+                encoder=cfg.encoder if cfg else None,
+                onnx_cache=cfg.cache / "onnx" if cfg else None,
+            )
         return self._embedder
 
     def loaded(self) -> bool:
@@ -93,10 +114,8 @@ class HomeModel:
             spec = self.spec()
         except ModelNotFoundError:
             return DEFAULT_MINE_THRESHOLD
-        try:
-            settings = json.loads((Path(spec) / MODEL_SETTINGS).read_text())
-            value = float(settings["mine_threshold"])
-        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        value = stored_threshold(Path(spec))
+        if value is None:
             return DEFAULT_MINE_THRESHOLD
         if not math.isfinite(value) or not -1.0 <= value <= 1.0:  # a cosine, or damage
             self._warn_once(

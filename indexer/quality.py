@@ -146,13 +146,12 @@ def model_report(spec: str, split: str = "test") -> dict[str, Any]:
     planted figures on the benchmark half ``split``."""
     from indexer.embedder import base_model_path, load_embedder
     from indexer.evaluate import evaluate_model
-    from indexer.home_model import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS
+    from indexer.home_model import DEFAULT_MINE_THRESHOLD, stored_threshold
 
     encode = load_embedder(spec, encoder="torch").encode
     folder = base_model_path() if spec == "base" else Path(spec)
-    try:
-        threshold = float(json.loads((folder / MODEL_SETTINGS).read_text())["mine_threshold"])
-    except (OSError, ValueError, KeyError):
+    threshold = stored_threshold(folder)
+    if threshold is None:
         threshold = DEFAULT_MINE_THRESHOLD
     sample = [r["text"] for r in load_corpus(DATA_DIR / "sample_foods.csv")]
     lookup = dense_lookup(encode, split)
