@@ -405,17 +405,6 @@ class LexicalIndex:
             total += weights[f] * float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
         return total
 
-    def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (item ids, scores), best first; ties broken by item id."""
-        ids, scores = self.score(query, allowed=allowed)
-        if len(ids) > k:
-            part = np.argpartition(-scores, k - 1)[:k]
-            ids, scores = ids[part], scores[part]
-        order = np.lexsort((ids, -scores))
-        return ids[order], scores[order]
-
     def _scratch(self, n: int) -> np.ndarray:
         """A zeroed buffer of ``n`` scores, reused across queries (left zeroed)."""
         buf = self._buffers.get(n)

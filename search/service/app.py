@@ -1,8 +1,9 @@
 """The HTTP service (FastAPI): the app, its middleware and error mapping, and ``serve``.
 
-Writes are acknowledged only after their database transaction commits (SQLite WAL), so
-an acknowledged write survives a kill -9; the in-memory FAISS index catches up from the
-change log at once (read your writes) and is saved to disk periodically, not per request.
+Writes are acknowledged only after their database transaction commits (SQLite or
+PostgreSQL), so an acknowledged write survives a kill -9; the in-memory FAISS index
+catches up from the change log at once (read your writes) and is saved to disk
+periodically, not per request.
 Other processes writing to the same home (a CLI build) are noticed by generation. The
 routes are in ``routes_ops``, ``routes_search``, ``routes_items`` and ``routes_jobs``;
 request bodies in ``schemas``; metrics in ``metrics``.
