@@ -302,13 +302,13 @@ REAL_MODEL = os.environ.get("FOODVEC_DOCS_MODEL")
 def every_model_is_fake(monkeypatch):
     """Any model spec (`base`, a folder, the default) loads one fake embedder, in this
     process; server processes use tests/serve_fake.py, which does the same."""
-    import indexer.home
+    import indexer.home_model
 
     if REAL_MODEL:  # the page's home gets the model as `make demo` leaves it
         monkeypatch.delenv("FOODVEC_MODEL", raising=False)
         return None
     fake = FakeEmbedder(64)
-    monkeypatch.setattr(indexer.home, "load_embedder", lambda spec, **kw: fake)
+    monkeypatch.setattr(indexer.home_model, "load_embedder", lambda spec, **kw: fake)
     monkeypatch.setenv("FOODVEC_MODEL", "fake")
     return fake
 
