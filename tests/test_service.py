@@ -218,7 +218,11 @@ def _fuzz_settings(n: int):
     from hypothesis import HealthCheck, settings
 
     return settings(
-        max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases every run: a run is reproducible, never flaky
+        suppress_health_check=list(HealthCheck),
     )
 
 
