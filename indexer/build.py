@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .embedder import Embedder
 from .errors import BadInputError, BadRowError, FoodvecError, ModelMismatchError
@@ -398,6 +397,8 @@ def _phase_a(run: _Run, table: Table) -> None:
     id_col = _check_columns(table, opts)
     # JSONL rows without an id get one derived from their text.
     jsonl_derive = table.columns is None and opts.id_column is None
+    from tqdm import tqdm  # a build's progress: not loaded by a search
+
     bar = tqdm(
         total=table.approx_rows,
         unit=" rows",
@@ -534,6 +535,8 @@ def _embed_remote(run: _Run, remote: RemoteEmbed) -> None:
                 f"the cluster returned vectors of shape {vecs.shape}, not ({len(hashes)}, {dim})"
             )
         run.staging.cache_vectors(fp, hashes, vecs)
+
+    from tqdm import tqdm
 
     with tqdm(
         total=len(run.pending),

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
-from . import korean
+from . import korean, postings
+from .postings import Compressed
 from .terms import FIELDS, MAX_MORPHEME, TERMS_VERSION, has_hangul, query_terms
 from .understand import lexicon_version
 
@@ -68,8 +68,8 @@ class LexicalIndex:
 
     vocab: dict[str, int] = field(default_factory=dict)
     # The main matrix: rows are items (``main_ids``), columns term ids.
-    main: sparse.csr_matrix | None = None
-    main_csc: sparse.csc_matrix | None = None
+    main: Compressed | None = None
+    main_csc: Compressed | None = None
     main_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     main_lens: np.ndarray = field(default_factory=lambda: np.zeros((0, NF), np.float32))
     main_alive: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
@@ -152,7 +152,7 @@ class LexicalIndex:
         rows_cols, rows_tfs, ids, lens = [], [], [], []
         if self.main is not None:
             live = np.flatnonzero(self.main_alive)
-            kept = self.main[live]
+            kept = postings.take_rows(self.main, live)
             ids.append(self.main_ids[live])
             lens.append(self.main_lens[live])
         for item_id, doc in self.tail.items():
@@ -161,31 +161,20 @@ class LexicalIndex:
             ids.append(np.array([item_id], np.int64))
             lens.append(doc.lens[None, :])
         n_vocab = len(self.vocab)
-        tail_m = sparse.csr_matrix(
-            (
-                np.concatenate(rows_tfs) if rows_tfs else np.zeros(0, np.float32),
-                np.concatenate(rows_cols) if rows_cols else np.zeros(0, np.int64),
-                np.concatenate([[0], np.cumsum([len(c) for c in rows_cols])]).astype(np.int64),
-            ),
-            shape=(len(rows_cols), n_vocab),
-        )
-        if self.main is not None:
-            kept.resize((kept.shape[0], n_vocab))
-            main = sparse.vstack([kept, tail_m], format="csr")
-        else:
-            main = tail_m
+        tail_m = postings.from_rows(rows_cols, rows_tfs, n_vocab)
+        main = postings.stack(kept, tail_m, n_vocab) if self.main is not None else tail_m
         self._set_main(
-            main.astype(np.float32),
+            main,
             np.concatenate(ids) if ids else np.zeros(0, np.int64),
             np.concatenate(lens) if lens else np.zeros((0, NF), np.float32),
         )
         self.tail = {}
         self._tail_cache = None
 
-    def _set_main(self, main: sparse.csr_matrix, ids: np.ndarray, lens: np.ndarray) -> None:
-        main.sort_indices()
+    def _set_main(self, main: Compressed, ids: np.ndarray, lens: np.ndarray) -> None:
+        """The main matrix (a CSR whose columns are sorted within each row)."""
         self.main = main
-        self.main_csc = main.tocsc()
+        self.main_csc = postings.columns(main)
         self.main_ids = ids.astype(np.int64)
         self.main_lens = lens.astype(np.float32)
         self.main_alive = np.ones(len(ids), bool)
@@ -231,18 +220,13 @@ class LexicalIndex:
             inv[v] = k
         return inv
 
-    def _tail_matrix(self) -> tuple[np.ndarray, sparse.csc_matrix, np.ndarray]:
+    def _tail_matrix(self) -> tuple[np.ndarray, Compressed, np.ndarray]:
         if self._tail_cache is None:
             ids = np.fromiter(self.tail.keys(), np.int64, len(self.tail))
             docs = list(self.tail.values())
-            m = sparse.csr_matrix(
-                (
-                    np.concatenate([d.tfs for d in docs]) if docs else np.zeros(0, np.float32),
-                    np.concatenate([d.cols for d in docs]) if docs else np.zeros(0, np.int64),
-                    np.concatenate([[0], np.cumsum([len(d.cols) for d in docs])]).astype(np.int64),
-                ),
-                shape=(len(docs), len(self.vocab)),
-            ).tocsc()
+            m = postings.columns(
+                postings.from_rows([d.cols for d in docs], [d.tfs for d in docs], len(self.vocab))
+            )
             lens = np.stack([d.lens for d in docs]) if docs else np.zeros((0, NF), np.float32)
             self._tail_cache = (ids, m, lens)
         return self._tail_cache
@@ -304,7 +288,7 @@ class LexicalIndex:
                 at.append(n)
                 rows.append(row)
         if rows:
-            sub = self.main[np.asarray(rows)]
+            sub = postings.take_rows(self.main, np.asarray(rows))
             cols = sub.indices
             s = np.where(cols < len(sign), sign[np.minimum(cols, len(sign) - 1)], 0)
             which = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
@@ -445,7 +429,7 @@ class LexicalIndex:
     def load_bytes(cls, data: bytes) -> LexicalIndex | None:
         """None when the bytes are not a consistent index of this format: every size,
         shape, dtype, range and order is checked before a matrix is built, since
-        scipy's sparse routines trust their arrays (an index out of range is a crash)."""
+        the search's numpy indexing trusts their ranges."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 if z["format"].tolist() != [FORMAT, TERMS_VERSION, lexicon_version()]:
@@ -463,10 +447,8 @@ class LexicalIndex:
         if arrays is None or len(set(vocab_list)) != len(vocab_list):
             return None
         indptr, indices, values, ids, lens = arrays
-        main = sparse.csr_matrix(
-            (values, indices, indptr), shape=(len(ids), len(vocab_list)), copy=False
-        )
-        if not main.has_canonical_format:  # to_bytes writes sorted, distinct columns
+        main = Compressed(indptr, indices, values, (len(ids), len(vocab_list)))
+        if not postings.canonical(main):  # to_bytes writes sorted, distinct columns
             return None
         idx = cls(vocab={w: n for n, w in enumerate(vocab_list)})
         idx._max_len = min(

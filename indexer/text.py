@@ -11,9 +11,6 @@ import re
 import unicodedata
 from typing import Any
 
-import ftfy
-from ftfy.badness import is_bad
-
 # Longest description accepted, in characters after normalisation. The model reads at
 # most 256 tokens and the tokenizer splits Hangul into jamo (two to three tokens a
 # syllable), so anything much longer would be silently truncated by the model.
@@ -57,12 +54,16 @@ _LEAD_THEN_CONTINUATION = re.compile("[\u00c2-\u00f4][" + re.escape(_continuatio
 
 def looks_misdecoded(text: str) -> bool:
     """True when the text looks like UTF-8 that was decoded as Windows-1252 or Latin-1."""
+    from ftfy.badness import is_bad  # loaded by a build, not by a search
+
     return is_bad(text) or _LEAD_THEN_CONTINUATION.search(text) is not None
 
 
 def repair_encoding(text: str) -> str | None:
     """Repair mis-decoded text with ftfy; None when the repair still leaves mojibake
     (bytes lost in the mis-decoding cannot be brought back)."""
+    import ftfy
+
     fixed = ftfy.fix_text(text, uncurl_quotes=False, fix_latin_ligatures=False)
     if looks_misdecoded(fixed):
         return None

@@ -12,10 +12,11 @@ a freshly damaged copy. Each must end in a correct answer (the index rebuilt fro
 database where a derived file was damaged) or a clear one-line error: never a crash,
 a hang, a wrong answer, or rows lost from the database.
 
-Files whose loading is native code (SQLite, FAISS, scipy's sparse matrices) and the
-read-only cases (whose permissions must hold, for root too: ``unprivileged``) run in
-a process of their own (``python -m tests.test_damage``), so that a crash fails its
-case instead of ending pytest; the others run in process, each under a time limit.
+Files whose loading is native code (SQLite, FAISS) or trusts its arrays (the lexical
+index), and the read-only cases (whose permissions must hold, for root too:
+``unprivileged``), run in a process of their own (``python -m tests.test_damage``), so
+that a crash fails its case instead of ending pytest; the others run in process, each
+under a time limit.
 """
 
 from __future__ import annotations

@@ -581,8 +581,9 @@ def test_an_inconsistent_lexical_file_is_rebuilt_never_a_crash(built, how):
     ],
 )
 def test_an_inconsistent_lexical_file_is_not_loaded(how):
-    """Damage that does not crash scipy (those that do are the test above, each in a
-    process of its own): ``load_bytes`` refuses it, so the home rebuilds the index."""
+    """Damage that loads without a crash (damage that could crash is the test above,
+    each in a process of its own): ``load_bytes`` refuses it, so the home rebuilds the
+    index."""
     from indexer.lexical import LexicalIndex
 
     docs = [(1, "김치", "김치: 유산균 풍부"), (2, "두부", "두부: 단백질"), (3, None, "우유: 칼슘")]
