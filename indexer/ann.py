@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,34 @@ class DamagedIndex(Exception):
     """The published index or its sidecar cannot be used (the reason is the message)."""
 
 
+class _Source:
+    """The published file a loaded index maps its vectors from, kept open so that the
+    index can be copied into memory before its first change, even after a newer
+    publication has replaced the file."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "rb")  # noqa: SIM115 - open as long as the index maps it
+        self._lock = threading.Lock()
+
+    def crc32(self) -> int:
+        with self._lock:
+            self._fh.seek(0)
+            crc = 0
+            for block in iter(lambda: self._fh.read(1 << 20), b""):
+                crc = zlib.crc32(block, crc)
+            return crc
+
+    def load(self) -> faiss.Index:
+        """The whole index, read into memory."""
+        with self._lock:
+            self._fh.seek(0)
+            data = np.frombuffer(self._fh.read(), np.uint8)
+        return faiss.deserialize_index(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 def ivf_nlist(n: int) -> int:
     """About 4 * sqrt(n) lists, with at least 39 vectors a list to train on."""
     return max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))
@@ -68,6 +97,10 @@ class AnnIndex:
     dim: int
     index: faiss.Index
     params: dict[str, Any] = field(default_factory=dict)
+    # A loaded index maps the vectors of its published file (pages shared with the page
+    # cache, read only): a one-shot search reads what it probes, not the whole file. Its
+    # first change copies it into memory (``_own``); None: it is in memory.
+    source: _Source | None = None
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -135,8 +168,33 @@ class AnnIndex:
     def supports_remove(self) -> bool:
         return self.kind != "hnsw"
 
+    def _own(self) -> None:
+        """Copy a mapped index into memory before changing it (its mapped pages are
+        read only)."""
+        if self.source is not None:
+            self.adopt(self.source, self.source.load())
+
+    def adopt(self, source: _Source, index: faiss.Index) -> bool:
+        """Use ``index``, an in-memory copy read from ``source``, instead of the pages
+        mapped from it; False (nothing done) when this index is no longer mapped from
+        that source (it changed, or was replaced, in between)."""
+        if self.source is not source:
+            return False
+        self.index = index
+        self.source = None
+        self._tune()
+        return True
+
+    def _tune(self) -> None:
+        """Search parameters that the file does not keep."""
+        if self.kind == "hnsw":
+            faiss.downcast_index(self.index.index).hnsw.efSearch = self.params.get(
+                "efSearch", HNSW_EF_SEARCH
+            )
+
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         if len(ids):
+            self._own()
             self.index.add_with_ids(
                 np.ascontiguousarray(vecs, dtype=np.float32),
                 np.ascontiguousarray(ids, dtype=np.int64),
@@ -148,6 +206,7 @@ class AnnIndex:
         if not self.supports_remove:
             raise NotImplementedError("HNSW cannot remove vectors; rebuild instead")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._own()
         if self.kind == "ivf":
             # IVF's hashtable direct map removes only through an IDSelectorArray
             # (which must stay alive during the call).
@@ -169,7 +228,10 @@ class AnnIndex:
 
     def clone(self) -> AnnIndex:
         """A copy that later changes to this index do not reach."""
-        return AnnIndex(self.kind, self.dim, faiss.clone_index(self.index), dict(self.params))
+        # A mapped index's clone maps the same pages and copies from the same file.
+        return AnnIndex(
+            self.kind, self.dim, faiss.clone_index(self.index), dict(self.params), self.source
+        )
 
     def reconstruct(self, item_id: int) -> np.ndarray:
         return self.index.reconstruct(int(item_id))
@@ -275,10 +337,12 @@ class AnnIndex:
         path = folder / meta["file"]
         kind, dim, params = meta["kind"], meta["dim"], dict(meta.get("params") or {})
         try:
-            if meta.get("crc32") is not None and _crc32_of(path) != meta["crc32"]:
+            source = _Source(path)
+            if meta.get("crc32") is not None and source.crc32() != meta["crc32"]:
                 # Checked before FAISS parses it: damaged bytes never reach its reader.
+                source.close()
                 raise DamagedIndex(f"{path.name} does not match its checksum (damaged)")
-            index = faiss.read_index(str(path))
+            index, source = _read_mapped(path, source)
         except (RuntimeError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DamagedIndex(f"{path.name} cannot be read ({first[:120]})") from None
@@ -293,11 +357,8 @@ class AnnIndex:
             raise DamagedIndex(
                 f"{path.name} is a {actual or 'foreign'} index; its sidecar says {kind}"
             )
-        ann = cls(kind, dim, index, params)
-        if ann.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = ann.params.get(
-                "efSearch", HNSW_EF_SEARCH
-            )
+        ann = cls(kind, dim, index, params, source)
+        ann._tune()
         return ann, meta
 
 
@@ -423,12 +484,14 @@ def _write_index(index: faiss.Index, path: Path) -> int:
     return crc
 
 
-def _crc32_of(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            crc = zlib.crc32(block, crc)
-    return crc
+def _read_mapped(path: Path, source: _Source) -> tuple[faiss.Index, _Source | None]:
+    """The index in ``path`` with its vectors mapped from the file; read into memory
+    where the file cannot be mapped (then no source is kept)."""
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), source
+    except RuntimeError:
+        source.close()
+        return faiss.read_index(str(path)), None
 
 
 def _fsync_dir(path: Path) -> None:

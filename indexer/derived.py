@@ -558,6 +558,20 @@ class DerivedIndex:
         return True
 
     # -- the reads a search needs ---------------------------------------------------------
+    def warm_index(self) -> None:
+        """Copy a FAISS index mapped from its file into memory now, for a server to call
+        at start: its first catch-up then changes it in place without that copy inside
+        the lock (searches go on meanwhile; a one-shot search never pays it)."""
+        with self._mutex:
+            ann = self._ann
+            source = ann.source if ann is not None else None
+        if source is None:
+            return
+        copy = source.load()
+        with self._mutex:
+            if self._ann is ann:
+                ann.adopt(source, copy)
+
     def warm_lexical(self) -> None:
         """Load the Korean analyzer now (about 2.5 s), for a server to call at start: it
         is otherwise loaded by the first write or catch-up that indexes an item (never

@@ -173,6 +173,15 @@ class FoodIndex:
         """Load the Korean analyzer now, for a server to call at start."""
         self.derived.warm_lexical()
 
+    def warm_index(self) -> None:
+        """Copy the FAISS index into memory now, for a server to call at start."""
+        self.derived.warm_index()
+
+    def prefetch_model(self) -> None:
+        """Start loading the model in the background, for a one-shot search: it loads
+        while the indexes do (``HomeModel.prefetch``)."""
+        self.model.prefetch()
+
     def verify(self) -> list[str]:
         """Compare the published indexes with the database; [] when they agree."""
         return self.derived.verify()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class HomeModel:
         self.given_spec = spec
         self._embedder = embedder
         self._warned: set[str] = set()
+        self._load_lock = threading.Lock()
+        self._loading: threading.Thread | None = None
 
     def spec(self) -> str:
         """Which model to use: the one given, else the one this index was built with,
@@ -75,14 +78,44 @@ class HomeModel:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            cfg = self.config
-            self._embedder = load_embedder(
-                self.spec(),
-                cache_dir=self.layout.models_dir,
-                encoder=cfg.encoder if cfg else None,
-                onnx_cache=cfg.cache / "onnx" if cfg else None,
-            )
+            loading = self._loading
+            if loading is not None:
+                loading.join()  # a prefetch: its model, or its failure raised below again
+            with self._load_lock:
+                if self._embedder is None:
+                    self._embedder = self._load(self.spec())
         return self._embedder
+
+    def _load(self, spec: str) -> Embedder:
+        cfg = self.config
+        return load_embedder(
+            spec,
+            cache_dir=self.layout.models_dir,
+            encoder=cfg.encoder if cfg else None,
+            onnx_cache=cfg.cache / "onnx" if cfg else None,
+        )
+
+    def prefetch(self) -> None:
+        """Start loading the model in the background (its ONNX session is native work
+        that runs beside the index loads of a one-shot search). The first use of
+        ``embedder`` waits for it; a failure is raised there, by loading again."""
+        if self._embedder is not None or self._loading is not None:
+            return
+        try:
+            spec = self.spec()  # read here: the store is this thread's
+        except ModelNotFoundError:
+            return  # the first use says so
+
+        def load() -> None:
+            try:
+                with self._load_lock:
+                    if self._embedder is None:
+                        self._embedder = self._load(spec)
+            except Exception:  # noqa: BLE001 - the first use loads again and raises
+                pass
+
+        self._loading = threading.Thread(target=load, name="foodvec-model", daemon=True)
+        self._loading.start()
 
     def loaded(self) -> bool:
         return self._embedder is not None

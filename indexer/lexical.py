@@ -77,7 +77,9 @@ class LexicalIndex:
     df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     total_len: np.ndarray = field(default_factory=lambda: np.zeros(NF, np.float64))
     count: int = 0
-    _row_of: dict[int, int] = field(default_factory=dict)
+    # item id -> row of the main matrix, made when first needed (a search that ranks
+    # no needs never does)
+    _rows: dict[int, int] | None = None
     _tail_cache: tuple | None = None
     _buffers: dict[int, np.ndarray] = field(default_factory=dict)
     # The longest Hangul term of the name and text fields (at most MAX_MORPHEME), in
@@ -127,7 +129,7 @@ class LexicalIndex:
         if doc is not None:
             self._tail_cache = None
         else:
-            row = self._row_of.pop(item_id, None)
+            row = self._row_of().pop(item_id, None)
             if row is None:
                 return
             self.main_alive[row] = False
@@ -178,7 +180,15 @@ class LexicalIndex:
         self.main_ids = ids.astype(np.int64)
         self.main_lens = lens.astype(np.float32)
         self.main_alive = np.ones(len(ids), bool)
-        self._row_of = {int(i): r for r, i in enumerate(self.main_ids.tolist())}
+        self._rows = None
+
+    def _row_of(self) -> dict[int, int]:
+        """Item id -> its row of the main matrix (removed rows dropped as they go)."""
+        if self._rows is None:
+            self._rows = {int(i): r for r, i in enumerate(self.main_ids.tolist())}
+            for r in np.flatnonzero(~self.main_alive).tolist():
+                self._rows.pop(int(self.main_ids[r]), None)
+        return self._rows
 
     # -- reading --------------------------------------------------------------------
     def ids(self) -> np.ndarray:
@@ -197,7 +207,7 @@ class LexicalIndex:
             seen.add(item_id)
             doc = self.tail.get(item_id)
             if doc is None:
-                row = self._row_of.get(item_id)
+                row = self._row_of().get(item_id)
                 if row is None:
                     wrong.append(item_id)
                     continue
@@ -279,12 +289,13 @@ class LexicalIndex:
         good = np.zeros(len(ids))
         bad = np.zeros(len(ids))
         at, rows = [], []
+        rows_of = self._row_of()
         for n, i in enumerate(ids.tolist()):
             doc = self.tail.get(i)
             if doc is not None:
                 s = sign[doc.cols[doc.cols < len(sign)]]
                 good[n], bad[n] = (s > 0).sum(), (s < 0).sum()
-            elif (row := self._row_of.get(i)) is not None:
+            elif (row := rows_of.get(i)) is not None:
                 at.append(n)
                 rows.append(row)
         if rows:

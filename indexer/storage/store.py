@@ -256,14 +256,15 @@ class Store:
         with self.engine.connect() as conn:
             conn.begin()
             self._pinned.conn = conn
+            self._pinned.state = None
             try:
                 yield
             except BaseException:
-                self._pinned.conn = None
+                self._pinned.conn = self._pinned.state = None
                 if conn.in_transaction():
                     conn.rollback()
                 raise
-            self._pinned.conn = None
+            self._pinned.conn = self._pinned.state = None
             if conn.in_transaction():
                 conn.commit()
 
@@ -277,6 +278,7 @@ class Store:
         if conn.in_transaction():
             conn.commit()
         conn.begin()
+        self._pinned.state = None
         return True
 
     @contextmanager
@@ -311,8 +313,7 @@ class Store:
     _set = staticmethod(set_state)  # the name callers know
 
     def generation(self) -> int:
-        with self.read() as conn:
-            return get_state_int(conn, "generation", 0)
+        return self.state()[0]
 
     def latest_generation(self) -> int:
         """The newest committed generation, outside any snapshot this thread holds."""
@@ -320,18 +321,24 @@ class Store:
             return get_state_int(conn, "generation", 0)
 
     def state(self) -> tuple[int, str | None]:
-        """(generation, active model fingerprint) in one read."""
+        """(generation, active model fingerprint) in one read: once per snapshot
+        (``snapshot``), whose reads all see the same state."""
+        pinned = getattr(self._pinned, "conn", None) is not None
+        if pinned and self._pinned.state is not None:
+            return self._pinned.state
         with self.read() as conn:
             rows = dict(
                 conn.execute(
                     text("SELECT key, value FROM state WHERE key IN ('generation', 'model')")
                 ).all()
             )
-        return int(rows.get("generation", 0)), rows.get("model")
+        got = int(rows.get("generation", 0)), rows.get("model")
+        if pinned:
+            self._pinned.state = got
+        return got
 
     def active_model(self) -> str | None:
-        with self.read() as conn:
-            return get_state(conn, "model")
+        return self.state()[1]
 
     def model_info(self, fingerprint: str) -> dict[str, Any] | None:
         with self.read() as conn:

@@ -248,6 +248,8 @@ def search(queries, k, filters, where, mode, min_score, explain, as_json, at: Ta
     flt = parse_pairs(filters, "--filter")
     cond = parse_where(where)
     with at.open(read=True) as idx:
+        if mode != "lexical":  # keyword search loads no model
+            idx.prefetch_model()
         results = idx.search(
             list(queries), k=k, filters=flt or None, where=cond, min_score=min_score, mode=mode
         )

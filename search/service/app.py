@@ -198,6 +198,7 @@ class _Background:
         index = self.index
         index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
         index.sync(publish=None)  # catch up on whatever happened while we were down
+        index.warm_index()  # the FAISS file's pages copied in before the first write
         if index.state()[1] is not None:
             index.embedder.encode(["warm up"])  # load the model before the first request
         for every, work, name in (
