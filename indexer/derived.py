@@ -43,6 +43,7 @@ from .ann import (
     write_file_atomic,
 )
 from .errors import FoodvecError, ModelMismatchError
+from .fields import FieldIndex
 from .filters import Node
 from .lexical import LexicalIndex
 from .settings import Layout
@@ -83,6 +84,12 @@ class DerivedIndex:
         self._published_gen: int | None = None
         # The lexical (BM25) index: derived like the FAISS one, kept at the same generation.
         self._lex: LexicalIndex | None = None
+        # The field index (the items' metadata in columns, for filters): built only by
+        # ``warm_fields`` (a server), then kept at the generation of the indexes above
+        # (``_fields_gen``); None: filters are answered by the database.
+        self._fields: FieldIndex | None = None
+        self._fields_gen: int | None = None
+        self._fields_wanted = False
         self._mutex = threading.RLock()
         # Searches read the in-memory indexes at one generation, the one of their
         # database snapshot (``reading``): while any does, no catch-up moves the
@@ -312,6 +319,7 @@ class DerivedIndex:
             gen_now, model = self._store.state()
         if model is None:
             self._ann, self._ann_meta, self._lex = None, None, None
+            self._fields = None
             return None
         meta = self._ann_meta or {}
         if (
@@ -363,10 +371,15 @@ class DerivedIndex:
                 want, dim, lambda: self._store.vectors_for_items(model, dim), self._store.count()
             )
             self._lex = None
+            self._fields = None
             changes = _Changes(vectors=True, lexical=False, generation=gen)
         if self._lex is None:
             self._lex = LexicalIndex.build(self._store.named_docs())
             changes.lexical = True
+        if self._fields is not None and self._fields_gen != changes.generation:
+            self._fields = None  # not caught up with the others (never expected)
+        if self._fields is None and self._fields_wanted:
+            self._build_fields(changes.generation)
         return changes
 
     def _publish_after(
@@ -465,7 +478,31 @@ class DerivedIndex:
             if self._lex is not None:
                 self._lex.update(ids.tolist(), self._store.named_docs(ids))
                 changes.lexical = True
+        self._catch_up_fields(ids, gen, reloaded)
         return changes
+
+    def _catch_up_fields(self, ids: np.ndarray, gen: int, reloaded: bool) -> None:
+        """Bring the field index to generation ``gen`` with the items the change log
+        names (``ids``), or drop it where the log cannot tell what changed."""
+        if self._fields is None or self._fields_gen == gen:
+            return
+        if reloaded:
+            self._fields = None  # behind the reloaded indexes, past the log: built again
+            return
+        if not getattr(self._store, "logs_metadata", False):
+            # A write that changes an item's metadata alone is not in this store's
+            # change log: the field index cannot follow it, so the database answers.
+            log.info(
+                "the change log does not record metadata-only changes: the field index "
+                "is dropped at generation %s, and filters are answered by the database",
+                gen,
+            )
+            self._fields, self._fields_wanted = None, False
+            return
+        if len(ids):
+            rows = self._store.items_by_ids(ids.tolist())
+            self._fields.update(ids.tolist(), {i: r.metadata for i, r in rows.items()})
+        self._fields_gen = gen
 
     # -- the published files ------------------------------------------------------------
     def _load_published(self, newer_than: int = -1) -> bool:
@@ -580,6 +617,52 @@ class DerivedIndex:
 
         korean.warm()
 
+    def warm_fields(self) -> bool:
+        """Build the field index now (for a server to call at start), and keep it
+        caught up from then on: filters are answered from memory, a first use
+        included. False when the home holds no index yet. A one-shot process never
+        builds it (one scan of the database answers its filter for less)."""
+        with self._mutex:
+            if self._reading_here():
+                return self._fields is not None  # a search does not build it
+            self._fields_wanted = True
+            while True:
+                with self._store.snapshot():
+                    if not self._readers or not self._must_change(None, False):
+                        self._sync(None, None, False)
+                        meta = self._ann_meta or {}
+                        if self._ann is None:
+                            return False
+                        gen = int(meta["generation"])
+                        if self._fields is None or self._fields_gen != gen:
+                            self._build_fields(gen)
+                        return True
+                self._gate.wait()
+
+    def _build_fields(self, gen: int) -> None:
+        """The field index from the database (under the index lock, in the snapshot
+        of generation ``gen``)."""
+        started = time.perf_counter()
+        self._fields = FieldIndex.build(self._metadata_pages())
+        self._fields_gen = gen
+        log.info(
+            "field index: %d items, %d keys, %.1f MB, built in %.2f s",
+            len(self._fields),
+            len(self._fields.keys()),
+            self._fields.nbytes() / 2**20,
+            time.perf_counter() - started,
+        )
+
+    def _metadata_pages(self, batch: int = 20000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(item id, metadata) of every item, in id order, a page at a time."""
+        after = -1
+        while True:
+            rows = self._store.page(after=after, limit=batch)
+            yield from ((r.id, r.metadata) for r in rows)
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
     def lexical_scores(
         self, query: str, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -662,7 +745,9 @@ class DerivedIndex:
             if hit is not None and hit[0] == gen:
                 self._filter_cache.move_to_end(key)
                 return hit[1]
-        ids = self._store.filtered_ids(where)
+            ids = self._fields_answer(where, gen)
+        if ids is None:
+            ids = self._store.filtered_ids(where)
         ids.setflags(write=False)
         with self._mutex:
             self._filter_cache[key] = (gen, ids)
@@ -672,6 +757,14 @@ class DerivedIndex:
             ):
                 self._filter_cache.popitem(last=False)
         return ids
+
+    def _fields_answer(self, where: Node, gen: int) -> np.ndarray | None:
+        """The filter's ids from the field index (under the index lock) when it is
+        loaded and at ``gen``, the generation of the database this read sees, as the
+        other indexes are; None: the database answers."""
+        if self._fields is None or self._fields_gen != gen or self.memory_generation() != gen:
+            return None
+        return self._fields.evaluate(where)
 
     def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, stored vectors) of the given items (all when None), for the
