@@ -462,7 +462,7 @@ class DerivedIndex:
             reloaded = True
         if delta is None:
             return "change log does not reach back"
-        touched, gen = delta
+        touched, gen, metadata = delta
         ann = self._ann
         ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
         if not ann.supports_remove and np.isin(ids, ann.ids()).any():
@@ -478,26 +478,16 @@ class DerivedIndex:
             if self._lex is not None:
                 self._lex.update(ids.tolist(), self._store.named_docs(ids))
                 changes.lexical = True
-        self._catch_up_fields(ids, gen, reloaded)
+        self._catch_up_fields(np.fromiter(metadata, np.int64, len(metadata)), gen, reloaded)
         return changes
 
     def _catch_up_fields(self, ids: np.ndarray, gen: int, reloaded: bool) -> None:
-        """Bring the field index to generation ``gen`` with the items the change log
-        names (``ids``), or drop it where the log cannot tell what changed."""
+        """Bring the field index to generation ``gen`` with the items whose metadata
+        the change log names (``ids``)."""
         if self._fields is None or self._fields_gen == gen:
             return
         if reloaded:
             self._fields = None  # behind the reloaded indexes, past the log: built again
-            return
-        if not getattr(self._store, "logs_metadata", False):
-            # A write that changes an item's metadata alone is not in this store's
-            # change log: the field index cannot follow it, so the database answers.
-            log.info(
-                "the change log does not record metadata-only changes: the field index "
-                "is dropped at generation %s, and filters are answered by the database",
-                gen,
-            )
-            self._fields, self._fields_wanted = None, False
             return
         if len(ids):
             rows = self._store.items_by_ids(ids.tolist())

@@ -70,12 +70,6 @@ def _rows(rng: random.Random, n: int, tame: bool = False) -> list[dict]:
     ]
 
 
-def log_metadata(monkeypatch, idx: FoodIndex) -> None:
-    """Take the store's change log as one that names every item whose metadata
-    changed (the writes below change a text or a name with it, which it logs)."""
-    monkeypatch.setattr(idx._store, "logs_metadata", True, raising=False)
-
-
 def _all_metadata(idx: FoodIndex) -> list[tuple[int, dict]]:
     return [(r.id, r.metadata) for r in idx._store.page(limit=10**6)]
 
@@ -129,11 +123,10 @@ def test_where_float64_cannot_be_exact_the_field_index_declines():
     assert fields.evaluate(Group("or", (Cond("t", "eq", "x"), Cond("n", "gt", 1)))) is None
 
 
-def test_caught_up_through_the_change_log_it_stays_the_same_as_sql(home, monkeypatch):
+def test_caught_up_through_the_change_log_it_stays_the_same_as_sql(home):
     rng = random.Random(11)
     emb = FakeEmbedder(16)
     with FoodIndex(home, embedder=emb) as idx:
-        log_metadata(monkeypatch, idx)
         idx.upsert(_rows(rng, 60))
         assert idx.derived.warm_fields()
         for step in range(12):
@@ -149,9 +142,17 @@ def test_caught_up_through_the_change_log_it_stays_the_same_as_sql(home, monkeyp
                 idx.delete(rng.sample(alive, min(5, len(alive))))
             elif what == 2:
                 alive = [r.ext_id for r in idx._store.page(limit=1000)]
-                for ext in rng.sample(alive, min(4, len(alive))):
-                    meta = {**random_metadata(rng), "name": f"이름 {rng.random()}"}
+                for n, ext in enumerate(rng.sample(alive, min(4, len(alive)))):
+                    meta = random_metadata(rng)
+                    if n % 2:  # a new name too (the lexical index follows it)
+                        meta["name"] = f"이름 {rng.random()}"
                     idx.update(ext, meta, unset=[rng.choice(KEYS)])
+                # the same texts again with other metadata: no vector changes
+                same = [
+                    {"id": r.ext_id, "text": r.text, "metadata": random_metadata(rng)}
+                    for r in idx._store.page(limit=3)
+                ]
+                idx.upsert(same)
             else:  # another process writes: this one catches up at its next search
                 with FoodIndex(home, embedder=emb) as other:
                     other.upsert(_rows(rng, 3))
@@ -176,20 +177,32 @@ def test_caught_up_through_the_change_log_it_stays_the_same_as_sql(home, monkeyp
             )
 
 
-def test_a_write_the_change_log_does_not_name_drops_it(home):
-    """A store whose log leaves out metadata-only changes: the field index is dropped
-    at the first catch-up, never answers stale ids, and the database answers."""
+def test_a_metadata_only_write_is_logged_and_caught_up_without_its_vector(home, monkeypatch):
+    """``update`` and an upsert of the same text with other metadata are logged as
+    metadata changes (``m``): the field index follows them in place, and the catch-up
+    reads no vector for them."""
     with FoodIndex(home, embedder=FakeEmbedder(16)) as idx:
         idx.upsert([{"id": f"m{i}", "text": f"음식 {i}", "kcal": i} for i in range(10)])
         assert idx.derived.warm_fields()
+        kept = idx.derived._fields
         where = parse({"kcal": {"$lt": 3}})
         assert len(idx.filtered_ids(where)) == 3
-        idx.update("m7", {"kcal": 1})  # metadata alone: no entry in the change log
-        assert idx.derived._fields is None
+        read = []
+        real = idx._store.vectors_for_items
+
+        def spy(model, dim, ids):
+            read.extend(np.asarray(ids).tolist())
+            return real(model, dim, ids)
+
+        monkeypatch.setattr(idx._store, "vectors_for_items", spy)
+        gen = idx._store.generation()
+        idx.update("m7", {"kcal": 1}, publish=False)  # the log kept: read below
+        idx.upsert([{"id": "m8", "text": "음식 8", "kcal": 2}], publish=False)
+        delta = idx._store.changes_since(gen)
+        assert delta.touched == set() and len(delta.metadata) == 2
         assert idx.filtered_ids(where).tolist() == idx._store.filtered_ids(where).tolist()
-        assert len(idx.filtered_ids(where)) == 4
-        assert idx.derived.warm_fields()  # warmed again: built afresh
-        assert idx.derived._fields.evaluate(where).tolist() == idx.filtered_ids(where).tolist()
+        assert len(idx.filtered_ids(where)) == 5
+        assert idx.derived._fields is kept and read == []
 
 
 def test_filtered_ids_uses_the_warmed_field_index(home, monkeypatch):
@@ -205,7 +218,6 @@ def test_filtered_ids_uses_the_warmed_field_index(home, monkeypatch):
         before = idx.filtered_ids(where)
         assert len(asked) == 1  # not warmed: the database answers
         assert idx.derived.warm_fields()
-        log_metadata(monkeypatch, idx)
         other = parse({"$or": [{"category": {"$in": ["과일", "a"]}}, {"kcal": {"$lt": 2}}]})
         for node in (other, parse({"note": {"$contains": "a"}}), from_text_pairs({"flag": 1})):
             assert idx.filtered_ids(node).tolist() == sql(node).tolist()

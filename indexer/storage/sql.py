@@ -211,8 +211,9 @@ class WriteTx:
     def set_metadata(
         self, item_id: int, metadata: str, name: str | None, name_key: str | None, renamed: bool
     ) -> None:
-        """Replace an item's metadata (canonical JSON); its text and vector stay. A new
-        name is logged, since the lexical index holds names."""
+        """Replace an item's metadata (canonical JSON); its text and vector stay. Logged
+        as a change of the item (``u``) when its name changed, since the lexical index
+        holds names, else as a change of its metadata alone (``m``: the field index)."""
         self.conn.execute(
             text(
                 "UPDATE items SET metadata = :m, name = :n, name_key = :k, "
@@ -220,8 +221,7 @@ class WriteTx:
             ),
             {"m": metadata, "n": name, "k": name_key, "i": item_id},
         )
-        if renamed:
-            self.log([item_id], "u")
+        self.log([item_id], "u" if renamed else "m")
         self.mark()
 
     def delete_ext_ids(self, ext_ids: Sequence[str]) -> dict[int, str]:

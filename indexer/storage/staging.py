@@ -256,7 +256,8 @@ class Staging:
                 ),
                 p,
             ).scalar_one()
-            renamed, reembedded, updated, new_ids = self._land(t, p)
+            renamed, reembedded, meta_only, new_ids = self._land(t, p)
+            updated = len(reembedded) + len(meta_only)
             if len(new_ids) + updated + unchanged != staged:
                 raise FoodvecError(
                     f"internal error: {staged} staged rows but {len(new_ids)} new, "
@@ -264,6 +265,7 @@ class Staging:
                 )
             tx = WriteTx(conn, get_state_int(conn, "generation", 0) + 1, self.store.where_key)
             tx.log(reembedded + new_ids + renamed, "u")
+            tx.log(sorted(set(meta_only) - set(renamed)), "m")
             if switch:
                 tx.set_model(model_fp, model_name, dim)
             if updated:
@@ -314,9 +316,10 @@ class Staging:
             put_vectors(self.conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
         return lost
 
-    def _land(self, t: str, p: dict) -> tuple[list[int], list[int], int, list[int]]:
+    def _land(self, t: str, p: dict) -> tuple[list[int], list[int], list[int], list[int]]:
         """Write the staged rows into ``items``: (ids renamed with their vector kept, ids
-        re-embedded, how many updated, ids of the new items)."""
+        re-embedded, ids whose vector stays (metadata, name or text's form changed), ids
+        of the new items)."""
         # A new name changes what the lexical index holds for an item whose vector stays.
         renamed = self._ids(
             f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
@@ -345,7 +348,7 @@ class Staging:
             "ORDER BY seq RETURNING id",
             p,
         )
-        return renamed, reembedded, len(reembedded) + len(meta_only), new_ids
+        return renamed, reembedded, meta_only, new_ids
 
     def _ids(self, sql: str, params: dict) -> list[int]:
         return list(self.conn.execute(text(sql), params).scalars().all())

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from sqlalchemy import URL, Connection, Engine, create_engine, text
@@ -123,6 +123,14 @@ def current_revision(engine: Engine) -> str | None:
         except Exception:
             return None
     return row[0] if row else None
+
+
+class Delta(NamedTuple):
+    """What the change log says happened after a generation."""
+
+    touched: set[int]  # items added, changed or deleted (their vector, name or text)
+    generation: int  # the newest generation
+    metadata: set[int]  # every item whose metadata may have changed (touched included)
 
 
 class Store:
@@ -519,9 +527,9 @@ class Store:
                 )
         return problems
 
-    def changes_since(self, generation: int) -> tuple[set[int], int] | None:
-        """Item ids touched after ``generation`` and the newest generation; None when
-        the log no longer reaches back that far (then the index must be rebuilt)."""
+    def changes_since(self, generation: int) -> Delta | None:
+        """What changed after ``generation`` (``Delta``); None when the log no longer
+        reaches back that far (then the indexes must be rebuilt)."""
         with self.read() as conn:
             marks = dict(
                 conn.execute(
@@ -530,12 +538,12 @@ class Store:
             )
             if generation < int(marks.get("log_floor", 0)):
                 return None
-            ids = conn.execute(
-                text("SELECT DISTINCT item_id FROM changes WHERE generation > :g"),
+            rows = conn.execute(
+                text("SELECT DISTINCT item_id, op FROM changes WHERE generation > :g"),
                 {"g": generation},
-            ).scalars()
-            touched = set(ids)
-        return touched, int(marks.get("generation", 0))
+            ).all()
+        touched = {i for i, op in rows if op != "m"}
+        return Delta(touched, int(marks.get("generation", 0)), {i for i, _ in rows})
 
     def collect_vectors(self) -> int:
         """Delete cached vectors that no item uses (any model); returns how many. Safe
