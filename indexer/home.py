@@ -173,6 +173,11 @@ class FoodIndex:
         """Load the Korean analyzer now, for a server to call at start."""
         self.derived.warm_lexical()
 
+    def warm_fields(self) -> bool:
+        """Build the field index now (filters answered in memory), for a server to call
+        at start; False when the home has no index yet (``DerivedIndex.warm_fields``)."""
+        return self.derived.warm_fields()
+
     def warm_index(self) -> None:
         """Copy the FAISS index into memory now, for a server to call at start."""
         self.derived.warm_index()

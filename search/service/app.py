@@ -199,6 +199,7 @@ class _Background:
         index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
         index.sync(publish=None)  # catch up on whatever happened while we were down
         index.warm_index()  # the FAISS file's pages copied in before the first write
+        index.warm_fields()  # filters answered in memory from the first request
         if index.state()[1] is not None:
             index.embedder.encode(["warm up"])  # load the model before the first request
         for every, work, name in (
