@@ -48,11 +48,7 @@ class Cluster:
             "initdb", "-D", self.data, "-A", "trust", "-U", USER, "-E", "UTF8",
             "--locale=C.UTF-8", "--no-sync",
         )
-        self._run(
-            "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "start", "-o",
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=200",
-        )
+        self.resume()
         self._made = 0
 
     def _run(self, tool: str, *args) -> None:
@@ -74,8 +70,22 @@ class Cluster:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def pause(self) -> None:
+        """Stop the server (its data kept), as an outage does."""
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again)."""
+        self._run(
+            "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "start", "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            "-c max_connections=200",
+        )  # fmt: skip
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass  # not running (paused)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import (
     BadInputError,
@@ -35,6 +37,7 @@ from . import routes_items, routes_jobs, routes_ops, routes_search
 from .docs import add_docs
 from .logs import RequestLog, announce, log_config, startup_facts
 from .metrics import MetricsMiddleware
+from .outage import RETRY_AFTER_S, Outage, unavailable
 from .schemas import MAX_BODY_BYTES
 from .state import Limits, Service
 
@@ -164,8 +167,11 @@ class _Background:
     every ``compact_every`` seconds and one that catches it up every ``catch_up_every``
     seconds when it is behind (0: no thread); at the end, a last publish."""
 
-    def __init__(self, index: FoodIndex, compact_every: float, catch_up_every: float):
+    def __init__(
+        self, index: FoodIndex, compact_every: float, catch_up_every: float, outage: Outage
+    ):
         self.index = index
+        self.outage = outage
         self.compact_every = compact_every
         self.catch_up_every = catch_up_every
         self.stop = threading.Event()
@@ -177,8 +183,11 @@ class _Background:
                 if self.index.index_lag():
                     self.index.sync()
                 failing = False
+                self.outage.end()
             except Exception as exc:  # the database away: said once, retried each tick
-                if not failing:
+                if unavailable(exc):
+                    self.outage.begin(exc)
+                elif not failing:
                     log.warning(
                         "catching the index up failed (%s: %s); retrying",
                         type(exc).__name__,
@@ -233,7 +242,8 @@ def create_app(
     if protect_reads and not token:
         raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
     limits = limits or Limits.from_settings()
-    lifespan = _Background(index, compact_every, catch_up_every).lifespan
+    outage = Outage()
+    lifespan = _Background(index, compact_every, catch_up_every, outage).lifespan
     app = FastAPI(
         title="foodvec",
         version="0.1.0",
@@ -248,7 +258,7 @@ def create_app(
         app.include_router(module.router)
     add_docs(app)
     _admin_page(app)
-    _error_handlers(app)
+    _error_handlers(app, outage)
     app.add_middleware(ResponseLimit, limit=limits.max_response_bytes)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
@@ -272,7 +282,19 @@ def _admin_page(app: FastAPI) -> None:
         return resources.files("search.service").joinpath("admin.html").read_text(encoding="utf-8")
 
 
-def _error_handlers(app: FastAPI) -> None:
+def _error_handlers(app: FastAPI, outage: Outage) -> None:
+    @app.exception_handler(SQLAlchemyError)
+    def _database(request: Request, exc: SQLAlchemyError):
+        if unavailable(exc):
+            outage.begin(exc)
+            return JSONResponse(
+                {"detail": "the database is unavailable; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        log.error("database error on %s", request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
     @app.exception_handler(FoodvecError)
     def _foodvec_error(request: Request, exc: FoodvecError):
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
@@ -295,6 +317,34 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]", "::1"]
+# How long a server starting while its database is away waits for it.
+DB_WAIT_S = 300.0
+
+
+def _open_waiting(open_index, wait: float, first_pause: float = 0.5) -> FoodIndex:
+    """``open_index()``, tried again with a growing pause (0.5 s doubling to 5 s) while
+    the database cannot be reached, for up to ``wait`` seconds; said once."""
+    deadline = time.monotonic() + wait
+    pause, said = first_pause, False
+    while True:
+        try:
+            index = open_index()
+        except SQLAlchemyError as exc:
+            if not unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            if not said:
+                log.warning(
+                    "the database cannot be reached (%s); waiting for it (up to %.0f s)",
+                    str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200],
+                    wait,
+                )
+                said = True
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            continue
+        if said:
+            log.warning("the database is reachable; starting")
+        return index
 
 
 def is_loopback(host: str) -> bool:
@@ -320,9 +370,11 @@ def serve(
     compact_every: float,
     log_format: str = "text",
     config: Settings | None = None,
+    db_wait: float = DB_WAIT_S,
 ) -> None:
     """Serve a home until stopped; ``config``: the settings read at the command line's
-    edge (default: the environment now)."""
+    edge (default: the environment now). A database that cannot be reached at start is
+    waited for, up to ``db_wait`` seconds (``_open_waiting``)."""
     import uvicorn
 
     cfg = config if config is not None else settings()
@@ -334,7 +386,7 @@ def serve(
         )
     if protect_reads and not token:
         raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
-    index = FoodIndex(home=home, model=model, db=db, config=cfg)
+    index = _open_waiting(lambda: FoodIndex(home=home, model=model, db=db, config=cfg), db_wait)
     app = create_app(
         index,
         token=token,

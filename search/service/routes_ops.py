@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
+from .outage import unavailable
 from .state import Service, read_access, service
 
 router = APIRouter()
@@ -15,10 +17,16 @@ router = APIRouter()
 
 @router.get("/health")
 def health(svc: Service = Depends(service)) -> dict[str, Any]:
-    """The process answers."""
+    """The process answers (liveness: 200 while the database is away too, so that a
+    probe does not restart a server that is waiting for it)."""
     if svc.protect_reads:
         return {"status": "ok"}  # the generation and model are for readers with the token
-    gen, model = svc.index.state()
+    try:
+        gen, model = svc.index.state()
+    except SQLAlchemyError as exc:
+        if not unavailable(exc):
+            raise
+        return {"status": "ok", "database": "unavailable"}
     return {"status": "ok", "generation": gen, "model": model}
 
 
