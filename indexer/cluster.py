@@ -16,6 +16,10 @@ Ray is optional (``pip install 'foodvec[cluster]'``); nothing here imports it un
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -34,6 +38,62 @@ INSTALL = "Ray is not installed: pip install 'foodvec[cluster]' (Ray with Ray Da
 EMBED_BATCH = 512
 # Mining blocks per CPU of the cluster (more blocks: finer progress and balance).
 BLOCKS_PER_CPU = 4
+
+
+# How long a cluster's address is given to answer before foodvec says it does not.
+REACH_TIMEOUT_S = 3.0
+
+
+def _address_file() -> Path:
+    """Where ``ray start`` records the address of the cluster it started on this
+    machine (Ray's temporary folder: RAY_TMPDIR, else TMPDIR on Linux, else /tmp)."""
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("linux", "darwin")):
+        base = "/tmp"
+    else:
+        base = tempfile.gettempdir()
+    return Path(base) / "ray" / "ray_current_cluster"
+
+
+def _answers(address: str, timeout: float = REACH_TIMEOUT_S) -> bool:
+    """Whether something accepts a TCP connection at ``HOST:PORT``."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def check_reachable(address: str) -> None:
+    """Refuse, within seconds, an address nothing answers at, and a recorded cluster
+    that has stopped (Ray would wait for either far longer, deaf to SIGTERM)."""
+    if address != "auto":
+        if ":" in address and not _answers(address):
+            raise FoodvecError(
+                f"cannot reach the Ray cluster at {address!r}: nothing answers there "
+                f"within {REACH_TIMEOUT_S:.0f} s (is it started, and is the port right?)"
+            )
+        return
+    recorded = os.environ.get("RAY_ADDRESS", "").strip()
+    where = "RAY_ADDRESS"
+    if not recorded:
+        path = _address_file()
+        try:
+            recorded = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return  # no cluster recorded: `auto` starts one on this machine
+        where = str(path)
+    if recorded and recorded != "auto" and not _answers(recorded):
+        raise FoodvecError(
+            f"{where} names a Ray cluster at {recorded}, which does not answer: a cluster "
+            "that has stopped. Start it again (ray start --head), or remove "
+            f"{where if where != 'RAY_ADDRESS' else 'the variable'} so that --ray auto "
+            "starts one on this machine"
+        )
 
 
 def _ray():
@@ -65,6 +125,7 @@ def connect(address: str):
         "log_to_driver": False,
         "logging_level": "warning",
     }
+    check_reachable(address)
     try:
         if address == "auto":
             try:

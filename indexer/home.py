@@ -90,13 +90,15 @@ class FoodIndex:
     ) -> BuildSummary:
         opts = opts or BuildOptions()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        # the cluster first: an address that does not answer is said before the model loads
+        remote = self.model.remote_embedder(opts.ray) if opts.ray else None
         summary = build(
             self._store,
             self.embedder,
             open_sources(paths, opts.format),
             opts,
             report_default=self.layout.reject_report(stamp),
-            remote=self.model.remote_embedder(opts.ray) if opts.ray else None,
+            remote=remote,
         )
         self._sync_after_write(
             summary.generation, publish=True, kind=index_kind, force_rebuild=opts.reembed

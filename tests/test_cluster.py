@@ -87,3 +87,38 @@ def test_ray_flag_without_ray_says_how_to_install_it(built, fakes, monkeypatch):
         assert res.exit_code == 1 and "pip install 'foodvec[cluster]'" in res.output
     finally:
         sys.modules["ray"] = real
+
+
+def _closed_port() -> int:
+    from tests.servers import free_port
+
+    return free_port()  # free: nothing listens there
+
+
+def test_a_stale_cluster_file_or_a_dead_address_is_refused_within_seconds(tmp_path):
+    """A cluster file left by a Ray cluster that has stopped, RAY_ADDRESS naming one,
+    and an address nothing answers at: each a one-line error in seconds, from a
+    process that is not yet connected (Ray itself would wait, deaf to SIGTERM)."""
+    import os
+    import subprocess
+    import time
+
+    dead = f"127.0.0.1:{_closed_port()}"
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text(dead + "\n")
+    env = {**os.environ, "RAY_TMPDIR": str(tmp_path), "FOODVEC_HOME": str(tmp_path / "h")}
+    env.pop("RAY_ADDRESS", None)
+    cases = [
+        (["--ray", "auto"], env, "does not answer"),
+        (["--ray", "auto"], {**env, "RAY_ADDRESS": dead}, "RAY_ADDRESS names"),
+        (["--ray", dead], env, "nothing answers there"),
+    ]
+    for flags, case_env, words in cases:
+        started = time.monotonic()
+        res = subprocess.run(
+            [sys.executable, "-m", "search.cli", "build", str(SAMPLE), "--model", "base", *flags],
+            capture_output=True, text=True, env=case_env, timeout=60,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        assert res.returncode == 1 and words in res.stderr, (flags, res.stderr[-600:])
+        assert "Traceback" not in res.stderr and took < 10, took
