@@ -19,7 +19,7 @@ from .ann import AnnIndex
 from .build import BuildOptions, BuildSummary, build, memory_table, open_sources
 from .derived import DerivedIndex, refuse_an_emptied_database
 from .embedder import Embedder
-from .errors import BadInputError, FoodvecError, IndexNotSavedError
+from .errors import BadInputError, FoodvecError, IndexNotSavedError, ModelMismatchError
 from .filters import Node
 from .home_model import DEFAULT_MINE_THRESHOLD, MODEL_SETTINGS, HomeModel
 from .mining import MineResult, MiningJobs
@@ -79,6 +79,17 @@ class FoodIndex:
 
     def model_loaded(self) -> bool:
         return self.model.loaded()
+
+    def model_mismatch(self) -> str | None:
+        """Why searches would be refused with the loaded model (the items were embedded
+        with another since it loaded); None when it matches or none is loaded yet."""
+        if not self.model.loaded():
+            return None
+        try:
+            self.model.check()
+        except ModelMismatchError as exc:
+            return str(exc)
+        return None
 
     def mining_threshold(self) -> float:
         """The model's calibrated mining threshold, else ``DEFAULT_MINE_THRESHOLD``."""

@@ -109,3 +109,18 @@ def test_client_against_a_real_server_with_json_logs(built, tmp_path):
                for x in access)  # fmt: skip
     assert any(x["status"] == 404 for x in access)
     assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)
+
+
+def test_ready_is_503_when_the_items_move_to_another_model(home):
+    """Another process re-embeds the items with another model: this server's searches
+    are refused (409), so it is not ready either, and says why."""
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+    with TestClient(create_app(idx, compact_every=0)) as c:
+        assert c.get("/ready").status_code == 200
+        with FoodIndex(home, embedder=FakeEmbedder(64, salt="other")) as other:
+            other.build([SAMPLE], BuildOptions(progress=False, reembed=True))
+        assert c.post("/search", json={"query": "김치"}).status_code == 409
+        r = c.get("/ready")
+        assert r.status_code == 503 and "model" in r.json()["model_mismatch"], r.json()
+    idx.close()

@@ -33,13 +33,17 @@ def health(svc: Service = Depends(service)) -> dict[str, Any]:
 @router.get("/ready")
 def ready(svc: Service = Depends(service)) -> JSONResponse:
     """Ready to answer searches: the model is loaded and the in-memory index is at the
-    database's generation (503 otherwise: while a large index is rebuilt, or for the
+    database's generation (503 otherwise: while a large index is rebuilt, for the
     moment between a write elsewhere and the server's background catch-up, which
-    looks every 0.5 s). ``/health`` is liveness only."""
+    looks every 0.5 s, and when the items were re-embedded with a model other than the
+    one this server loaded, whose searches are refused). ``/health`` is liveness only."""
     lag = svc.index.index_lag()
     loaded = svc.index.model_loaded() or svc.index.state()[1] is None
-    ok = lag == 0 and loaded
+    mismatch = svc.index.model_mismatch()  # the items re-embedded with another model
+    ok = lag == 0 and loaded and mismatch is None
     body = {"ready": ok, "index_lag": lag, "model_loaded": loaded}
+    if mismatch:
+        body["model_mismatch"] = mismatch
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
