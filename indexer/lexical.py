@@ -77,11 +77,11 @@ class LexicalIndex:
     df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     total_len: np.ndarray = field(default_factory=lambda: np.zeros(NF, np.float64))
     count: int = 0
-    # item id -> row of the main matrix, made when first needed (a search that ranks
-    # no needs never does)
-    _rows: dict[int, int] | None = None
+    # the main matrix's item ids in order and the row of each, made when first needed
+    # (a search that ranks no needs never does): ids to rows by binary search
+    _by_id: tuple[np.ndarray, np.ndarray] | None = None
     _tail_cache: tuple | None = None
-    _buffers: dict[int, np.ndarray] = field(default_factory=dict)
+    _buffers: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
     # The longest Hangul term of the name and text fields (at most MAX_MORPHEME), in
     # characters: how far a query's segmentation looks ahead.
     _max_len: int = 1
@@ -129,8 +129,8 @@ class LexicalIndex:
         if doc is not None:
             self._tail_cache = None
         else:
-            row = self._row_of().pop(item_id, None)
-            if row is None:
+            row = self._main_row(item_id)
+            if row < 0:
                 return
             self.main_alive[row] = False
             lo, hi = self.main.indptr[row], self.main.indptr[row + 1]
@@ -180,15 +180,23 @@ class LexicalIndex:
         self.main_ids = ids.astype(np.int64)
         self.main_lens = lens.astype(np.float32)
         self.main_alive = np.ones(len(ids), bool)
-        self._rows = None
+        self._by_id = None
 
-    def _row_of(self) -> dict[int, int]:
-        """Item id -> its row of the main matrix (removed rows dropped as they go)."""
-        if self._rows is None:
-            self._rows = {int(i): r for r, i in enumerate(self.main_ids.tolist())}
-            for r in np.flatnonzero(~self.main_alive).tolist():
-                self._rows.pop(int(self.main_ids[r]), None)
-        return self._rows
+    def _main_rows(self, ids: np.ndarray) -> np.ndarray:
+        """The live row of the main matrix holding each item id, -1 for none."""
+        ids = np.asarray(ids, np.int64)
+        if self.main is None or not len(self.main_ids):
+            return np.full(len(ids), -1, np.int64)
+        if self._by_id is None:
+            order = np.argsort(self.main_ids, kind="stable")
+            self._by_id = (self.main_ids[order], order)
+        sorted_ids, order = self._by_id
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        rows = order[pos]
+        return np.where((sorted_ids[pos] == ids) & self.main_alive[rows], rows, -1)
+
+    def _main_row(self, item_id: int) -> int:
+        return int(self._main_rows(np.array([item_id]))[0])
 
     # -- reading --------------------------------------------------------------------
     def ids(self) -> np.ndarray:
@@ -207,8 +215,8 @@ class LexicalIndex:
             seen.add(item_id)
             doc = self.tail.get(item_id)
             if doc is None:
-                row = self._row_of().get(item_id)
-                if row is None:
+                row = self._main_row(item_id)
+                if row < 0:
                     wrong.append(item_id)
                     continue
                 lo, hi = self.main.indptr[row], self.main.indptr[row + 1]
@@ -288,18 +296,17 @@ class LexicalIndex:
         sign = self._fact_signs(goodness)
         good = np.zeros(len(ids))
         bad = np.zeros(len(ids))
-        at, rows = [], []
-        rows_of = self._row_of()
-        for n, i in enumerate(ids.tolist()):
-            doc = self.tail.get(i)
-            if doc is not None:
-                s = sign[doc.cols[doc.cols < len(sign)]]
-                good[n], bad[n] = (s > 0).sum(), (s < 0).sum()
-            elif (row := rows_of.get(i)) is not None:
-                at.append(n)
-                rows.append(row)
-        if rows:
-            sub = postings.take_rows(self.main, np.asarray(rows))
+        found = self._main_rows(ids)  # an item in the tail has no live main row
+        if self.tail:
+            for n in np.flatnonzero(found < 0).tolist():
+                doc = self.tail.get(int(ids[n]))
+                if doc is not None:
+                    s = sign[doc.cols[doc.cols < len(sign)]]
+                    good[n], bad[n] = (s > 0).sum(), (s < 0).sum()
+        at = np.flatnonzero(found >= 0)
+        rows = found[at]
+        if len(rows):
+            sub = postings.take_rows(self.main, rows)
             cols = sub.indices
             s = np.where(cols < len(sign), sign[np.minimum(cols, len(sign) - 1)], 0)
             which = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
@@ -367,8 +374,13 @@ class LexicalIndex:
                 continue
             hit = touched[0]
             if len(touched) > 1:
-                hit = np.sort(np.concatenate(touched))
-                hit = hit[np.concatenate(([True], hit[1:] != hit[:-1]))]
+                # the rows any term touched, in order: marked, then found in one scan
+                # (sorting the terms' postings costs more for common words)
+                mark = self._marks(seg_m.shape[0])
+                for rows in touched:
+                    mark[rows] = True
+                hit = np.flatnonzero(mark)
+                mark[hit] = False
             got = scratch[hit].astype(np.float32)
             scratch[hit] = 0.0
             if alive is not None:
@@ -401,11 +413,21 @@ class LexicalIndex:
         return total
 
     def _scratch(self, n: int) -> np.ndarray:
-        """A zeroed buffer of ``n`` scores, reused across queries (left zeroed)."""
-        buf = self._buffers.get(n)
+        """A zeroed buffer of ``n`` scores, reused across queries (left zeroed): one for
+        the main matrix's rows and one for the tail's."""
+        return self._buffer(n, np.float64)
+
+    def _marks(self, n: int) -> np.ndarray:
+        """A cleared buffer of ``n`` flags, reused across queries (left cleared)."""
+        return self._buffer(n, np.bool_)
+
+    def _buffer(self, n: int, dtype: type) -> np.ndarray:
+        key = (n, np.dtype(dtype).char)
+        buf = self._buffers.get(key)
         if buf is None:
-            self._buffers = {n: np.zeros(n, np.float64)}
-            buf = self._buffers[n]
+            if len(self._buffers) >= 4:  # sizes of matrices no longer held
+                self._buffers = {}
+            buf = self._buffers[key] = np.zeros(n, dtype)
         return buf
 
     # -- files ----------------------------------------------------------------------
