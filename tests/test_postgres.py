@@ -178,3 +178,19 @@ def test_staging_table_kept_emptied_or_dropped_between_builds(tmp_path, pg_url, 
         assert idx.count() == 300 and idx.verify() == []
         with idx._store.engine.connect() as conn:  # the session is given back as it came
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def test_a_pool_that_may_not_fit_in_max_connections_is_said_at_open(pg_url, caplog, monkeypatch):
+    from indexer.storage import postgres
+
+    assert postgres.pool_warning(15, 100, 3, 20) is None
+    said = postgres.pool_warning(15, 100, 3, 90)
+    assert "up to 15 connections" in said and "has 7 free" in said and "max_connections 100" in said
+    with caplog.at_level("WARNING", logger="foodvec"):
+        FoodIndex(db=pg_url, embedder=FakeEmbedder(16)).close()  # 200 allowed: fits
+        assert not [r for r in caplog.records if "connections to PostgreSQL" in r.getMessage()]
+        monkeypatch.setattr(postgres, "POOL_OVERFLOW", 500)
+        FoodIndex(db=pg_url, embedder=FakeEmbedder(16)).close()
+    said_at_open = [r.getMessage() for r in caplog.records]
+    warned = [m for m in said_at_open if "connections to PostgreSQL" in m]
+    assert len(warned) == 1 and "up to 505 connections" in warned[0], warned

@@ -4,6 +4,7 @@ run at READ COMMITTED; the metadata is read with jsonb operators."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -14,6 +15,8 @@ from .where import MetadataKey, Params
 
 # The key of the advisory lock that writers hold (any fixed 64-bit number; this one is
 # "foodvec" in ASCII).
+log = logging.getLogger("foodvec")
+
 WRITE_LOCK_KEY = 0x666F6F64766563
 # A connection keeps its staging table after a build of fewer rows than this (emptied);
 # a bigger build drops it.
@@ -90,12 +93,38 @@ class PostgresStaging(Staging):
             self._clean_up()  # in the same commit (undone with it if it fails)
 
 
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+POOL_TIMEOUT = 10.0
+
+
+def pool_warning(most: int, max_connections: int, reserved: int, in_use: int) -> str | None:
+    """What to say when one more process with a pool of ``most`` connections may not
+    fit in what the server allows beside those ``in_use`` (None: it fits)."""
+    free = max_connections - reserved - in_use
+    if most <= free:
+        return None
+    return (
+        f"this process may open up to {most} connections to PostgreSQL, and the server "
+        f"has {max(free, 0)} free (max_connections {max_connections}, {reserved} reserved, "
+        f"{in_use} in use): raise max_connections, or run fewer processes on this database"
+    )
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
     # Readers see one snapshot per transaction, as SQLite's readers do (the change log
     # and the generation they read belong together); writers switch to READ COMMITTED
     # under their lock (``prepare``).
-    engine_options: dict[str, Any] = {"pool_pre_ping": True, "isolation_level": "REPEATABLE READ"}
+    # A process holds at most POOL_SIZE + POOL_OVERFLOW connections; a request that finds
+    # none free within POOL_TIMEOUT seconds is answered 503 (search.service.outage).
+    engine_options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "isolation_level": "REPEATABLE READ",
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_timeout": POOL_TIMEOUT,
+    }
     where_key = PostgresKey
     staging_class = PostgresStaging
     seconds_ago_sql = "LOCALTIMESTAMP - (:s * INTERVAL '1 second')"
@@ -116,6 +145,23 @@ class PostgresStore(Store):
     )
     # processes that start together migrate one at a time
     migrate_under_lock = True
+
+    def __init__(self, engine: Engine, *args: Any, **kwargs: Any):
+        super().__init__(engine, *args, **kwargs)
+        self._check_pool()
+
+    def _check_pool(self) -> None:
+        """Say once, at open, when this process's pool may not fit in the server's
+        max_connections beside the connections already open."""
+        with self.engine.connect() as conn:
+            max_connections = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+            reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+            in_use = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            ).scalar_one()
+        said = pool_warning(POOL_SIZE + POOL_OVERFLOW, max_connections, reserved, int(in_use))
+        if said:
+            log.warning(said)
 
     @classmethod
     def prepare(cls, engine: Engine) -> None:
