@@ -152,14 +152,7 @@ def pg_cluster():
     the driver are missing, and never when FOODVEC_TEST_POSTGRES=required)."""
     from tests import pg
 
-    try:
-        import psycopg  # noqa: F401
-
-        cluster = pg.Cluster()
-    except (FileNotFoundError, ImportError) as exc:
-        if pg.REQUIRED:
-            raise
-        pytest.skip(f"no PostgreSQL here: {exc}")
+    cluster = pg.cluster_or_skip()
     yield cluster
     cluster.stop()
 

@@ -30,6 +30,21 @@ def bindir() -> Path | None:
     return None
 
 
+def cluster_or_skip() -> Cluster:
+    """A new private cluster; the test skips where PostgreSQL or its driver is missing
+    (never when FOODVEC_TEST_POSTGRES=required)."""
+    import pytest
+
+    try:
+        import psycopg  # noqa: F401
+
+        return Cluster()
+    except (FileNotFoundError, ImportError) as exc:
+        if REQUIRED:
+            raise
+        pytest.skip(f"no PostgreSQL here: {exc}")
+
+
 class Cluster:
     def __init__(self) -> None:
         bins = bindir()

@@ -102,14 +102,7 @@ def own_cluster():
     """A PostgreSQL server of this test's own, to stop and start."""
     from tests import pg
 
-    try:
-        import psycopg  # noqa: F401
-
-        cluster = pg.Cluster()
-    except (FileNotFoundError, ImportError) as exc:
-        if pg.REQUIRED:
-            raise
-        pytest.skip(f"no PostgreSQL here: {exc}")
+    cluster = pg.cluster_or_skip()
     yield cluster
     cluster.stop()
 
