@@ -16,10 +16,7 @@ Ray is optional (``pip install 'foodvec[cluster]'``); nothing here imports it un
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -44,20 +41,6 @@ BLOCKS_PER_CPU = 4
 REACH_TIMEOUT_S = 3.0
 
 
-def _address_file() -> Path:
-    """Where ``ray start`` records the address of the cluster it started on this
-    machine (Ray's temporary folder: RAY_TMPDIR, else TMPDIR on Linux, else /tmp)."""
-    if "RAY_TMPDIR" in os.environ:
-        base = os.environ["RAY_TMPDIR"]
-    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
-        base = os.environ["TMPDIR"]
-    elif sys.platform.startswith(("linux", "darwin")):
-        base = "/tmp"
-    else:
-        base = tempfile.gettempdir()
-    return Path(base) / "ray" / "ray_current_cluster"
-
-
 def _answers(address: str, timeout: float = REACH_TIMEOUT_S) -> bool:
     """Whether something accepts a TCP connection at ``HOST:PORT``."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -78,10 +61,11 @@ def check_reachable(address: str) -> None:
                 f"within {REACH_TIMEOUT_S:.0f} s (is it started, and is the port right?)"
             )
         return
-    recorded = os.environ.get("RAY_ADDRESS", "").strip()
+    cfg = settings()
+    recorded = cfg.ray_address or ""
     where = "RAY_ADDRESS"
-    if not recorded:
-        path = _address_file()
+    if not recorded and cfg.ray_address_file is not None:
+        path = cfg.ray_address_file
         try:
             recorded = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):

@@ -59,6 +59,10 @@ class Settings:
     max_hits: int = MAX_HITS
     jobs_keep: int = JOBS_KEEP
     jobs_keep_days: float = JOBS_KEEP_DAYS
+    # Ray's own variables, read to check a cluster before joining it (indexer.cluster):
+    # the address it would join, and the file where `ray start` records one
+    ray_address: str | None = None
+    ray_address_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -85,7 +89,23 @@ class Settings:
             max_hits=_number(env, "FOODVEC_MAX_HITS", MAX_HITS),
             jobs_keep=_number(env, "FOODVEC_JOBS_KEEP", JOBS_KEEP),
             jobs_keep_days=_number(env, "FOODVEC_JOBS_KEEP_DAYS", JOBS_KEEP_DAYS, float),
+            ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
+            ray_address_file=_ray_temp(env) / "ray" / "ray_current_cluster",
         )
+
+
+def _ray_temp(env: Mapping[str, str]) -> Path:
+    """Ray's temporary folder: RAY_TMPDIR, else TMPDIR on Linux, else /tmp."""
+    import sys
+    import tempfile
+
+    if env.get("RAY_TMPDIR"):
+        return Path(env["RAY_TMPDIR"])
+    if sys.platform.startswith("linux") and env.get("TMPDIR"):
+        return Path(env["TMPDIR"])
+    if sys.platform.startswith(("linux", "darwin")):
+        return Path("/tmp")
+    return Path(tempfile.gettempdir())
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type = int):

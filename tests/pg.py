@@ -60,8 +60,17 @@ class Cluster:
             os.chown(self.dir, pg.pw_uid, pg.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._run(
-            "initdb", "-D", self.data, "-A", "trust", "-U", USER, "-E", "UTF8",
-            "--locale=C.UTF-8", "--no-sync",
+            "initdb",
+            "-D",
+            self.data,
+            "-A",
+            "trust",
+            "-U",
+            USER,
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
         )
         self.resume()
         self._made = 0
