@@ -584,6 +584,21 @@ class DerivedIndex:
             return False
         return True
 
+    def unpublished(self) -> tuple[int, int | None]:
+        """(items in the in-memory index, items changed since the published generation;
+        None when the change log cannot say), for a server to size its saves by."""
+        with self._mutex:
+            if self._ann is None or self._ann_meta is None:
+                return 0, 0
+            gen, published = int(self._ann_meta["generation"]), self._published_gen
+            count = self._ann.count
+        if published is None:
+            return count, None
+        if gen == published:
+            return count, 0
+        delta = self._store.changes_since(published)
+        return count, None if delta is None else len(delta.metadata)
+
     # -- the reads a search needs ---------------------------------------------------------
     def warm_index(self) -> None:
         """Copy a FAISS index mapped from its file into memory now, for a server to call

@@ -174,6 +174,10 @@ class FoodIndex:
         """Save the in-memory indexes if they are newer than the published ones."""
         return self.derived.publish()
 
+    def unpublished(self) -> tuple[int, int | None]:
+        """(items indexed, items changed since the last save; None: unknown)."""
+        return self.derived.unpublished()
+
     def index_lag(self) -> int:
         """Generations the in-memory indexes are behind the database."""
         return self.derived.lag()

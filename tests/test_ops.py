@@ -4,6 +4,7 @@ process."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -123,4 +124,52 @@ def test_ready_is_503_when_the_items_move_to_another_model(home):
         assert c.post("/search", json={"query": "김치"}).status_code == 409
         r = c.get("/ready")
         assert r.status_code == 503 and "model" in r.json()["model_mismatch"], r.json()
+    idx.close()
+
+
+def test_saves_are_sized_by_the_change_volume():
+    from search.service.app import SavePolicy
+
+    policy = SavePolicy(small=1000, share=0.01, max_age=60)
+    assert not policy.due(500, 0, 1e9)  # nothing changed: never
+    assert policy.due(500, 1, 0)  # a small index: at every look
+    assert not policy.due(100_000, 999, 59)  # a large one: 1% of its items...
+    assert policy.due(100_000, 1000, 0)
+    assert policy.due(100_000, 1, 60)  # ...or the age of its last save
+    assert policy.due(100_000, None, 0)  # the log cannot say: save
+
+
+def test_a_large_index_is_saved_when_enough_changed_or_after_a_while(home):
+    """A server whose index counts as large saves it once enough items changed or its
+    last save is old enough, not at every look; what it has not saved is in the log."""
+    from search.service.app import SavePolicy
+
+    idx = FoodIndex(home, embedder=FakeEmbedder(64))
+    idx.build([SAMPLE], BuildOptions(progress=False))
+
+    def published() -> int:
+        return json.loads((home / "index" / "index.json").read_text())["generation"]
+
+    start = published()
+    policy = SavePolicy(small=0, share=0.02, max_age=3.0)  # 234 items: 5 changes
+    app = create_app(idx, compact_every=0.05, catch_up_every=0, saves=policy)
+    with TestClient(app) as c:
+        body = {"items": [{"id": "n0", "text": "새 음식 0"}]}
+        assert c.post("/items", json=body).status_code == 200
+        time.sleep(0.5)
+        assert published() == start  # one change of 234: not yet
+        more = {"items": [{"id": f"n{i}", "text": f"새 음식 {i}"} for i in range(1, 6)]}
+        assert c.post("/items", json=more).status_code == 200
+        deadline = time.monotonic() + 5
+        while published() == start:
+            assert time.monotonic() < deadline, "not saved after 6 changes"
+            time.sleep(0.05)
+        saved = published()
+        assert (
+            c.post("/items", json={"items": [{"id": "n9", "text": "새 음식 9"}]}).status_code == 200
+        )
+        deadline = time.monotonic() + 8
+        while published() == saved:  # one change: saved once the last save is 3 s old
+            assert time.monotonic() < deadline, "not saved after its max age"
+            time.sleep(0.1)
     idx.close()

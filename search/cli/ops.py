@@ -37,7 +37,9 @@ _SERVE_OPTIONS = options(
         type=click.FloatRange(0),
         default=30.0,
         show_default=True,
-        help="Seconds between saves of the FAISS index (0: only at shutdown).",
+        help="Seconds between looks at whether to save the index (0: only at shutdown). An "
+        "index of up to 50,000 items is saved at every look; a larger one once 1% of its "
+        "items changed or 10 minutes after its last save.",
     ),
     click.option(
         "--log-format",

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -161,6 +162,26 @@ def _status(exc: FoodvecError) -> int:
     return 500
 
 
+@dataclass(frozen=True)
+class SavePolicy:
+    """When a server saves its in-memory index (each save rewrites the whole FAISS file:
+    1.5 GB at a million items). An index of at most ``small`` items is saved at every
+    look; a larger one once ``share`` of its items changed since its last save, or
+    ``max_age`` seconds after that save, whichever comes first. Between saves the change
+    log holds what a restart needs to catch up."""
+
+    small: int = 50_000
+    share: float = 0.01
+    max_age: float = 600.0
+
+    def due(self, count: int, changed: int | None, age: float) -> bool:
+        if changed == 0:
+            return False
+        if changed is None or count <= self.small or age >= self.max_age:
+            return True
+        return changed >= self.share * count
+
+
 class _Background:
     """The server's life around its requests: at start, the analyzer and the model
     warmed and the index caught up; while serving, a thread that publishes the index
@@ -168,9 +189,15 @@ class _Background:
     seconds when it is behind (0: no thread); at the end, a last publish."""
 
     def __init__(
-        self, index: FoodIndex, compact_every: float, catch_up_every: float, outage: Outage
+        self,
+        index: FoodIndex,
+        compact_every: float,
+        catch_up_every: float,
+        outage: Outage,
+        saves: SavePolicy,
     ):
         self.index = index
+        self.saves = saves
         self.outage = outage
         self.compact_every = compact_every
         self.catch_up_every = catch_up_every
@@ -196,9 +223,13 @@ class _Background:
                 failing = True
 
     def compact(self) -> None:
+        saved = time.monotonic()
         while not self.stop.wait(self.compact_every):
             try:
-                self.index.publish()
+                count, changed = self.index.unpublished()
+                if self.saves.due(count, changed, time.monotonic() - saved):
+                    self.index.publish()
+                    saved = time.monotonic()
             except Exception as exc:  # a failed save is retried at the next tick
                 log.warning("saving the index failed (%s: %s); retrying", type(exc).__name__, exc)
 
@@ -230,6 +261,7 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     catch_up_every: float = 0.5,
     limits: Limits | None = None,
+    saves: SavePolicy | None = None,
 ) -> FastAPI:
     """The app over one ``FoodIndex``. ``token``: writes need ``Authorization: Bearer``.
     ``allowed_hosts``: the Host header values accepted (a loopback server accepts only
@@ -238,12 +270,15 @@ def create_app(
     found behind (a write through another replica or process) is caught up from the
     change log then, so an idle replica becomes ready without a search (0: never).
     ``limits``: what one request may ask for (default: from the settings).
+    ``saves``: when the in-memory index is saved, looked at every ``compact_every``
+    seconds (``SavePolicy``).
     ``protect_reads`` without a token is refused: it would leave every read open."""
     if protect_reads and not token:
         raise BadInputError(PROTECT_READS_NEEDS_TOKEN)
     limits = limits or Limits.from_settings()
     outage = Outage()
-    lifespan = _Background(index, compact_every, catch_up_every, outage).lifespan
+    background = _Background(index, compact_every, catch_up_every, outage, saves or SavePolicy())
+    lifespan = background.lifespan
     app = FastAPI(
         title="foodvec",
         version="0.1.0",
