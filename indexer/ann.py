@@ -48,6 +48,15 @@ EXACT_SUBSET_MAX = 3_000
 FILTER_PROBE_FACTOR = 2
 
 KINDS = ("flat", "hnsw", "ivf")
+# The kinds whose coarse lists are a trained layout, shared through the database by
+# every home on it (``storage.layouts``) so that replicas search the same lists.
+IVF_KINDS = ("ivf",)
+# A shared layout is trained again once the items have grown this many times over the
+# count it was trained on (its lists follow 4 * sqrt(n): 4x the items, 2x the lists).
+LAYOUT_GROWTH = 4.0
+# The queries (vectors of indexed items) that measure a new layout's recall@10 against
+# exact search (the same lists, every one probed).
+RECALL_QUERIES = 100
 
 
 class DamagedIndex(Exception):
@@ -93,6 +102,49 @@ def choose_kind(requested: str, count: int) -> str:
     return "flat" if count <= AUTO_FLAT_MAX else "ivf"
 
 
+def training_sample(
+    dim: int, batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], count: int
+) -> np.ndarray:
+    """About ``IVF_TRAIN_PER_LIST`` vectors a list, taken evenly from one pass."""
+    want = min(count, IVF_TRAIN_PER_LIST * ivf_nlist(count))
+    every = max(1, count // max(want, 1))
+    parts = [vecs[::every] for _, vecs in batches()]
+    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+
+
+def train_centroids(train: np.ndarray | None, dim: int, nlist: int) -> np.ndarray:
+    """``nlist`` coarse centroids (k-means, inner product, a fixed seed) of ``train``,
+    on at most ``IVF_TRAIN_PER_LIST`` vectors a list. No training data: one list,
+    centred at zero (every vector lands in it; the search is exact)."""
+    if train is None or not len(train):
+        return np.zeros((1, dim), np.float32)
+    nlist = max(1, min(nlist, len(train)))
+    sample = train
+    if len(train) > IVF_TRAIN_PER_LIST * nlist:
+        pick = np.random.default_rng(0).choice(len(train), IVF_TRAIN_PER_LIST * nlist, False)
+        sample = train[np.sort(pick)]
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.seed = 1234
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return ivf.quantizer.reconstruct_n(0, nlist)
+
+
+def layout_recall(ann: AnnIndex, queries: int = RECALL_QUERIES) -> float | None:
+    """recall@10 of an IVF index at its probes against exact search over the same
+    vectors (every list probed), for the vectors of up to ``queries`` indexed items
+    (None: too few items to say)."""
+    if ann.kind not in IVF_KINDS or ann.count < 20:
+        return None
+    ids = ann.ids()
+    pick = np.random.default_rng(0).choice(len(ids), min(queries, len(ids)), replace=False)
+    q = ann.reconstruct_many(ids[np.sort(pick)])
+    k = min(10, ann.count)
+    _, got = ann.index.search(q, k)
+    _, exact = ann.index.search(q, k, params=faiss.SearchParametersIVF(nprobe=ann.index.nlist))
+    hits = sum(len(set(a[a >= 0]) & set(b[b >= 0])) for a, b in zip(got, exact, strict=True))
+    return hits / max(1, int((exact >= 0).sum()))
+
+
 @dataclass
 class AnnIndex:
     """A FAISS index whose ids are the items' integer ids."""
@@ -109,8 +161,16 @@ class AnnIndex:
     # -- construction -------------------------------------------------------------
     @classmethod
     def empty(
-        cls, kind: str, dim: int, train: np.ndarray | None = None, nlist: int | None = None
+        cls,
+        kind: str,
+        dim: int,
+        train: np.ndarray | None = None,
+        nlist: int | None = None,
+        centroids: np.ndarray | None = None,
+        nprobe: int | None = None,
     ) -> AnnIndex:
+        """An empty index of ``kind``. IVF: on ``centroids`` (a trained layout, shared)
+        when given, else trained here on ``train``."""
         if kind == "flat":
             return cls("flat", dim, faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), {})
         if kind == "hnsw":
@@ -124,19 +184,14 @@ class AnnIndex:
             }
             return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
         if kind == "ivf":
-            n = 0 if train is None else len(train)
-            nlist = nlist or ivf_nlist(n)
+            if centroids is None:
+                n = 0 if train is None else len(train)
+                centroids = train_centroids(train, dim, nlist or ivf_nlist(n))
+            nlist = len(centroids)
             quantizer = faiss.IndexFlatIP(dim)
+            quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
             ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            ivf.cp.seed = 1234
-            if train is not None and len(train):
-                sample = train
-                if len(train) > IVF_TRAIN_PER_LIST * nlist:
-                    rng = np.random.default_rng(0)
-                    pick = rng.choice(len(train), IVF_TRAIN_PER_LIST * nlist, replace=False)
-                    sample = train[np.sort(pick)]
-                ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
-            ivf.nprobe = min(nlist, IVF_NPROBE)
+            ivf.nprobe = min(nlist, nprobe or IVF_NPROBE)
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
             return cls("ivf", dim, ivf, {"nlist": nlist, "nprobe": ivf.nprobe})
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
@@ -148,17 +203,27 @@ class AnnIndex:
         dim: int,
         batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
         count: int,
+        layout: Callable[[Callable[[], np.ndarray]], tuple[np.ndarray, int, dict]] | None = None,
     ) -> AnnIndex:
         """Build from ``batches()``, a fresh iterable of (ids, vectors) batches per call,
         adding batch by batch so that memory holds the index and one batch, not a second
-        copy of every vector. IVF first trains on a sample taken in a separate pass."""
-        train = None
-        if kind == "ivf":
-            want = min(count, IVF_TRAIN_PER_LIST * ivf_nlist(count))
-            every = max(1, count // max(want, 1))
-            parts = [vecs[::every] for _, vecs in batches()]
-            train = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        ann = cls.empty(kind, dim, train=train, nlist=ivf_nlist(count) if kind == "ivf" else None)
+        copy of every vector. IVF trains on a sample taken in a separate pass, or, with
+        ``layout``, takes its lists from it: ``layout(sample)`` returns (centroids,
+        nprobe, params to record), calling ``sample()`` only when it must train."""
+        if kind in IVF_KINDS:
+
+            def sample() -> np.ndarray:
+                return training_sample(dim, batches, count)
+
+            if layout is None:
+                centroids = train_centroids(sample(), dim, ivf_nlist(count))
+                nprobe, extra = None, {}
+            else:
+                centroids, nprobe, extra = layout(sample)
+            ann = cls.empty(kind, dim, centroids=centroids, nprobe=nprobe)
+            ann.params.update(extra)
+        else:
+            ann = cls.empty(kind, dim)
         for ids, vecs in batches():
             ann.add(ids, vecs)
         return ann

@@ -46,6 +46,7 @@ from .errors import FoodvecError, ModelMismatchError
 from .fields import FieldIndex
 from .filters import Node
 from .lexical import LexicalIndex
+from .lists import MISFITS, build_index, misfit
 from .settings import Layout
 from .storage import Store
 
@@ -102,6 +103,12 @@ class DerivedIndex:
         # and catch-ups from the change log (``counters``, ``/metrics``).
         self._rebuilds: dict[str, int] = {}
         self._catchups = 0
+        # A server rebuilds an index that is still correct but no longer the one to
+        # search (its kind, its shared layout: ``lists.misfit``) beside the one it
+        # serves (``rebuild_aside``); a one-shot process (False) rebuilds it in place.
+        self.aside = False
+        # The epoch after which a layout trained here could not be stored (``lists``).
+        self._unshared_after: int | None = None
         # The generation of in-memory indexes that could not be published because the
         # index folder cannot be written (a read-only home): searches and verify use
         # them as they are (None: nothing unsaved).
@@ -249,6 +256,8 @@ class DerivedIndex:
             },
             # What this object (a server: since it started) did to its in-memory index.
             "in_memory": {"generation": self.memory_generation(), **self.counters()},
+            # The shared IVF layouts stored in the database, newest first (``lists``).
+            "layouts": self._store.layouts.describe()[:5],
         }
 
     # -- catching up --------------------------------------------------------------------
@@ -367,12 +376,12 @@ class DerivedIndex:
             self._rebuilds[changes] = self._rebuilds.get(changes, 0) + 1
             log.info("rebuilding the index from the database (%s)", changes)
             gen = self._store.generation()
-            self._ann = AnnIndex.build(
-                want, dim, lambda: self._store.vectors_for_items(model, dim), self._store.count()
-            )
-            self._lex = None
-            self._fields = None
-            changes = _Changes(vectors=True, lexical=False, generation=gen)
+            built = build_index(self._store, want, model, dim, gen, self._store.count())
+            self._ann, self._unshared_after = built.ann, built.unshared_after
+            if changes not in MISFITS:  # a misfit's other indexes are caught up already
+                self._lex = None
+                self._fields = None
+            changes = _Changes(vectors=True, lexical=True, generation=gen)
         if self._lex is None:
             self._lex = LexicalIndex.build(self._store.named_docs())
             changes.lexical = True
@@ -433,11 +442,17 @@ class DerivedIndex:
             return "no index"
         if meta.get("model") != model or int(meta.get("dim", -1)) != dim:
             return "model changed"
-        if self._ann.kind != want:
-            return "index kind changed"
         if int(meta.get("generation", -1)) > gen:
             return "database behind the index"
         return None
+
+    def _fits(self, model: str, want: str, changes: _Changes) -> _Changes | str:
+        """``changes``, or why the caught-up FAISS index must be built again because it
+        no longer fits its items (``lists.misfit``): at once in a one-shot process; in
+        a server (``aside``) later, beside the one it serves (``rebuild_aside``)."""
+        if self.aside:
+            return changes
+        return misfit(self._store, self._ann, want, model, self._unshared_after) or changes
 
     def _apply_log(
         self, model: str, dim: int, want: str, from_disk: bool, gen: int
@@ -450,7 +465,7 @@ class DerivedIndex:
             return why
         old_gen = int((self._ann_meta or {})["generation"])
         if old_gen == gen:
-            return _Changes(vectors=False, lexical=False, generation=gen)
+            return self._fits(model, want, _Changes(vectors=False, lexical=False, generation=gen))
         reloaded = False
         delta = self._store.changes_since(old_gen)
         if delta is None and not from_disk and self._load_published(newer_than=old_gen):
@@ -479,7 +494,7 @@ class DerivedIndex:
                 self._lex.update(ids.tolist(), self._store.named_docs(ids))
                 changes.lexical = True
         self._catch_up_fields(np.fromiter(metadata, np.int64, len(metadata)), gen, reloaded)
-        return changes
+        return self._fits(model, want, changes)
 
     def _catch_up_fields(self, ids: np.ndarray, gen: int, reloaded: bool) -> None:
         """Bring the field index to generation ``gen`` with the items whose metadata
@@ -598,6 +613,69 @@ class DerivedIndex:
             return count, 0
         delta = self._store.changes_since(published)
         return count, None if delta is None else len(delta.metadata)
+
+    # -- rebuilding beside the served index -------------------------------------------
+    def rebuild_aside(self) -> str | None:
+        """For a server (``aside``): when the in-memory index is correct but no longer
+        the one to search (``lists.misfit``: its kind for the items it holds, a newer
+        shared layout, a layout outgrown), build the right one from a snapshot of the
+        database without the index lock, while searches go on against the old one;
+        then, under the lock, catch it up from the change log and put it in place.
+        Returns why it rebuilt (None: nothing to do, or the model changed meanwhile)."""
+        with self._mutex:
+            if self._ann is None or self._ann_meta is None or self._reading_here():
+                return None
+            meta = dict(self._ann_meta)
+            want = choose_kind(meta.get("requested", "auto"), self._ann.count)
+            why = misfit(self._store, self._ann, want, meta["model"], self._unshared_after)
+        if why is None:
+            return None
+        model, dim = meta["model"], int(meta["dim"])
+        with self._store.snapshot():
+            gen, now_model = self._store.state()
+            if now_model != model:
+                return None  # a model change is rebuilt by the next catch-up
+            count = self._store.count()
+            want = choose_kind(meta.get("requested", "auto"), count)
+            started = time.perf_counter()
+            built = build_index(self._store, want, model, dim, gen, count)
+        log.info(
+            "rebuilt the index beside the one served (%s): %s, %d items, %.1f s",
+            why,
+            built.ann.kind,
+            built.ann.count,
+            time.perf_counter() - started,
+        )
+        return why if self._swap_in(built, gen, model, dim, why) else None
+
+    def _swap_in(self, built, gen: int, model: str, dim: int, why: str) -> bool:
+        """Put an index built aside at generation ``gen`` in place of the served one,
+        both caught up to one newer snapshot first (under the lock, no search reading)."""
+        new = built.ann
+        with self._mutex:
+            while True:
+                with self._store.snapshot():
+                    if self._readers:
+                        self._gate.wait()
+                        continue
+                    self._sync(None, None, False)
+                    meta = self._ann_meta or {}
+                    now = int(meta.get("generation", -1))
+                    if self._ann is None or meta.get("model") != model or now < gen:
+                        return False
+                    if now > gen:
+                        delta = self._store.changes_since(gen)
+                        if delta is None:
+                            return False  # the log no longer reaches back: next tick
+                        ids = np.fromiter(delta.touched, np.int64, len(delta.touched))
+                        new.remove(ids)
+                        for got_ids, vecs in self._store.vectors_for_items(model, dim, ids):
+                            new.add(got_ids, vecs)
+                    self._ann, self._unshared_after = new, built.unshared_after
+                    self._ann_meta = {**meta, "kind": new.kind, "count": new.count}
+                    self._rebuilds[why] = self._rebuilds.get(why, 0) + 1
+                    self._published_gen = None  # the next look saves it
+                    return True
 
     # -- the reads a search needs ---------------------------------------------------------
     def warm_index(self) -> None:

@@ -195,6 +195,16 @@ class FoodIndex:
         at start; False when the home has no index yet (``DerivedIndex.warm_fields``)."""
         return self.derived.warm_fields()
 
+    def rebuild_aside(self) -> str | None:
+        """For a server: rebuild a misfit index (its kind, its shared layout) beside the
+        one served (``DerivedIndex.rebuild_aside``); why it rebuilt (None: no need)."""
+        return self.derived.rebuild_aside()
+
+    def serve_aside(self) -> None:
+        """From now on a misfit index is searched as it is until ``rebuild_aside`` (a
+        server's thread) replaces it, never rebuilt inside a search or a write."""
+        self.derived.aside = True
+
     def warm_index(self) -> None:
         """Copy the FAISS index into memory now, for a server to call at start."""
         self.derived.warm_index()

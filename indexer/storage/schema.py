@@ -124,3 +124,31 @@ class JobPair(Base):
     item_a: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_b: Mapped[int] = mapped_column(Integer, primary_key=True)
     score: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class AnnLayout(Base):
+    """A trained layout of the approximate index (the IVF coarse centroids), shared by
+    every home that indexes this database with the model, so that replicas on one
+    database search the same lists and give the same answers. ``epoch`` counts the
+    layouts of one model and index kind; the newest is the one in force."""
+
+    __tablename__ = "ann_layouts"
+    __table_args__ = (Index("ux_ann_layouts_epoch", "model_fp", "kind", "epoch", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_fp: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    epoch: Mapped[int] = mapped_column(Integer, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    nlist: Mapped[int] = mapped_column(Integer, nullable=False)
+    nprobe: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the items indexed when it was trained, and the database's generation then
+    trained_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    centroids: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    checksum: Mapped[str] = mapped_column(String(64), nullable=False)
+    # recall@10 against exact search, measured when it was first used (None: not yet)
+    recall_at_10: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )

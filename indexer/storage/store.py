@@ -30,6 +30,7 @@ from ..errors import FoodvecError, ReadOnlyError
 from ..filters import Node
 from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
 from .jobs import Jobs
+from .layouts import Layouts
 from .sql import (
     ITEM_COLUMNS,
     ItemRow,
@@ -47,7 +48,7 @@ from .where import MetadataKey, compile_where
 
 # The newest migration; ``open`` skips Alembic entirely when the database is already
 # there (a test checks this constant against the migration scripts).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 # A reader of the change log (an index home) that has not published for this long no
 # longer holds the log back; if it returns, it rebuilds its index from the database.
@@ -212,6 +213,7 @@ class Store:
                 )
             migrate(engine, queue=self.migrate_under_lock)
         self.jobs = Jobs(self, jobs_keep, jobs_keep_days)
+        self.layouts = Layouts(self)
 
     @classmethod
     def open(

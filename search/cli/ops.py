@@ -102,6 +102,13 @@ def stats(as_json, at: Target) -> None:
         f"index:      {ix['type'] or '-'} {ix['params'] or ''} "
         f"(generation {ix['generation']}, {ix['count']} vectors)"
     )
+    for lay in s.get("layouts", [])[:1]:  # the shared IVF layout in force
+        recall = lay["recall_at_10"]
+        click.echo(
+            f"layout:     epoch {lay['epoch']}, {lay['nlist']} lists trained on "
+            f"{lay['trained_count']} items, recall@10 "
+            f"{'-' if recall is None else f'{recall:.3f}'} (shared by every home on the database)"
+        )
     click.echo(f"mining:     default threshold {s['mine_threshold']}")
     head = s.get("health_head")
     click.echo(

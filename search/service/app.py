@@ -182,11 +182,17 @@ class SavePolicy:
         return changed >= self.share * count
 
 
+# Seconds between looks for an index to rebuild beside the one served (its kind for
+# the items it holds, a newer shared layout: ``DerivedIndex.rebuild_aside``).
+RELAYOUT_EVERY_S = 2.0
+
+
 class _Background:
     """The server's life around its requests: at start, the analyzer and the model
     warmed and the index caught up; while serving, a thread that publishes the index
-    every ``compact_every`` seconds and one that catches it up every ``catch_up_every``
-    seconds when it is behind (0: no thread); at the end, a last publish."""
+    every ``compact_every`` seconds, one that catches it up every ``catch_up_every``
+    seconds when it is behind (0: no thread) and one that rebuilds it beside the one
+    served when it no longer fits (``RELAYOUT_EVERY_S``); at the end, a last publish."""
 
     def __init__(
         self,
@@ -222,6 +228,18 @@ class _Background:
                     )
                 failing = True
 
+    def relayout(self) -> None:
+        while not self.stop.wait(RELAYOUT_EVERY_S):
+            try:
+                self.index.rebuild_aside()
+            except Exception as exc:  # the database away, a failed build: the next look
+                if not unavailable(exc):
+                    log.warning(
+                        "rebuilding the index aside failed (%s: %s); retrying",
+                        type(exc).__name__,
+                        exc,
+                    )
+
     def compact(self) -> None:
         saved = time.monotonic()
         while not self.stop.wait(self.compact_every):
@@ -236,6 +254,8 @@ class _Background:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
         index = self.index
+        if self.catch_up_every > 0:
+            index.serve_aside()  # misfit indexes rebuilt by the relayout thread
         index.warm_lexical()  # the Korean analyzer, before the first write or catch-up
         index.sync(publish=None)  # catch up on whatever happened while we were down
         index.warm_index()  # the FAISS file's pages copied in before the first write
@@ -245,6 +265,7 @@ class _Background:
         for every, work, name in (
             (self.compact_every, self.compact, "foodvec-compactor"),
             (self.catch_up_every, self.catch_up, "foodvec-catch-up"),
+            (self.catch_up_every, self.relayout, "foodvec-relayout"),
         ):
             if every > 0:
                 threading.Thread(target=work, name=name, daemon=True).start()
