@@ -10,8 +10,12 @@ are those of the index's own work: catch-ups, rebuilds, locks), ``--clients`` se
 clients and ``--upserts-per-s`` one-item upserts (half new items, half rewrites) for
 ``--seconds``; the search and upsert latencies and the full rebuilds the server made.
 ``--code DIR`` runs the server from another checkout (``git worktree add``) to compare.
+With ``--source-home`` the server is ``foodvec serve --model MODEL`` on a copy of that
+home (a real model: queries and upserts are embedded; the full rebuilds are read from
+``/metrics``).
 
     .venv/bin/python -m bench.http --storm --items 20000 --seconds 40
+    .venv/bin/python -m bench.http --storm --source-home /tmp/u100/home --seconds 60
 """
 
 from __future__ import annotations
@@ -168,20 +172,38 @@ def _upserts(url: str, base: list[dict], args, stop: threading.Event, lat: list,
             time.sleep(max(0.0, nxt - time.monotonic()))
 
 
+def _storm_server(args, root: Path, tmp: Path, port: int, out: Path) -> subprocess.Popen:
+    """The server under the storm: a copy of ``--source-home`` served by ``foodvec
+    serve`` with ``--model`` (a real model), or a home built with the fake embedder."""
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
+    if args.source_home:
+        home = tmp / "home"
+        shutil.copytree(args.source_home, home)
+        cmd = [sys.executable, "-m", "search.cli", "serve", "--home", str(home),
+               "--model", args.model, "--port", str(port)]  # fmt: skip
+    else:
+        source, _, _ = _storm_items(root, tmp, args.items)
+        home = tmp / "home"
+        cmd = [sys.executable, "-c", STORM_SERVER, str(home), str(source), str(port), str(out)]
+    return subprocess.Popen(
+        cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+
+
 def storm(args) -> dict:
     root = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
     tmp = Path(tempfile.mkdtemp(prefix="foodvec-storm-"))
-    source, base, queries = _storm_items(root, tmp, args.items)
+    _, base, queries = _storm_items(root, tmp, 0 if args.source_home else args.items)
+    if args.source_home:  # its item count, read without opening (nor migrating) it
+        import sqlite3
+
+        db = f"file:{Path(args.source_home) / 'foodvec.db'}?mode=ro"
+        with sqlite3.connect(db, uri=True) as conn:
+            args.items = conn.execute("SELECT count(*) FROM items").fetchone()[0]
     port = free_port()
     out = tmp / "server.json"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STORM_SERVER, str(tmp / "home"), str(source), str(port), str(out)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"},
-    )
+    proc = _storm_server(args, root, tmp, port, out)
     url = f"http://127.0.0.1:{port}"
     up_lat: list[float] = []
     up_err = [0]
@@ -208,7 +230,8 @@ def storm(args) -> dict:
     return {
         "bench": "http-storm",
         "code": str(root),
-        "model": "fake (tests/fakes.py, 64 dimensions)",
+        "model": args.model if args.source_home else "fake (tests/fakes.py, 64 dimensions)",
+        "source_home": str(args.source_home) if args.source_home else None,
         "items": args.items,
         "clients": args.clients,
         "upserts_per_s_asked": args.upserts_per_s,
@@ -219,7 +242,9 @@ def storm(args) -> dict:
         "upserts": len(up_lat),
         "upsert_ms": {"p50": pct(up_lat, 50), "p99": pct(up_lat, 99)},
         "errors": errors + up_err[0],
-        "full_rebuilds_under_load": served.get("full_rebuilds"),
+        "full_rebuilds_under_load": served.get(
+            "full_rebuilds", sum(v for k, v in counted.items() if "rebuilds" in k)
+        ),
         "metrics": counted,
         "machine": machine(),
     }
@@ -300,6 +325,7 @@ def main() -> None:
     ap.add_argument("--storm", action="store_true", help="searches beside writes (issue 24)")
     ap.add_argument("--items", type=int, default=20000)
     ap.add_argument("--upserts-per-s", type=float, default=10.0)
+    ap.add_argument("--model", default="base", help="--storm --source-home: the model served")
     ap.add_argument("--code", help="run the --storm server from this checkout")
     ap.add_argument("--start-timeout", type=float, default=600.0)
     ap.add_argument("--sizes", default="10000,100000")
