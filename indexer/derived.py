@@ -109,6 +109,9 @@ class DerivedIndex:
         self.aside = False
         # The epoch after which a layout trained here could not be stored (``lists``).
         self._unshared_after: int | None = None
+        # When the in-memory indexes were last seen at the database's generation
+        # (monotonic seconds; None: never), for how far behind a server is (``behind``).
+        self._fresh_at: float | None = None
         # The generation of in-memory indexes that could not be published because the
         # index folder cannot be written (a read-only home): searches and verify use
         # them as they are (None: nothing unsaved).
@@ -215,6 +218,18 @@ class DerivedIndex:
             return gen if model else 0
         return max(0, gen - int(have))
 
+    def behind(self) -> tuple[int, float]:
+        """(generations behind the database, seconds since the indexes were last seen
+        caught up: 0 when they are now, infinity when never). A server with writes
+        arriving elsewhere is behind for moments at a time; these seconds say how stale
+        its answers can be."""
+        gens = self.lag()
+        now = time.monotonic()
+        if gens == 0:
+            self._fresh_at = now
+            return 0, 0.0
+        return gens, float("inf") if self._fresh_at is None else now - self._fresh_at
+
     def memory_generation(self) -> int | None:
         """The generation of the in-memory indexes (None: not loaded)."""
         with self._mutex:
@@ -242,6 +257,11 @@ class DerivedIndex:
                 "catchups": self._catchups,
             }
 
+    def _memory_kind(self) -> dict[str, Any]:
+        with self._mutex:
+            ann = self._ann
+            return {"kind": ann.kind, "params": dict(ann.params)} if ann is not None else {}
+
     def describe(self) -> dict[str, Any]:
         """The published index (its sidecar: nothing when damaged) and what this object
         holds in memory, for ``stats``."""
@@ -255,7 +275,11 @@ class DerivedIndex:
                 "generation": side.get("generation"),
             },
             # What this object (a server: since it started) did to its in-memory index.
-            "in_memory": {"generation": self.memory_generation(), **self.counters()},
+            "in_memory": {
+                "generation": self.memory_generation(),
+                **self._memory_kind(),
+                **self.counters(),
+            },
             # The shared IVF layouts stored in the database, newest first (``lists``).
             "layouts": self._store.layouts.describe()[:5],
         }
@@ -341,6 +365,7 @@ class DerivedIndex:
             and self._lex is not None
             and not from_disk
         ):
+            self._fresh_at = time.monotonic()
             return self._ann  # the common case: nothing changed since the last look
         if not from_disk and meta.get("model") == model and "dim" in meta:
             dim = int(meta["dim"])  # checked when this index was loaded: no read
@@ -363,6 +388,8 @@ class DerivedIndex:
         }
         advanced = changes.vectors or changes.generation != old_gen
         self._publish_after(publish, from_disk, advanced, changes, model, requested)
+        if changes.generation == gen_now:
+            self._fresh_at = time.monotonic()
         return ann
 
     def _advance(

@@ -182,6 +182,10 @@ class FoodIndex:
         """Generations the in-memory indexes are behind the database."""
         return self.derived.lag()
 
+    def index_behind(self) -> tuple[int, float]:
+        """(generations behind the database, seconds since last caught up)."""
+        return self.derived.behind()
+
     def index_counters(self) -> dict[str, Any]:
         """Full rebuilds (in all, by reason) and catch-ups since this object was opened."""
         return self.derived.counters()

@@ -43,7 +43,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 def test_ready_and_metrics(client):
     r = client.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "index_lag": 0, "model_loaded": True}
+    assert r.json() == {"ready": True, "index_lag": 0, "behind_s": 0.0, "model_loaded": True}
     for q in ("김치", "우유", "사과"):
         client.post("/search", json={"query": q, "mode": "dense"})
     client.post("/search", json={"queries": ["a", "b"]})
@@ -63,16 +63,28 @@ def test_ready_and_metrics(client):
     assert _metric(text, "foodvec_mining_jobs_running") == 0
 
 
-def test_ready_is_503_while_the_index_is_behind(home):
+def test_ready_is_503_once_the_index_stays_behind_past_the_stated_lag(home, monkeypatch):
+    """Behind the database for moments (a write elsewhere, before the next background
+    catch-up) a server stays ready; behind for longer than READY_LAG_S it is not."""
+    from search.service import routes_ops
+
+    monkeypatch.setattr(routes_ops, "READY_LAG_S", 0.3)
     idx = FoodIndex(home, embedder=FakeEmbedder(64))
     idx.build([SAMPLE], BuildOptions(progress=False))
-    with TestClient(create_app(idx, compact_every=0)) as c:
+    # no background catch-up: the index stays behind until a search
+    with TestClient(create_app(idx, compact_every=0, catch_up_every=0)) as c:
+        assert c.get("/ready").status_code == 200
         with FoodIndex(home, embedder=FakeEmbedder(64)) as other:  # another process writes
             other.upsert([{"id": "late", "text": "늦게 온 음식"}])
         r = c.get("/ready")
+        assert r.status_code == 200 and r.json()["index_lag"] == 1  # within the lag
+        time.sleep(0.4)
+        r = c.get("/ready")
         assert r.status_code == 503 and r.json()["index_lag"] == 1
+        assert r.json()["behind_s"] >= 0.3
         c.post("/search", json={"query": "늦게"})  # a search catches the index up
-        assert c.get("/ready").status_code == 200
+        r = c.get("/ready")
+        assert r.status_code == 200 and r.json()["index_lag"] == 0
     idx.close()
 
 
