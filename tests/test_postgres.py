@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -97,6 +98,7 @@ def test_cli_on_postgres_with_db_url(fakes, tmp_path, pg_url):
 
 WRITER = """
 import sys
+import time
 from indexer import FoodIndex
 from tests.fakes import FakeEmbedder
 url, home, tag, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -193,4 +195,57 @@ def test_a_pool_that_may_not_fit_in_max_connections_is_said_at_open(pg_url, capl
         FoodIndex(db=pg_url, embedder=FakeEmbedder(16)).close()
     said_at_open = [r.getMessage() for r in caplog.records]
     warned = [m for m in said_at_open if "connections to PostgreSQL" in m]
-    assert len(warned) == 1 and "up to 505 connections" in warned[0], warned
+    assert len(warned) == 1 and "up to 510 connections" in warned[0], warned
+
+
+def test_writers_queued_behind_the_write_lock_never_take_the_readers_connections(
+    pg_url, monkeypatch
+):
+    """Writers have a pool of their own: with every writer connection held (one writer
+    holding the lock, the others queued behind it), a further writer waits at most the
+    pool's timeout, while reads go on at once from the readers' pool."""
+    import threading
+
+    from indexer.storage import postgres
+
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT", 1.0)
+    monkeypatch.setitem(postgres.PostgresStore.engine_options, "pool_timeout", 1.0)
+    idx = FoodIndex(db=pg_url, embedder=FakeEmbedder(16))
+    idx.upsert([{"id": "a", "text": "두부"}])
+    store = idx._store
+    assert store.write_engine is not store.engine
+    most = postgres.WRITE_POOL_SIZE + postgres.WRITE_POOL_OVERFLOW
+    release, held = threading.Event(), threading.Barrier(2)
+
+    def holder():
+        with store.immediate():
+            held.wait()
+            release.wait(20)
+
+    def queued():
+        with store.immediate():
+            pass
+
+    threads = [threading.Thread(target=holder)]
+    threads += [threading.Thread(target=queued) for _ in range(most - 1)]
+    threads[0].start()
+    held.wait()
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 10
+    while store.write_engine.pool.checkedout() < most and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.write_engine.pool.checkedout() == most  # every writer connection taken
+    t0 = time.monotonic()
+    for _ in range(20):  # reads answered at once meanwhile
+        assert store.count() == 1 and idx.search("두부", k=1)[0][0].id == "a"
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(Exception, match="QueuePool limit|timed out"):
+        with store.immediate():  # one writer more: refused after the pool's wait
+            pass
+    release.set()
+    for t in threads:
+        t.join(20)
+    idx.upsert([{"id": "b", "text": "김치"}])  # writes go on once the lock is free
+    assert idx.count() == 2
+    idx.close()

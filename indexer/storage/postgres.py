@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from .staging import TABLE_COLUMNS, Staging
 from .store import Store
@@ -93,9 +93,16 @@ class PostgresStaging(Staging):
             self._clean_up()  # in the same commit (undone with it if it fails)
 
 
+# Searches and catch-ups (the readers) take connections from one pool; writers, who
+# may queue on the write lock behind a long build, from another, so that they never
+# hold what searches need. A request that finds no connection free within
+# POOL_TIMEOUT seconds is answered 503; connecting gives up after CONNECT_TIMEOUT.
 POOL_SIZE = 5
 POOL_OVERFLOW = 10
+WRITE_POOL_SIZE = 2
+WRITE_POOL_OVERFLOW = 3
 POOL_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5
 
 
 def pool_warning(most: int, max_connections: int, reserved: int, in_use: int) -> str | None:
@@ -116,14 +123,16 @@ class PostgresStore(Store):
     # Readers see one snapshot per transaction, as SQLite's readers do (the change log
     # and the generation they read belong together); writers switch to READ COMMITTED
     # under their lock (``prepare``).
-    # A process holds at most POOL_SIZE + POOL_OVERFLOW connections; a request that finds
-    # none free within POOL_TIMEOUT seconds is answered 503 (search.service.outage).
+    # A process holds at most POOL_SIZE + POOL_OVERFLOW connections for readers and
+    # WRITE_POOL_SIZE + WRITE_POOL_OVERFLOW for writers; a request that finds none free
+    # within POOL_TIMEOUT seconds is answered 503 (search.service.outage).
     engine_options: dict[str, Any] = {
         "pool_pre_ping": True,
         "isolation_level": "REPEATABLE READ",
         "pool_size": POOL_SIZE,
         "max_overflow": POOL_OVERFLOW,
         "pool_timeout": POOL_TIMEOUT,
+        "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
     }
     where_key = PostgresKey
     staging_class = PostgresStaging
@@ -146,6 +155,19 @@ class PostgresStore(Store):
     # processes that start together migrate one at a time
     migrate_under_lock = True
 
+    @classmethod
+    def writers_engine(cls, engine: Engine) -> Engine:
+        writers = create_engine(
+            engine.url,
+            **{
+                **cls.engine_options,
+                "pool_size": WRITE_POOL_SIZE,
+                "max_overflow": WRITE_POOL_OVERFLOW,
+            },
+        )
+        cls.prepare(writers)
+        return writers
+
     def __init__(self, engine: Engine, *args: Any, **kwargs: Any):
         super().__init__(engine, *args, **kwargs)
         self._check_pool()
@@ -159,7 +181,8 @@ class PostgresStore(Store):
             in_use = conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
             ).scalar_one()
-        said = pool_warning(POOL_SIZE + POOL_OVERFLOW, max_connections, reserved, int(in_use))
+        most = POOL_SIZE + POOL_OVERFLOW + WRITE_POOL_SIZE + WRITE_POOL_OVERFLOW
+        said = pool_warning(most, max_connections, reserved, int(in_use))
         if said:
             log.warning(said)
 

@@ -30,6 +30,8 @@ class Database(Protocol):
     """What a build's staging and the jobs use of a store (``store.Store`` is one)."""
 
     engine: Engine
+    # the engine of writers (a pool of their own on PostgreSQL; else ``engine``)
+    write_engine: Engine
     # the filter compiler's reading of a metadata key in this dialect
     where_key: ClassVar[type[MetadataKey]]
     # SQL for "the time :s seconds ago", in the terms of columns set by CURRENT_TIMESTAMP

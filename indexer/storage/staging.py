@@ -73,7 +73,7 @@ class Staging:
 
     def __init__(self, store: Database):
         self.store = store
-        self._cm = store.engine.connect()
+        self._cm = store.write_engine.connect()
         self.conn: Connection = self._cm
         self.staged = 0  # rows staged
         self._setup_made_table = False

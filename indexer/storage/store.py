@@ -203,6 +203,10 @@ class Store:
     ):
         """``jobs_keep`` and ``jobs_keep_days``: the finished mining jobs kept (``Jobs``)."""
         self.engine = engine
+        # Writers take their connections from a pool of their own where the dialect has
+        # one (PostgreSQL): writers queued on the write lock never take the connections
+        # that searches need.
+        self.write_engine = self.writers_engine(engine)
         self._pinned = threading.local()
         revision = current_revision(engine)
         if revision != HEAD_REVISION:
@@ -238,7 +242,15 @@ class Store:
         cls.prepare(engine)
         return engine
 
+    @classmethod
+    def writers_engine(cls, engine: Engine) -> Engine:
+        """The engine writers use (``immediate``, a build's staging): ``engine`` itself,
+        unless the dialect gives writers a pool of their own."""
+        return engine
+
     def close(self) -> None:
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
         self.engine.dispose()
 
     def staging(self) -> Staging:
@@ -305,7 +317,7 @@ class Store:
         """A write transaction that does not count as a change of the items (jobs,
         bookkeeping): holds the write lock, does not bump the generation."""
         self.check_writable()
-        with self.engine.connect() as conn:
+        with self.write_engine.connect() as conn:
             conn.info["immediate"] = True
             with conn.begin():
                 yield conn
