@@ -17,6 +17,7 @@ Ray is optional (``pip install 'foodvec[cluster]'``); nothing here imports it un
 from __future__ import annotations
 
 import socket
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -27,7 +28,7 @@ import numpy as np
 
 from .errors import FoodvecError
 from .neighbours import search_rows
-from .settings import settings
+from .settings import settings, use_ray_token
 
 INSTALL = "Ray is not installed: pip install 'foodvec[cluster]' (Ray with Ray Data)"
 # Texts per batch handed to an actor: enough to amortise a batch's trip through the
@@ -39,6 +40,8 @@ BLOCKS_PER_CPU = 4
 
 # How long a cluster's address is given to answer before foodvec says it does not.
 REACH_TIMEOUT_S = 3.0
+# How long its control service is given to reply (a token it refuses is said at once).
+PROBE_TIMEOUT_S = 5.0
 
 
 def _answers(address: str, timeout: float = REACH_TIMEOUT_S) -> bool:
@@ -51,16 +54,18 @@ def _answers(address: str, timeout: float = REACH_TIMEOUT_S) -> bool:
         return False
 
 
-def check_reachable(address: str) -> None:
+def check_reachable(address: str) -> str | None:
     """Refuse, within seconds, an address nothing answers at, and a recorded cluster
-    that has stopped (Ray would wait for either far longer, deaf to SIGTERM)."""
+    that has stopped (Ray would wait for either far longer, deaf to SIGTERM). Returns
+    the address of the cluster to join: ``address``, or for ``auto`` the one recorded
+    on this machine; None where ``auto`` will start a cluster here."""
     if address != "auto":
         if ":" in address and not _answers(address):
             raise FoodvecError(
                 f"cannot reach the Ray cluster at {address!r}: nothing answers there "
                 f"within {REACH_TIMEOUT_S:.0f} s (is it started, and is the port right?)"
             )
-        return
+        return address
     cfg = settings()
     recorded = cfg.ray_address or ""
     where = "RAY_ADDRESS"
@@ -69,7 +74,7 @@ def check_reachable(address: str) -> None:
         try:
             recorded = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
-            return  # no cluster recorded: `auto` starts one on this machine
+            return None  # no cluster recorded: `auto` starts one on this machine
         where = str(path)
     if recorded and recorded != "auto" and not _answers(recorded):
         raise FoodvecError(
@@ -78,6 +83,120 @@ def check_reachable(address: str) -> None:
             f"{where if where != 'RAY_ADDRESS' else 'the variable'} so that --ray auto "
             "starts one on this machine"
         )
+    return recorded if recorded and recorded != "auto" else None
+
+
+# Where a cluster's token can be found (the head node's `ray get-auth-token` prints it).
+TOKEN_HELP = (
+    "set RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on its head node "
+    "prints it), or RAY_AUTH_TOKEN_PATH to a file holding it"
+)
+
+
+def token_source(cfg) -> str | None:
+    """Where Ray takes its token from, in Ray's order: RAY_AUTH_TOKEN, the file
+    RAY_AUTH_TOKEN_PATH names (one that cannot be read is an error, as it is to Ray),
+    then ~/.ray/auth_token; None where there is none."""
+    if cfg.ray_auth_token:
+        return "RAY_AUTH_TOKEN"
+    if cfg.ray_auth_token_path is not None:
+        if not _holds_text(cfg.ray_auth_token_path):
+            raise FoodvecError(
+                f"RAY_AUTH_TOKEN_PATH names {cfg.ray_auth_token_path}, which cannot be read "
+                "or is empty: it should hold the Ray cluster's token"
+            )
+        return f"the file {cfg.ray_auth_token_path} (RAY_AUTH_TOKEN_PATH)"
+    if cfg.ray_token_file is not None and _holds_text(cfg.ray_token_file):
+        return f"the file {cfg.ray_token_file}"
+    return None
+
+
+def _holds_text(path: Path) -> bool:
+    try:
+        return bool(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _token_mode(cfg, joining: bool) -> str | None:
+    """Decide token authentication for this connection, as ``ray start`` does: on where
+    RAY_AUTH_MODE=token, or where it is unset and a token is at hand; off where
+    RAY_AUTH_MODE says anything else. Returns where the token comes from (None: no token
+    is sent). With RAY_AUTH_MODE=token and no token, joining a cluster is refused here
+    (Ray makes a token only for a cluster it starts)."""
+    if cfg.ray_auth_mode not in (None, "token"):
+        return None
+    source = token_source(cfg)
+    if source is None:
+        if cfg.ray_auth_mode == "token" and joining:
+            raise FoodvecError(f"RAY_AUTH_MODE=token, but no Ray token was found: {TOKEN_HELP}")
+        return None
+    if cfg.ray_auth_mode is None:
+        use_ray_token()
+    return source
+
+
+def _refresh_auth() -> None:
+    """Make an imported Ray see RAY_AUTH_MODE as it is now (Ray reads it once, when it
+    is imported), and check that it finds a token: Ray aborts the whole process when
+    it connects in token mode without one."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication
+        return
+    Config.initialize("")
+    loader = AuthenticationTokenLoader.instance()
+    loader.reset_cache()
+    if not loader.has_token(ignore_auth_mode=True):
+        raise FoodvecError(f"RAY_AUTH_MODE=token, but Ray finds no token: {TOKEN_HELP}")
+
+
+def _ask_cluster(address: str, source: str | None, cfg) -> None:
+    """Ask the cluster's control service (GCS) for its id once, with the token Ray
+    sends, so that a cluster that refuses the token, or wants one and gets none, is said
+    at once (``ray.init`` would retry for 20 s, then say only that it could not
+    connect), and a port where something else answers within seconds (``ray.init``
+    would wait on it for minutes)."""
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # a Ray without token authentication
+        return
+    outcome: list[Exception | None] = []
+
+    def ask() -> None:
+        try:
+            GcsClient(address=address, cluster_id=None)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+
+    # Ray's client gives up after 40 s; the thread is left to it past PROBE_TIMEOUT_S
+    asker = threading.Thread(target=ask, name="foodvec-ray-probe", daemon=True)
+    asker.start()
+    asker.join(PROBE_TIMEOUT_S)
+    if not outcome:
+        raise FoodvecError(
+            f"something answers at {address}, but not as a Ray cluster: no reply from its "
+            f"control service within {PROBE_TIMEOUT_S:.0f} s (is this the port of the head "
+            "node, as `ray start --head --port` gave it, 6379 by default?)"
+        )
+    if not isinstance(outcome[0], AuthenticationError):
+        return  # connected, or not a token problem: ray.init says what it is
+    if source is not None:
+        raise FoodvecError(
+            f"the Ray cluster at {address} refused the token from {source}: it is not "
+            f"that cluster's token; {TOKEN_HELP}"
+        )
+    why = (
+        f"RAY_AUTH_MODE={cfg.ray_auth_mode} here sends none: set RAY_AUTH_MODE=token, and "
+        if cfg.ray_auth_mode
+        else "none was given: "
+    )
+    raise FoodvecError(
+        f"the Ray cluster at {address} requires a token (it runs with RAY_AUTH_MODE=token) "
+        f"and {why}{TOKEN_HELP}"
+    )
 
 
 def _ray():
@@ -86,6 +205,25 @@ def _ray():
     except ImportError:
         raise FoodvecError(INSTALL) from None
     return ray
+
+
+def check_cluster(address: str) -> None:
+    """What joining the cluster at ``address`` needs, checked in seconds, before anything
+    loads: that it answers (``check_reachable``); that a token is at hand where token
+    authentication is on (decided as ``ray start`` decides it); that the cluster accepts
+    the token, or wants none. Nothing to check where this process is connected already."""
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    cfg = settings()
+    target = check_reachable(address)
+    if cfg.ray_k8s_auth:
+        return  # Kubernetes authentication: Ray's own, with no token of foodvec's
+    source = _token_mode(cfg, joining=target is not None)
+    if source is not None:
+        _refresh_auth()
+    if target is not None and ":" in target and not target.startswith("ray://"):
+        _ask_cluster(target, source, cfg)
 
 
 def connect(address: str):
@@ -109,7 +247,7 @@ def connect(address: str):
         "log_to_driver": False,
         "logging_level": "warning",
     }
-    check_reachable(address)
+    check_cluster(address)
     try:
         if address == "auto":
             try:

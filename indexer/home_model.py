@@ -128,7 +128,7 @@ class HomeModel:
 
         if self._embedder is not None and self.given_spec is None:
             raise BadInputError("--ray needs a model folder (or `base`) that Ray's actors can load")
-        cluster.check_reachable(address)  # before the model loads: seconds, not minutes
+        cluster.check_cluster(address)  # before the model loads: seconds, not minutes
         return cluster.remote_embedder(
             address, self.spec(), self.embedder.fingerprint, self.layout.models_dir
         )

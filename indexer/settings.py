@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -63,6 +63,14 @@ class Settings:
     # the address it would join, and the file where `ray start` records one
     ray_address: str | None = None
     ray_address_file: Path | None = None
+    # Ray's token authentication (a cluster started with RAY_AUTH_MODE=token): the mode
+    # asked for, and the token's three places in Ray's order of precedence
+    ray_auth_mode: str | None = None
+    ray_auth_token: str | None = field(default=None, repr=False)
+    ray_auth_token_path: Path | None = None
+    ray_token_file: Path | None = None
+    # Kubernetes authentication in place of a shared token (left to Ray)
+    ray_k8s_auth: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -91,6 +99,14 @@ class Settings:
             jobs_keep_days=_number(env, "FOODVEC_JOBS_KEEP_DAYS", JOBS_KEEP_DAYS, float),
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             ray_address_file=_ray_temp(env) / "ray" / "ray_current_cluster",
+            ray_auth_mode=(env.get("RAY_AUTH_MODE") or "").strip().lower() or None,
+            ray_auth_token=(env.get("RAY_AUTH_TOKEN") or "").strip() or None,
+            ray_auth_token_path=Path(env["RAY_AUTH_TOKEN_PATH"])
+            if env.get("RAY_AUTH_TOKEN_PATH")
+            else None,
+            ray_token_file=Path(env.get("HOME") or Path.home()) / ".ray" / "auth_token",
+            ray_k8s_auth=(env.get("RAY_ENABLE_K8S_TOKEN_AUTH") or "").strip().lower()
+            not in ("", "0", "false"),
         )
 
 
@@ -136,6 +152,12 @@ def offline() -> None:
     before a model library is imported."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def use_ray_token() -> None:
+    """Ray's token authentication on for this process and the Ray processes it starts
+    (RAY_AUTH_MODE=token), as ``ray start`` turns it on where a token is at hand."""
+    os.environ["RAY_AUTH_MODE"] = "token"
 
 
 @dataclass(frozen=True)
