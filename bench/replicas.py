@@ -21,6 +21,10 @@ with vectors of a home embedded with the base model: no embedding at seed time).
 
     .venv/bin/python -m bench.replicas --export /tmp/st/export.jsonl > bench/results/replicas.json
 
+4. With ``--big-build N``: a build of N more rows (vectors included) by another process
+   while A and B answer searches; search latency during the build and after it, while
+   the replicas catch up with every row it added.
+
 ``--code DIR`` serves the replicas from another checkout, for a before/after.
 """
 
@@ -103,6 +107,15 @@ def seed(pg, export: Path, work: Path, below: int, extra: int) -> tuple[str, lis
     with FoodIndex(work / "seed", db=url, model="base") as idx:
         idx.build([rows], BuildOptions(progress=False, vector_column="vector"))
     return url, later
+
+
+def _rows_after(export: Path, work: Path, skip: int, n: int) -> Path:
+    """The ``n`` export rows after the first ``skip``, vectors included, as a file."""
+    path = work / "big.jsonl"
+    with open(export, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+        for line in itertools.islice(src, skip, skip + n):
+            dst.write(line)
+    return path
 
 
 def _searchers(urls: list[str], queries: list[str], stop, lat: dict, codes: dict):
@@ -265,11 +278,14 @@ def outage(pg, reps: dict[str, Replica], items: list[dict], queries: list[str], 
     writes through A."""
     a, b = reps["a"].url, reps["b"].url
     stop, out = threading.Event(), []
-    searches = [{"query": q, "k": 10} for q in itertools.cycle(queries)]
+
+    def searches():
+        return ({"query": q, "k": 10} for q in itertools.cycle(queries))
+
     writes = ({"items": [it]} for it in items)
     threads = [
-        threading.Thread(target=_record, args=(a, "/search", searches, stop, out)),
-        threading.Thread(target=_record, args=(b, "/search", searches, stop, out)),
+        threading.Thread(target=_record, args=(a, "/search", searches(), stop, out)),
+        threading.Thread(target=_record, args=(b, "/search", searches(), stop, out)),
         threading.Thread(target=_record, args=(a, "/items", writes, stop, out)),
     ]
     for t in threads:
@@ -314,15 +330,75 @@ def _judge(out: list, down: float, stopped: float, back: float, b: str) -> dict:
     }
 
 
+def big_build(reps: dict[str, Replica], url: str, rows: Path, work: Path, code: Path) -> dict:
+    """Phase 4: a build of ``rows`` (with their vectors) by another process while A and
+    B answer 2 search clients each; search latency during the build and after it (the
+    replicas catching up with every row it added), and when each was caught up."""
+    a, b = reps["a"].url, reps["b"].url
+    queries = ["apple pie", "grilled chicken", "low fat milk", "spinach", "tofu", "rice"]
+    stop, out = threading.Event(), []
+    threads = [
+        threading.Thread(
+            target=_record,
+            args=(
+                u,
+                "/search",
+                ({"query": q, "k": 10} for q in itertools.cycle(queries)),
+                stop,
+                out,
+            ),
+        )
+        for u in (a, a, b, b)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    t0 = time.monotonic()
+    cmd = [sys.executable, "-m", "search.cli", "build", str(rows), "--home", str(work / "big"),
+           "--db", url, "--model", "base", "--vector-column", "vector", "-q"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
+    subprocess.run(cmd, cwd=code, env=env, check=True, capture_output=True)
+    built = time.monotonic()
+    caught = {}
+    while len(caught) < 2 and time.monotonic() - built < 600:
+        for k, u in (("a", a), ("b", b)):
+            if k not in caught and httpx.get(u + "/ready", timeout=60).json()["index_lag"] == 0:
+                caught[k] = round(time.monotonic() - built, 1)
+        time.sleep(0.2)
+    time.sleep(3)
+    stop.set()
+    for t in threads:
+        t.join()
+    during = [(t1 - s0) * 1000 for _, s0, t1, code, _ in out if t0 <= s0 < built]
+    after = [(t1 - s0) * 1000 for _, s0, t1, code, _ in out if s0 >= built]
+    return {
+        "build_s": round(built - t0, 1),
+        "search_ms_during_build": {
+            "n": len(during),
+            "p50": pct(during, 50),
+            "p99": pct(during, 99),
+        },
+        "search_ms_after_build": {
+            "n": len(after),
+            "p50": pct(after, 50),
+            "p99": pct(after, 99),
+            "max": round(max(after), 1) if after else None,
+        },
+        "caught_up_after_build_s": caught,
+        "status": {str(c): sum(1 for *_, code, _ in out if code == c) for c in {o[3] for o in out}},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--export", type=Path, required=True, help="JSONL with vectors (base model)")
-    ap.add_argument("--below", type=int, default=300, help="seeded items under the flat limit")
+    ap.add_argument("--below", type=int, default=100, help="seeded items under the flat limit")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--writes-per-s", type=float, default=10.0)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--outage", type=float, default=10.0)
     ap.add_argument("--code", type=Path, default=ROOT)
+    ap.add_argument("--big-build", type=int, default=0, help="rows of phase 4 (0: no phase 4)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.usda import sample_rows
@@ -344,6 +420,10 @@ def main() -> None:
         result["settle"] = settle(reps)
         result["agreement"] = agreement(reps, queries)
         result["outage"] = outage(pg, reps, later[-400:], queries, args)
+        if args.big_build:
+            rows = _rows_after(args.export, work, FLAT_MAX - args.below + extra, args.big_build)
+            result["big_build"] = big_build(reps, url, rows, work, args.code.resolve())
+            result["big_build"]["rows"] = args.big_build
     finally:
         for r in reps.values():
             r.stop()

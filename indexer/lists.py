@@ -54,14 +54,16 @@ def build_index(store: Store, want: str, model: str, dim: int, gen: int, count: 
     trained: list[Layout] = []
 
     def layout(sample) -> tuple[np.ndarray, int, dict]:
+        # the newest epoch stored (a damaged one included: ``latest`` is None for it),
+        # read before training: a home that stores that epoch's successor first wins,
+        # and the others take its layout (``Layouts.add``)
+        after = store.layouts.latest_epoch(model, want)
         got = store.layouts.latest(model, want)
         if got is None or got.dim != dim or count > LAYOUT_GROWTH * max(got.trained_count, 1):
             nlist = ivf_nlist(count)
             mine = Layout.trained(
                 train_centroids(sample(), dim, nlist), min(nlist, IVF_NPROBE), max(count, 1), gen
             )
-            # after the newest epoch stored, a damaged one included (``latest`` skips it)
-            after = got.epoch if got else store.layouts.latest_epoch(model, want)
             stored = store.layouts.add(model, want, mine, after)
             if stored.epoch == 0:
                 built.unshared_after = after

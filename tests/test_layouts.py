@@ -106,6 +106,33 @@ def test_two_homes_storing_one_epoch_keep_the_first(tmp_path, dialect, request):
         assert layouts.latest_epoch("m", "ivf") == 1 and layouts.latest("x", "ivf") is None
 
 
+def test_homes_training_at_once_end_on_one_layout(tmp_path, small_ivf, monkeypatch):
+    """Two homes that find no layout and train one at the same moment: the first to
+    store it wins, the other takes the winner's layout instead of storing a second."""
+    from indexer import lists
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = _home(tmp_path, "a", url), _home(tmp_path, "b", url)
+    a.upsert(_items(0, 100))  # flat in a
+    b.sync()
+    real = lists.train_centroids
+
+    def train_while_the_other_stores(*args, **kw):
+        monkeypatch.setattr(lists, "train_centroids", real)
+        got = real(*args, **kw)
+        a.upsert(_items(200, 300))  # a trains and stores epoch 1 meanwhile
+        return got
+
+    monkeypatch.setattr(lists, "train_centroids", train_while_the_other_stores)
+    b.upsert(_items(100, 200))  # past the switch: b trains
+    assert a.sync().params["layout"] == 1
+    assert b.sync().params["layout"] == 1  # b lost the race and took a's layout
+    assert len(a._store.layouts.describe()) == 1
+    np.testing.assert_array_equal(_centroids(a), _centroids(b))
+    a.close()
+    b.close()
+
+
 def test_a_damaged_layout_is_replaced_not_used(tmp_path, small_ivf):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     a = _home(tmp_path, "a", url)
