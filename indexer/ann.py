@@ -46,8 +46,28 @@ FEW_QUERIES = 4
 # IVF at twice the proportional probes, with 0.99-1.0 of the exact top 10.
 EXACT_SUBSET_MAX = 3_000
 FILTER_PROBE_FACTOR = 2
+# Above this many items "auto" picks IVF over 8-bit codes ("ivf-sq8": faiss
+# IndexIVFScalarQuantizer, QT_8bit, a code per vector, not per residual), whose best
+# RERANK_FACTOR * k candidates are ranked again by their exact inner products with the
+# stored float vectors, read from the database (bench/quantized.py). On a million USDA
+# foods (384 dimensions) IVF held 1.49 GB in memory (1,566 bytes an item), recall@10
+# 0.979, 1.8 ms a search; ivf-sq8 0.39 GB (414 bytes), recall@10 0.984 at nprobe 128,
+# 2.7 ms, 0.6 ms of it reading the 20 stored vectors. Up to a million the 1.5 GB is
+# affordable and a search reads nothing from the database; above it a quarter of the
+# memory is worth that read (modelled at 10 million: 4 GB against 15 GB). 2k candidates
+# found what 4k did at every nprobe, at 100,000 and a million items; nprobe 128 keeps
+# recall@10 above 0.97 at 100,000 items too (0.982; 64 gave 0.969), and scans 8-bit
+# lists about twice as fast as IVF scans float ones.
+AUTO_IVF_MAX = 1_000_000
+SQ8_NPROBE = 128
+RERANK_FACTOR = 2
+FLOAT_FLOOR = float(np.finfo(np.float32).min)  # the score FAISS gives a missing result
 
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = ("flat", "hnsw", "ivf", "ivf-sq8")
+IVF_KINDS = ("ivf", "ivf-sq8")
+# (item ids) -> (item ids, their stored float vectors): what a quantized index's
+# candidates are re-scored with.
+ExactVectors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class DamagedIndex(Exception):
@@ -90,7 +110,9 @@ def ivf_nlist(n: int) -> int:
 def choose_kind(requested: str, count: int) -> str:
     if requested != "auto":
         return requested
-    return "flat" if count <= AUTO_FLAT_MAX else "ivf"
+    if count <= AUTO_FLAT_MAX:
+        return "flat"
+    return "ivf" if count <= AUTO_IVF_MAX else "ivf-sq8"
 
 
 @dataclass
@@ -123,11 +145,11 @@ class AnnIndex:
                 "efSearch": HNSW_EF_SEARCH,
             }
             return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
-        if kind == "ivf":
+        if kind in IVF_KINDS:
             n = 0 if train is None else len(train)
             nlist = nlist or ivf_nlist(n)
             quantizer = faiss.IndexFlatIP(dim)
-            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf = _ivf_of(kind, quantizer, dim, nlist)
             ivf.cp.seed = 1234
             if train is not None and len(train):
                 sample = train
@@ -136,9 +158,12 @@ class AnnIndex:
                     pick = rng.choice(len(train), IVF_TRAIN_PER_LIST * nlist, replace=False)
                     sample = train[np.sort(pick)]
                 ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
-            ivf.nprobe = min(nlist, IVF_NPROBE)
+            ivf.nprobe = min(nlist, IVF_NPROBE if kind == "ivf" else SQ8_NPROBE)
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-            return cls("ivf", dim, ivf, {"nlist": nlist, "nprobe": ivf.nprobe})
+            params = {"nlist": nlist, "nprobe": ivf.nprobe}
+            if kind == "ivf-sq8":
+                params["rerank"] = RERANK_FACTOR
+            return cls(kind, dim, ivf, params)
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
 
     @classmethod
@@ -153,12 +178,13 @@ class AnnIndex:
         adding batch by batch so that memory holds the index and one batch, not a second
         copy of every vector. IVF first trains on a sample taken in a separate pass."""
         train = None
-        if kind == "ivf":
+        if kind in IVF_KINDS:
             want = min(count, IVF_TRAIN_PER_LIST * ivf_nlist(count))
             every = max(1, count // max(want, 1))
             parts = [vecs[::every] for _, vecs in batches()]
             train = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        ann = cls.empty(kind, dim, train=train, nlist=ivf_nlist(count) if kind == "ivf" else None)
+        nlist = ivf_nlist(count) if kind in IVF_KINDS else None
+        ann = cls.empty(kind, dim, train=train, nlist=nlist)
         for ids, vecs in batches():
             ann.add(ids, vecs)
         return ann
@@ -171,6 +197,17 @@ class AnnIndex:
     @property
     def supports_remove(self) -> bool:
         return self.kind != "hnsw"
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the index holds codes, not the vectors: its scores are approximate
+        and ``reconstruct`` returns the codes decoded."""
+        return self.kind == "ivf-sq8"
+
+    @property
+    def rerank_factor(self) -> int:
+        """How many times k candidates a quantized search re-scores exactly."""
+        return int(self.params.get("rerank", RERANK_FACTOR))
 
     def _own(self) -> None:
         """Copy a mapped index into memory before changing it (its mapped pages are
@@ -211,7 +248,7 @@ class AnnIndex:
             raise NotImplementedError("HNSW cannot remove vectors; rebuild instead")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         self._own()
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             # IVF's hashtable direct map removes only through an IDSelectorArray
             # (which must stay alive during the call).
             sel = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
@@ -219,7 +256,7 @@ class AnnIndex:
         return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def ids(self) -> np.ndarray:
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             invlists = self.index.invlists
             parts = []
             for lst in range(invlists.nlist):
@@ -248,16 +285,36 @@ class AnnIndex:
             return np.zeros((0, self.dim), np.float32)
         return self.index.reconstruct_batch(ids)
 
+    def held_form(self, vecs: np.ndarray) -> np.ndarray:
+        """What ``reconstruct`` returns for an item of these vectors: the vectors, or,
+        on a quantized index, their codes decoded (a vector's code depends on nothing
+        else, so ``verify`` can compare the two exactly)."""
+        if not self.quantized or not len(vecs):
+            return vecs
+        sq = self.index.sq
+        return sq.decode(sq.compute_codes(np.ascontiguousarray(vecs, dtype=np.float32)))
+
     # -- search -------------------------------------------------------------------
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exact: ExactVectors | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k inner products; ``allowed`` restricts the search to those item ids."""
+        """Top-k inner products; ``allowed`` restricts the search to those item ids. On
+        a quantized index, ``exact`` reads the stored vectors of ``rerank_factor`` * k
+        candidates, which rank them by their exact inner products (without it the
+        scores are the codes' approximations)."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        exact = exact if self.quantized else None
+        wide = k * self.rerank_factor if exact is not None else k
         if len(q) <= FEW_QUERIES:
             with _one_omp_thread():
-                return self._search(q, k, allowed)
-        return self._search(q, k, allowed)
+                found = self._search(q, wide, allowed)
+        else:
+            found = self._search(q, wide, allowed)
+        return found if exact is None else rerank(q, found[1], k, exact)
 
     def _search(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
@@ -411,6 +468,9 @@ def _kind_of(index: faiss.Index) -> str | None:
     """Which of ``KINDS`` a FAISS index read from a file is (None: another kind)."""
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        eight_bit = index.sq.qtype == faiss.ScalarQuantizer.QT_8bit
+        return "ivf-sq8" if eight_bit and not index.by_residual else None
     if isinstance(index, faiss.IndexIDMap2):
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSWFlat):
@@ -499,6 +559,18 @@ def _read_mapped(path: Path, source: _Source) -> tuple[faiss.Index, _Source | No
         return faiss.read_index(str(path)), None
 
 
+def _ivf_of(kind: str, quantizer: faiss.Index, dim: int, nlist: int) -> faiss.IndexIVF:
+    """An untrained inner-product IVF index of ``kind``: lists of the vectors (ivf), or
+    of their 8-bit codes (ivf-sq8; coded whole, not as residuals from their list's
+    centroid: after re-ranking as exact, and faster to scan)."""
+    if kind == "ivf":
+        return faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    qt = faiss.ScalarQuantizer.QT_8bit
+    return faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, qt, faiss.METRIC_INNER_PRODUCT, False
+    )
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -521,3 +593,33 @@ def top_k_exact(
     order = np.argsort(-top, axis=1, kind="stable")
     cols = np.take_along_axis(part, order, axis=1)
     return np.take_along_axis(scores, cols, axis=1), ids[cols]
+
+
+def rerank(
+    queries: np.ndarray, candidates: np.ndarray, k: int, exact: ExactVectors
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of each query's candidates (a row of item ids, -1 for none) by exact
+    inner product with their stored vectors, read by ``exact``: (scores, ids), padded
+    with FLOAT_FLOOR and -1 as FAISS pads; a candidate without a stored vector (deleted
+    in between) is left out."""
+    width = min(k, candidates.shape[1])
+    scores = np.full((len(queries), width), FLOAT_FLOOR, np.float32)
+    ids = np.full((len(queries), width), -1, np.int64)
+    wanted = np.unique(candidates[candidates >= 0])
+    if not len(wanted):
+        return scores, ids
+    got, vecs = exact(wanted)
+    if not len(got):
+        return scores, ids
+    order = np.argsort(got, kind="stable")
+    got, vecs = got[order], vecs[order]
+    pos = np.searchsorted(got, candidates).clip(max=len(got) - 1)
+    held = (candidates >= 0) & (got[pos] == candidates)
+    exact_scores = np.einsum("qd,qcd->qc", queries, vecs[pos]).astype(np.float32)
+    exact_scores[~held] = -np.inf
+    top = np.argsort(-exact_scores, axis=1, kind="stable")[:, :width]
+    top_scores = np.take_along_axis(exact_scores, top, axis=1)
+    found = np.isfinite(top_scores)
+    scores[found] = top_scores[found]
+    ids[found] = np.take_along_axis(candidates, top, axis=1)[found]
+    return scores, ids
