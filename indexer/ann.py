@@ -50,14 +50,14 @@ FILTER_PROBE_FACTOR = 2
 # IndexIVFScalarQuantizer, QT_8bit, a code per vector, not per residual), whose best
 # RERANK_FACTOR * k candidates are ranked again by their exact inner products with the
 # stored float vectors, read from the database (bench/quantized.py). On a million USDA
-# foods (384 dimensions) IVF held 1.49 GB in memory (1,566 bytes an item), recall@10
-# 0.979, 1.8 ms a search; ivf-sq8 0.39 GB (414 bytes), recall@10 0.984 at nprobe 128,
-# 2.7 ms, 0.6 ms of it reading the 20 stored vectors. Up to a million the 1.5 GB is
-# affordable and a search reads nothing from the database; above it a quarter of the
-# memory is worth that read (modelled at 10 million: 4 GB against 15 GB). 2k candidates
-# found what 4k did at every nprobe, at 100,000 and a million items; nprobe 128 keeps
-# recall@10 above 0.97 at 100,000 items too (0.982; 64 gave 0.969), and scans 8-bit
-# lists about twice as fast as IVF scans float ones.
+# foods (384 dimensions) IVF took 1,517 MiB of memory (1,566 bytes an item serialized),
+# recall@10 0.979, 1.6 ms a search; ivf-sq8 419 MiB (414 bytes), recall@10 0.984 at
+# nprobe 128, 2.6 ms, 0.6 ms of it reading the 20 stored vectors. Up to a million the
+# 1.5 GiB is affordable and a search reads nothing from the database; above it a quarter
+# of the memory is worth that read (modelled at 10 million: 4.0 GiB against 14.8). 2k
+# candidates found what 4k did at every nprobe, at 100,000 and a million items; nprobe
+# 128 keeps recall@10 above 0.97 at 100,000 items too (0.982; 64 gave 0.969), and 8-bit
+# lists scan about twice as fast as float ones.
 AUTO_IVF_MAX = 1_000_000
 SQ8_NPROBE = 128
 RERANK_FACTOR = 2
