@@ -212,10 +212,12 @@ def storm(args) -> dict:
         start_s = time.perf_counter() - t0
         stop = threading.Event()
         w = threading.Thread(target=_upserts, args=(url, base, args, stop, up_lat, up_err))
-        w.start()
+        if args.upserts_per_s > 0:  # 0: the same searches with no writes, the baseline
+            w.start()
         lat, errors, wall = search_load(url, queries, args.clients, args.seconds)
         stop.set()
-        w.join()
+        if w.is_alive():
+            w.join()
         metrics = httpx.get(url + "/metrics", timeout=120).text
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -240,7 +242,7 @@ def storm(args) -> dict:
         "searches": len(lat),
         "search_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": round(max(lat), 1)},
         "upserts": len(up_lat),
-        "upsert_ms": {"p50": pct(up_lat, 50), "p99": pct(up_lat, 99)},
+        "upsert_ms": {"p50": pct(up_lat, 50), "p99": pct(up_lat, 99)} if up_lat else None,
         "errors": errors + up_err[0],
         "full_rebuilds_under_load": served.get(
             "full_rebuilds", sum(v for k, v in counted.items() if "rebuilds" in k)

@@ -49,17 +49,36 @@ SMALL_ADD = 64
 # IVF at twice the proportional probes, with 0.99-1.0 of the exact top 10.
 EXACT_SUBSET_MAX = 3_000
 FILTER_PROBE_FACTOR = 2
+# Above this many items "auto" picks IVF over 8-bit codes ("ivf-sq8": faiss
+# IndexIVFScalarQuantizer, QT_8bit, a code per vector, not per residual), whose best
+# RERANK_FACTOR * k candidates are ranked again by their exact inner products with the
+# stored float vectors, read from the database (bench/quantized.py). On a million USDA
+# foods (384 dimensions) IVF took 1,517 MiB of memory (1,566 bytes an item serialized),
+# recall@10 0.979, 1.6 ms a search; ivf-sq8 419 MiB (414 bytes), recall@10 0.984 at
+# nprobe 128, 2.6 ms, 0.6 ms of it reading the 20 stored vectors. Up to a million the
+# 1.5 GiB is affordable and a search reads nothing from the database; above it a quarter
+# of the memory is worth that read (modelled at 10 million: 4.0 GiB against 14.8). 2k
+# candidates found what 4k did at every nprobe, at 100,000 and a million items; nprobe
+# 128 keeps recall@10 above 0.97 at 100,000 items too (0.982; 64 gave 0.969), and 8-bit
+# lists scan about twice as fast as float ones.
+AUTO_IVF_MAX = 1_000_000
+SQ8_NPROBE = 128
+RERANK_FACTOR = 2
+FLOAT_FLOOR = float(np.finfo(np.float32).min)  # the score FAISS gives a missing result
 
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = ("flat", "hnsw", "ivf", "ivf-sq8")
 # The kinds whose coarse lists are a trained layout, shared through the database by
 # every home on it (``storage.layouts``) so that replicas search the same lists.
-IVF_KINDS = ("ivf",)
+IVF_KINDS = ("ivf", "ivf-sq8")
 # A shared layout is trained again once the items have grown this many times over the
 # count it was trained on (its lists follow 4 * sqrt(n): 4x the items, 2x the lists).
 LAYOUT_GROWTH = 4.0
 # The queries (vectors of indexed items) that measure a new layout's recall@10 against
 # exact search (the same lists, every one probed).
 RECALL_QUERIES = 100
+# (item ids) -> (item ids, their stored float vectors): what a quantized index's
+# candidates are re-scored with.
+ExactVectors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class DamagedIndex(Exception):
@@ -102,7 +121,14 @@ def ivf_nlist(n: int) -> int:
 def choose_kind(requested: str, count: int) -> str:
     if requested != "auto":
         return requested
-    return "flat" if count <= AUTO_FLAT_MAX else "ivf"
+    if count <= AUTO_FLAT_MAX:
+        return "flat"
+    return "ivf" if count <= AUTO_IVF_MAX else "ivf-sq8"
+
+
+def default_nprobe(kind: str) -> int:
+    """The lists an IVF index of ``kind`` probes for a query."""
+    return IVF_NPROBE if kind == "ivf" else SQ8_NPROBE
 
 
 def training_sample(
@@ -186,17 +212,24 @@ class AnnIndex:
                 "efSearch": HNSW_EF_SEARCH,
             }
             return cls("hnsw", dim, faiss.IndexIDMap2(inner), params)
-        if kind == "ivf":
+        if kind in IVF_KINDS:
             if centroids is None:
                 n = 0 if train is None else len(train)
                 centroids = train_centroids(train, dim, nlist or ivf_nlist(n))
             nlist = len(centroids)
             quantizer = faiss.IndexFlatIP(dim)
             quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            ivf.nprobe = min(nlist, nprobe or IVF_NPROBE)
+            ivf = _ivf_of(kind, quantizer, dim, nlist)
+            if not ivf.is_trained and train is not None and len(train):
+                # 8-bit codes: their ranges are trained on the sample (the lists are not:
+                # a quantizer that holds its centroids is not trained again)
+                ivf.train(np.ascontiguousarray(train, dtype=np.float32))
+            ivf.nprobe = min(nlist, nprobe or default_nprobe(kind))
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-            return cls("ivf", dim, ivf, {"nlist": nlist, "nprobe": ivf.nprobe})
+            params = {"nlist": nlist, "nprobe": ivf.nprobe}
+            if kind == "ivf-sq8":
+                params["rerank"] = RERANK_FACTOR
+            return cls(kind, dim, ivf, params)
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
 
     @classmethod
@@ -214,16 +247,20 @@ class AnnIndex:
         ``layout``, takes its lists from it: ``layout(sample)`` returns (centroids,
         nprobe, params to record), calling ``sample()`` only when it must train."""
         if kind in IVF_KINDS:
+            taken: list[np.ndarray] = []
 
             def sample() -> np.ndarray:
-                return training_sample(dim, batches, count)
+                if not taken:
+                    taken.append(training_sample(dim, batches, count))
+                return taken[0]
 
             if layout is None:
                 centroids = train_centroids(sample(), dim, ivf_nlist(count))
                 nprobe, extra = None, {}
             else:
                 centroids, nprobe, extra = layout(sample)
-            ann = cls.empty(kind, dim, centroids=centroids, nprobe=nprobe)
+            train = sample() if kind != "ivf" else None  # 8-bit codes train their ranges
+            ann = cls.empty(kind, dim, train=train, centroids=centroids, nprobe=nprobe)
             ann.params.update(extra)
         else:
             ann = cls.empty(kind, dim)
@@ -239,6 +276,17 @@ class AnnIndex:
     @property
     def supports_remove(self) -> bool:
         return self.kind != "hnsw"
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the index holds codes, not the vectors: its scores are approximate
+        and ``reconstruct`` returns the codes decoded."""
+        return self.kind == "ivf-sq8"
+
+    @property
+    def rerank_factor(self) -> int:
+        """How many times k candidates a quantized search re-scores exactly."""
+        return int(self.params.get("rerank", RERANK_FACTOR))
 
     def _own(self) -> None:
         """Copy a mapped index into memory before changing it (its mapped pages are
@@ -284,7 +332,7 @@ class AnnIndex:
             raise NotImplementedError("HNSW cannot remove vectors; rebuild instead")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         self._own()
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             # IVF's hashtable direct map removes only through an IDSelectorArray
             # (which must stay alive during the call).
             sel = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
@@ -292,7 +340,7 @@ class AnnIndex:
         return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def ids(self) -> np.ndarray:
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             invlists = self.index.invlists
             parts = []
             for lst in range(invlists.nlist):
@@ -321,16 +369,36 @@ class AnnIndex:
             return np.zeros((0, self.dim), np.float32)
         return self.index.reconstruct_batch(ids)
 
+    def held_form(self, vecs: np.ndarray) -> np.ndarray:
+        """What ``reconstruct`` returns for an item of these vectors: the vectors, or,
+        on a quantized index, their codes decoded (a vector's code depends on nothing
+        else, so ``verify`` can compare the two exactly)."""
+        if not self.quantized or not len(vecs):
+            return vecs
+        sq = self.index.sq
+        return sq.decode(sq.compute_codes(np.ascontiguousarray(vecs, dtype=np.float32)))
+
     # -- search -------------------------------------------------------------------
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exact: ExactVectors | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k inner products; ``allowed`` restricts the search to those item ids."""
+        """Top-k inner products; ``allowed`` restricts the search to those item ids. On
+        a quantized index, ``exact`` reads the stored vectors of ``rerank_factor`` * k
+        candidates, which rank them by their exact inner products (without it the
+        scores are the codes' approximations)."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        exact = exact if self.quantized else None
+        wide = k * self.rerank_factor if exact is not None else k
         if len(q) <= FEW_QUERIES:
             with _one_omp_thread():
-                return self._search(q, k, allowed)
-        return self._search(q, k, allowed)
+                found = self._search(q, wide, allowed)
+        else:
+            found = self._search(q, wide, allowed)
+        return found if exact is None else rerank(q, found[1], k, exact)
 
     def _search(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
@@ -484,6 +552,9 @@ def _kind_of(index: faiss.Index) -> str | None:
     """Which of ``KINDS`` a FAISS index read from a file is (None: another kind)."""
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        eight_bit = index.sq.qtype == faiss.ScalarQuantizer.QT_8bit
+        return "ivf-sq8" if eight_bit and not index.by_residual else None
     if isinstance(index, faiss.IndexIDMap2):
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSWFlat):
@@ -572,6 +643,18 @@ def _read_mapped(path: Path, source: _Source) -> tuple[faiss.Index, _Source | No
         return faiss.read_index(str(path)), None
 
 
+def _ivf_of(kind: str, quantizer: faiss.Index, dim: int, nlist: int) -> faiss.IndexIVF:
+    """An untrained inner-product IVF index of ``kind``: lists of the vectors (ivf), or
+    of their 8-bit codes (ivf-sq8; coded whole, not as residuals from their list's
+    centroid: after re-ranking as exact, and faster to scan)."""
+    if kind == "ivf":
+        return faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    qt = faiss.ScalarQuantizer.QT_8bit
+    return faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, qt, faiss.METRIC_INNER_PRODUCT, False
+    )
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -594,3 +677,33 @@ def top_k_exact(
     order = np.argsort(-top, axis=1, kind="stable")
     cols = np.take_along_axis(part, order, axis=1)
     return np.take_along_axis(scores, cols, axis=1), ids[cols]
+
+
+def rerank(
+    queries: np.ndarray, candidates: np.ndarray, k: int, exact: ExactVectors
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of each query's candidates (a row of item ids, -1 for none) by exact
+    inner product with their stored vectors, read by ``exact``: (scores, ids), padded
+    with FLOAT_FLOOR and -1 as FAISS pads; a candidate without a stored vector (deleted
+    in between) is left out."""
+    width = min(k, candidates.shape[1])
+    scores = np.full((len(queries), width), FLOAT_FLOOR, np.float32)
+    ids = np.full((len(queries), width), -1, np.int64)
+    wanted = np.unique(candidates[candidates >= 0])
+    if not len(wanted):
+        return scores, ids
+    got, vecs = exact(wanted)
+    if not len(got):
+        return scores, ids
+    order = np.argsort(got, kind="stable")
+    got, vecs = got[order], vecs[order]
+    pos = np.searchsorted(got, candidates).clip(max=len(got) - 1)
+    held = (candidates >= 0) & (got[pos] == candidates)
+    exact_scores = np.einsum("qd,qcd->qc", queries, vecs[pos]).astype(np.float32)
+    exact_scores[~held] = -np.inf
+    top = np.argsort(-exact_scores, axis=1, kind="stable")[:, :width]
+    top_scores = np.take_along_axis(exact_scores, top, axis=1)
+    found = np.isfinite(top_scores)
+    scores[found] = top_scores[found]
+    ids[found] = np.take_along_axis(candidates, top, axis=1)[found]
+    return scores, ids

@@ -39,6 +39,7 @@ from .ann import (
     choose_kind,
     published_sidecar,
     read_sidecar,
+    rerank,
     top_k_exact,
     write_file_atomic,
 )
@@ -832,6 +833,8 @@ class DerivedIndex:
                     f"the model makes {queries.shape[1]}-dimensional vectors; the index "
                     f"holds {ann.dim}"
                 )
+            # A quantized index's candidates are ranked by their stored vectors.
+            exact = self._stored_vectors if ann.quantized else None
             exact_subset = (
                 allowed is not None and ann.kind != "flat" and len(allowed) <= EXACT_SUBSET_MAX
             )
@@ -839,10 +842,21 @@ class DerivedIndex:
                 # A narrow filter: exact search over that subset beats a walk of the
                 # approximate index that skips most of what it visits.
                 try:
-                    return top_k_exact(queries, allowed, ann.reconstruct_many(allowed), k)
+                    held = ann.reconstruct_many(allowed)
                 except RuntimeError:
-                    pass  # an id the index lacks (a write in between): use the selector
-            return ann.search(queries, k, allowed)
+                    held = None  # an id the index lacks (a write in between): the selector
+                if held is not None and exact is None:
+                    return top_k_exact(queries, allowed, held, k)
+                if held is not None:
+                    near = top_k_exact(queries, allowed, held, k * ann.rerank_factor)[1]
+                    return rerank(queries, near, k, exact)
+            return ann.search(queries, k, allowed, exact=exact)
+
+    def _stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, stored vectors) of these items for the index's model, read from the
+        database in this search's snapshot (under the index lock)."""
+        meta = self._ann_meta or {}
+        return self._store.gather_vectors(meta["model"], int(meta["dim"]), ids.tolist())
 
     def filtered_ids(self, where: Node) -> np.ndarray:
         """Item ids whose metadata matches the filter (``indexer.filters``). The answer
@@ -893,11 +907,11 @@ class DerivedIndex:
     def index_vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, vectors) of the given items from the in-memory index (caught up
         by the search that asks), else from the database: a search reads no vectors
-        from the database."""
+        from the database, unless the index is quantized (it holds codes, not vectors)."""
         want = np.asarray(list(ids), dtype=np.int64)
         with self._mutex:
             ann = self._ann
-            if ann is not None and len(want):
+            if ann is not None and len(want) and not ann.quantized:
                 try:
                     return want, ann.reconstruct_many(want)
                 except RuntimeError:
@@ -965,7 +979,8 @@ class DerivedIndex:
             if present.any():
                 got = np.vstack([ann.reconstruct(i) for i in ids[present]])
                 # NaN compares false with everything, so "not close" catches it too.
-                bad = ~np.all(np.abs(got - vecs[present]) <= 1e-5, axis=1)
+                held = ann.held_form(vecs[present])
+                bad = ~np.all(np.abs(got - held) <= 1e-5, axis=1)
                 differ.extend(ids[present][bad].tolist())
         db_ids = np.concatenate(db_ids_parts) if db_ids_parts else np.zeros(0, np.int64)
         only_db = np.setdiff1d(db_ids, index_ids)

@@ -22,9 +22,9 @@ import numpy as np
 
 from .ann import (
     IVF_KINDS,
-    IVF_NPROBE,
     LAYOUT_GROWTH,
     AnnIndex,
+    default_nprobe,
     ivf_nlist,
     layout_recall,
     train_centroids,
@@ -62,7 +62,10 @@ def build_index(store: Store, want: str, model: str, dim: int, gen: int, count: 
         if got is None or got.dim != dim or count > LAYOUT_GROWTH * max(got.trained_count, 1):
             nlist = ivf_nlist(count)
             mine = Layout.trained(
-                train_centroids(sample(), dim, nlist), min(nlist, IVF_NPROBE), max(count, 1), gen
+                train_centroids(sample(), dim, nlist),
+                min(nlist, default_nprobe(want)),
+                max(count, 1),
+                gen,
             )
             stored = store.layouts.add(model, want, mine, after)
             if stored.epoch == 0:

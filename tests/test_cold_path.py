@@ -42,7 +42,7 @@ def test_a_search_process_never_imports_scipy_or_a_builds_libraries(tmp_path):
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw", "ivf-sq8"])
 def test_a_loaded_index_is_mapped_until_its_first_change(tmp_path, kind):
     rng = np.random.default_rng(3)
     vecs = rng.standard_normal((2000, 32)).astype(np.float32)

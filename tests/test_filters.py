@@ -294,7 +294,7 @@ def test_a_repeated_filter_sees_every_write_in_between(home):
         assert found() == []
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivf-sq8"])
 def test_a_filtered_search_on_an_approximate_index_is_exact(home, kind):
     emb = FakeEmbedder(16)
     with FoodIndex(home, embedder=emb) as idx:

@@ -145,7 +145,7 @@ def test_stale_index_catches_up_from_change_log(built):
     assert run("verify").exit_code == 0
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivf-sq8"])
 def test_approximate_kinds_update_and_verify(fakes, home, kind):
     with FoodIndex(home) as idx:
         idx.build([SAMPLE], BuildOptions(progress=False), index_kind=kind)

@@ -7,6 +7,7 @@ build's staging and the jobs all build on it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from sqlalchemy import Connection, CursorResult, Engine, text
+from sqlalchemy import Connection, CursorResult, Engine, TextClause, text
 
 from ..errors import FoodvecError
 from ..filters import Node
@@ -104,10 +105,16 @@ def in_batches(
     """Run ``sql`` once per ``SQL_BATCH`` of ``values``, its ``{values}`` replaced by
     their bound parameters (as in ``WHERE id IN ({values})``); yields each result."""
     for chunk in chunks(values, SQL_BATCH):
-        names = [f"in{n}" for n in range(len(chunk))]
-        marks = ",".join(":" + name for name in names)
-        bound = dict(zip(names, chunk, strict=True))
-        yield conn.execute(text(sql.replace("{values}", marks)), {**(params or {}), **bound})
+        bound = {f"in{n}": v for n, v in enumerate(chunk)}
+        yield conn.execute(_in_list(sql, len(chunk)), {**(params or {}), **bound})
+
+
+@functools.lru_cache(maxsize=256)
+def _in_list(sql: str, n: int) -> TextClause:
+    """``sql`` with ``{values}`` replaced by ``n`` bound parameters, parsed once: a
+    search's few reads by id (a quantized index's re-ranking) repeat the same shapes,
+    and parsing the statement cost as much as running it."""
+    return text(sql.replace("{values}", ",".join(f":in{i}" for i in range(n))))
 
 
 def insert_values(conn: Connection, head: str, rows: Sequence[tuple], tail: str = "") -> None:

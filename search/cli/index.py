@@ -69,7 +69,8 @@ _BUILD_OPTIONS = options(
         type=click.Choice(("auto",) + KINDS),
         default="auto",
         show_default=True,
-        help="FAISS index: flat (exact), hnsw or ivf; auto is flat up to 50,000 items.",
+        help="FAISS index: flat (exact), hnsw, ivf or ivf-sq8 (8-bit codes, re-ranked "
+        "exactly); auto is flat up to 50,000 items, ivf up to 1,000,000, ivf-sq8 above.",
     ),
     click.option(
         "--batch-size",
