@@ -114,7 +114,9 @@ def _storm_items(root: Path, tmp: Path, items: int) -> tuple[Path, list[dict], l
     sample rows, the search queries: the sample's names)."""
     import csv
 
-    with open(root / "indexer" / "data" / "sample_foods.csv", encoding="utf-8") as fh:
+    # the sample of this checkout (an older one compared with --code may lack it)
+    here = Path(__file__).resolve().parents[1]
+    with open(here / "indexer" / "data" / "sample_foods.csv", encoding="utf-8") as fh:
         base = list(csv.DictReader(fh))
     source = tmp / "items.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:

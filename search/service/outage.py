@@ -3,8 +3,8 @@
 A request that meets the database unreachable (a refused or dropped connection, a
 server shutting down, a statement cancelled by a timeout, the pool empty past its
 wait, SQLite's lock held past its busy timeout) is answered 503 with ``Retry-After``,
-never 500; the outage is logged once when it begins and once when it ends (a request
-or the catch-up thread reaching the database again), not once per request.
+never 500; the outage is logged once when it begins and once when it ends (the
+server's catch-up thread reaching the database again), not once per request.
 """
 
 from __future__ import annotations
