@@ -182,6 +182,11 @@ class FoodIndex:
         """Generations the in-memory indexes are behind the database."""
         return self.derived.lag()
 
+    def generation_listener(self):
+        """Something a server waits on for the database's generation to move (PostgreSQL:
+        LISTEN/NOTIFY), or None where it must look every so often instead."""
+        return self._store.generation_listener()
+
     def index_behind(self) -> tuple[int, float]:
         """(generations behind the database, seconds since last caught up)."""
         return self.derived.behind()

@@ -249,3 +249,26 @@ def test_writers_queued_behind_the_write_lock_never_take_the_readers_connections
     idx.upsert([{"id": "b", "text": "김치"}])  # writes go on once the lock is free
     assert idx.count() == 2
     idx.close()
+
+
+def test_a_server_catches_up_when_postgresql_tells_of_a_write(tmp_path, pg_url):
+    """Each write's commit notifies (LISTEN/NOTIFY): a server whose own look comes only
+    every 30 s catches up within moments of a write made by another process."""
+    from fastapi.testclient import TestClient
+
+    from search.service import create_app
+
+    idx = FoodIndex(tmp_path / "server", db=pg_url, embedder=FakeEmbedder(16))
+    idx.upsert([{"id": "first", "text": "두부"}])
+    with TestClient(create_app(idx, compact_every=0, catch_up_every=30)) as c:
+        time.sleep(1)  # the listener connects
+        with FoodIndex(tmp_path / "writer", db=pg_url, embedder=FakeEmbedder(16)) as other:
+            for n in range(3):
+                other.upsert([{"id": f"w{n}", "text": f"김치 {n}"}], publish=False)
+                deadline = time.monotonic() + 5
+                while idx.index_lag() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert idx.index_lag() == 0, "the write was not caught up: no notification"
+        assert c.get("/ready").json()["index_lag"] == 0
+        assert idx.index_counters()["catchups"] >= 3
+    idx.close()

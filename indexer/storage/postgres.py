@@ -5,6 +5,7 @@ run at READ COMMITTED; the metadata is read with jsonb operators."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -118,6 +119,48 @@ def pool_warning(most: int, max_connections: int, reserved: int, in_use: int) ->
     )
 
 
+# The channel a write's commit notifies, with the generation it made (LISTEN/NOTIFY):
+# servers waiting on it catch up at once instead of at their next look.
+CHANNEL = "foodvec_generation"
+
+
+class Listener:
+    """A connection of its own (out of the pool) listening on ``CHANNEL``. When it is
+    lost (the database away), ``wait`` only waits, and connects again at the next call."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._raw = None
+
+    def _connect(self):
+        raw = self._engine.raw_connection()
+        conn = raw.driver_connection  # the psycopg connection
+        raw.detach()  # never handed back to the pool
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute(f"LISTEN {CHANNEL}")
+        self._raw = conn
+        return conn
+
+    def wait(self, timeout: float) -> bool:
+        started = time.monotonic()
+        try:
+            conn = self._raw if self._raw is not None else self._connect()
+            return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+        except Exception:  # the database away: wait out the time, connect again next call
+            self.close()
+            time.sleep(max(0.0, timeout - (time.monotonic() - started)))
+            return False
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            except Exception:
+                pass
+            self._raw = None
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
     # Readers see one snapshot per transaction, as SQLite's readers do (the change log
@@ -154,6 +197,12 @@ class PostgresStore(Store):
     )
     # processes that start together migrate one at a time
     migrate_under_lock = True
+
+    def generation_moved(self, conn: Connection, generation: int) -> None:
+        conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{int(generation)}')")
+
+    def generation_listener(self) -> Listener:
+        return Listener(self.engine)
 
     @classmethod
     def writers_engine(cls, engine: Engine) -> Engine:

@@ -42,6 +42,8 @@ class Database(Protocol):
 
     def immediate(self) -> AbstractContextManager[Connection]: ...
 
+    def generation_moved(self, conn: Connection, generation: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class ItemRow:

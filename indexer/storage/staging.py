@@ -272,6 +272,7 @@ class Staging:
                 tx.mark()
             if tx.touched:
                 set_state(conn, "generation", str(tx.generation))
+                self.store.generation_moved(conn, tx.generation)
             gen = tx.generation if tx.touched else tx.generation - 1
             items = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
             self._end_apply()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 from sqlalchemy import URL, Connection, Engine, create_engine, text
@@ -132,6 +132,14 @@ class Delta(NamedTuple):
     touched: set[int]  # items added, changed or deleted (their vector, name or text)
     generation: int  # the newest generation
     metadata: set[int]  # every item whose metadata may have changed (touched included)
+
+
+class GenerationListener(Protocol):
+    def wait(self, timeout: float) -> bool:
+        """Until the generation moves on (True) or ``timeout`` seconds pass (False)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Store:
@@ -330,6 +338,16 @@ class Store:
             yield tx
             if tx.touched:
                 set_state(conn, "generation", str(tx.generation))
+                self.generation_moved(conn, tx.generation)
+
+    def generation_moved(self, conn: Connection, generation: int) -> None:
+        """In a write transaction that moves the generation on: tell the other
+        processes on this database, where the dialect can (delivered at commit)."""
+
+    def generation_listener(self) -> GenerationListener | None:
+        """Something to wait on for the generation to move (``wait(timeout)``), where
+        the dialect can tell; None: look every so often instead."""
+        return None
 
     # -- state --------------------------------------------------------------------
     _set = staticmethod(set_state)  # the name callers know

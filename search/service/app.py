@@ -211,7 +211,15 @@ class _Background:
 
     def catch_up(self) -> None:
         failing = False
-        while not self.stop.wait(self.catch_up_every):
+        # PostgreSQL tells of each write's commit (LISTEN/NOTIFY): a write through any
+        # replica is caught up at once; the look every catch_up_every seconds stays as
+        # the fallback (a notification lost with a connection, SQLite, which cannot tell).
+        listener = self.index.generation_listener()
+        while not self.stop.is_set():
+            if listener is not None:
+                listener.wait(self.catch_up_every)
+            if self.stop.wait(0 if listener is not None else self.catch_up_every):
+                break
             try:
                 if self.index.index_lag():
                     self.index.sync()
@@ -227,6 +235,8 @@ class _Background:
                         exc,
                     )
                 failing = True
+        if listener is not None:
+            listener.close()
 
     def relayout(self) -> None:
         while not self.stop.wait(RELAYOUT_EVERY_S):
