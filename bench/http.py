@@ -109,7 +109,7 @@ uvicorn.run(create_app(idx, compact_every=30), host="127.0.0.1", port=int(port),
 """
 
 
-def _storm_items(root: Path, tmp: Path, items: int) -> tuple[Path, list[dict], list[str]]:
+def _storm_items(tmp: Path, items: int) -> tuple[Path, list[dict], list[str]]:
     """``items`` rows made from the sample corpus, written to a CSV: (its path, the
     sample rows, the search queries: the sample's names)."""
     import csv
@@ -184,7 +184,7 @@ def _storm_server(args, root: Path, tmp: Path, port: int, out: Path) -> subproce
         cmd = [sys.executable, "-m", "search.cli", "serve", "--home", str(home),
                "--model", args.model, "--port", str(port)]  # fmt: skip
     else:
-        source, _, _ = _storm_items(root, tmp, args.items)
+        source, _, _ = _storm_items(tmp, args.items)
         home = tmp / "home"
         cmd = [sys.executable, "-c", STORM_SERVER, str(home), str(source), str(port), str(out)]
     return subprocess.Popen(
@@ -195,7 +195,7 @@ def _storm_server(args, root: Path, tmp: Path, port: int, out: Path) -> subproce
 def storm(args) -> dict:
     root = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
     tmp = Path(tempfile.mkdtemp(prefix="foodvec-storm-"))
-    _, base, queries = _storm_items(root, tmp, 0 if args.source_home else args.items)
+    _, base, queries = _storm_items(tmp, 0 if args.source_home else args.items)
     if args.source_home:  # its item count, read without opening (nor migrating) it
         import sqlite3
 

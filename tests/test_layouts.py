@@ -48,6 +48,12 @@ def _answers(idx: FoodIndex, queries: list[str]) -> list[list[str]]:
 QUERIES = [f"{a} {b} 요리" for a in WORDS for b in WORDS[:6]]
 
 
+def _same_answers_then_close(a: FoodIndex, b: FoodIndex) -> None:
+    assert _answers(a, QUERIES) == _answers(b, QUERIES)
+    a.close()
+    b.close()
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_homes_on_one_database_share_the_layout_and_the_answers(
     tmp_path, small_ivf, dialect, request
@@ -83,9 +89,7 @@ def test_an_outgrown_layout_is_trained_again_and_adopted(tmp_path, small_ivf):
     assert ivf_b.params["layout"] == 2
     assert b.index_counters()["rebuild_reasons"]["index layout changed"] == 1
     np.testing.assert_array_equal(_centroids(a), _centroids(b))
-    assert _answers(a, QUERIES) == _answers(b, QUERIES)
-    a.close()
-    b.close()
+    _same_answers_then_close(a, b)
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
@@ -143,9 +147,7 @@ def test_a_damaged_layout_is_replaced_not_used(tmp_path, small_ivf):
     assert b.sync().params["layout"] == 2  # trained again, after the damaged epoch
     assert a.rebuild_aside() == "index layout changed"  # adopted by the other home
     assert a.sync().params["layout"] == 2
-    assert _answers(a, QUERIES) == _answers(b, QUERIES)
-    a.close()
-    b.close()
+    _same_answers_then_close(a, b)
 
 
 def test_a_server_rebuilds_a_misfit_index_beside_the_one_it_serves(tmp_path, small_ivf):
