@@ -24,7 +24,7 @@ from .embedder import Embedder
 from .errors import BadInputError, BadRowError, FoodvecError, ModelMismatchError
 from .filters import typed_number
 from .readers import RawRow, Table, open_table
-from .storage import StagedRow, Staging, Store, canonical_json
+from .storage import StagedRow, Staging, Store, canonical_json, slices
 from .terms import item_name, name_key
 from .text import (
     MAX_TEXT_CHARS,
@@ -346,7 +346,8 @@ def build(
                 _reembed_existing(run)
             if remote is not None and run.pending:
                 _embed_remote(run, remote)
-            applied = staging.apply(
+            applied = slices.apply(
+                staging,
                 fp,
                 embedder.name,
                 int(embedder.dim),

@@ -209,6 +209,11 @@ class FoodIndex:
         one served (``DerivedIndex.rebuild_aside``); why it rebuilt (None: no need)."""
         return self.derived.rebuild_aside()
 
+    def finish_landings(self) -> list[int]:
+        """For a server: finish the big builds that stopped while landing in slices
+        (``storage.slices``); the landings finished."""
+        return self._store.finish_landings()
+
     def serve_aside(self) -> None:
         """From now on a misfit index is searched as it is until ``rebuild_aside`` (a
         server's thread) replaces it, never rebuilt inside a search or a write."""
@@ -295,6 +300,8 @@ class FoodIndex:
             "mine_threshold": self.model.mining_threshold(),
             "health_head": self.model.health_head_info(),
             **self.derived.describe(),
+            # big builds landing in slices (or landed in the last hour), newest first
+            "landings": self._store.landings()[:5],
         }
 
     # -- mining jobs (``MiningJobs``) ---------------------------------------------------

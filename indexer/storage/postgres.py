@@ -86,6 +86,9 @@ class PostgresStaging(Staging):
             self.conn.info["foodvec_staging"] = False
         self.conn.exec_driver_sql("RESET synchronous_commit")
 
+    def _index_seq(self) -> None:
+        self.conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS staging_seq ON {self.table} (seq)")
+
     def _before_apply(self) -> None:
         self.conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
 

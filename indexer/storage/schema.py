@@ -152,3 +152,53 @@ class AnnLayout(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, server_default=func.current_timestamp()
     )
+
+
+class Landing(Base):
+    """A big build landing in slices (``storage.slices``): once its rows are copied to
+    ``landing_rows`` (``state`` "copying" until then, "landing" after), it lands whole,
+    one part per write transaction, finished by another process if its own stops."""
+
+    __tablename__ = "landings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    model_fp: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    parts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    landed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # what the landed parts did, summed
+    new: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    generation: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    # the last time its process moved it on (a copy or a landed part)
+    moved_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class LandingRow(Base):
+    """A staged row of a landing build, in the part that lands it."""
+
+    __tablename__ = "landing_rows"
+    __table_args__ = (
+        Index("ix_landing_rows_part", "landing", "part"),
+        Index("ix_landing_rows_hash", "hash"),
+    )
+
+    landing: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ext_id: Mapped[str] = mapped_column(String, primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    meta: Mapped[str] = mapped_column(Text, nullable=False)
+    src: Mapped[str] = mapped_column(Text, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    nkey: Mapped[str | None] = mapped_column(Text)

@@ -62,6 +62,9 @@ class SQLiteStaging(Staging):
     def _clean_up(self) -> None:
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table}")
 
+    def _index_seq(self) -> None:
+        self.conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS temp.staging_seq ON staging (seq)")
+
 
 class SQLiteStore(Store):
     dialect = "sqlite"

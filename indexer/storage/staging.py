@@ -96,6 +96,10 @@ class Staging:
         """Remove the build's rows from the connection (inside a transaction)."""
         raise NotImplementedError
 
+    def _index_seq(self) -> None:
+        """Index the table by input order (a big build copies it out in that order)."""
+        raise NotImplementedError
+
     def _before_apply(self) -> None:
         """The first step of apply's write transaction."""
 
@@ -235,7 +239,8 @@ class Staging:
         switch_model: bool,
         refuse: Callable[[str], Exception],
     ) -> Applied:
-        """Land the staged rows in one write transaction.
+        """Land the staged rows in one write transaction (``slices.apply`` lands a big
+        build in parts instead).
 
         ``switch_model``: make ``model_fp`` the home's model (a re-embedding build).
         ``refuse(active)`` is raised when another model is active and items exist (the
@@ -246,38 +251,16 @@ class Staging:
             t, p = self._relation()
             self._before_apply()
             switch = self._takes_model(model_fp, switch_model, refuse)
-            lost = self._embed_lost(t, p, model_fp, embed)
-            staged = conn.execute(text(f"SELECT count(*) FROM {t} s"), p).scalar_one()
-            unchanged = conn.execute(
-                text(
-                    f"SELECT count(*) FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
-                    "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
-                    "AND i.name IS NOT DISTINCT FROM s.name"
-                ),
-                p,
-            ).scalar_one()
-            renamed, reembedded, meta_only, new_ids = self._land(t, p)
-            updated = len(reembedded) + len(meta_only)
-            if len(new_ids) + updated + unchanged != staged:
-                raise FoodvecError(
-                    f"internal error: {staged} staged rows but {len(new_ids)} new, "
-                    f"{updated} updated, {unchanged} unchanged; nothing was written"
-                )
+            lost = embed_lost(conn, t, p, model_fp, embed)
             tx = WriteTx(conn, get_state_int(conn, "generation", 0) + 1, self.store.where_key)
-            tx.log(reembedded + new_ids + renamed, "u")
-            tx.log(sorted(set(meta_only) - set(renamed)), "m")
             if switch:
                 tx.set_model(model_fp, model_name, dim)
-            if updated:
-                tx.mark()
-            if tx.touched:
-                set_state(conn, "generation", str(tx.generation))
-                self.store.generation_moved(conn, tx.generation)
-            gen = tx.generation if tx.touched else tx.generation - 1
+            landed = land(tx, t, p)
+            gen = commit_generation(tx, self.store)
             items = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
             self._end_apply()
         self._emptied = self.apply_cleans_up
-        return Applied(len(new_ids), updated, unchanged, len(lost), gen, items)
+        return Applied(landed.new, landed.updated, landed.unchanged, len(lost), gen, items)
 
     def _relation(self) -> tuple[str, dict]:
         """The staged rows as a relation (the table, or the rows held in memory) and its
@@ -296,60 +279,123 @@ class Staging:
         """Whether the build makes ``model_fp`` the home's model; ``refuse(active)`` is
         raised when another model is active and items exist."""
         active = get_state(self.conn, "model")
-        if active is None or switch_model:
-            return True
-        if active != model_fp:
+        if active == model_fp and not switch_model:
+            return False
+        if active is not None and not switch_model:
             if self.conn.execute(text("SELECT count(*) FROM items")).scalar_one():
                 raise refuse(active)
-            return True  # no items left: the home takes the new model
-        return False
-
-    def _embed_lost(self, t: str, p: dict, model_fp: str, embed: Embed) -> list:
-        """Embed again the staged texts whose vector was collected since staging."""
-        lost = self.conn.execute(
+        # the home takes the model (again): not while a build of another lands in slices
+        landing = self.conn.execute(
             text(
-                f"SELECT DISTINCT s.hash, s.text FROM {t} s LEFT JOIN vectors v "
-                "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
+                "SELECT id, landed, parts FROM landings WHERE state = 'landing' AND model_fp != :m"
             ),
-            {"m": model_fp, **p},
-        ).all()
-        if lost:
-            put_vectors(self.conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
-        return lost
+            {"m": model_fp},
+        ).first()
+        if landing is not None:
+            raise FoodvecError(
+                f"a build with another model is landing (landing {landing[0]}: "
+                f"{landing[1]} of {landing[2]} parts); nothing was written: run this "
+                "again once it has landed (`foodvec stats` shows it)"
+            )
+        return True
 
-    def _land(self, t: str, p: dict) -> tuple[list[int], list[int], list[int], list[int]]:
-        """Write the staged rows into ``items``: (ids renamed with their vector kept, ids
-        re-embedded, ids whose vector stays (metadata, name or text's form changed), ids
-        of the new items)."""
-        # A new name changes what the lexical index holds for an item whose vector stays.
-        renamed = self._ids(
-            f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
-            "WHERE i.content_hash = s.hash AND i.name IS DISTINCT FROM s.name",
-            p,
-        )
-        reembedded = self._ids(
-            "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
-            "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
-            f"FROM {t} s WHERE items.ext_id = s.ext_id "
-            "AND items.content_hash != s.hash RETURNING items.id",
-            p,
-        )
-        meta_only = self._ids(
-            "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
-            f"name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM {t} s "
-            "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
-            "AND (items.text != s.text OR items.metadata != s.meta "
-            "OR items.name IS DISTINCT FROM s.name) RETURNING items.id",
-            p,
-        )
-        new_ids = self._ids(
-            "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
-            f"SELECT ext_id, text, hash, meta, name, nkey FROM {t} s "
-            "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
-            "ORDER BY seq RETURNING id",
-            p,
-        )
-        return renamed, reembedded, meta_only, new_ids
 
-    def _ids(self, sql: str, params: dict) -> list[int]:
-        return list(self.conn.execute(text(sql), params).scalars().all())
+@dataclass
+class Landed:
+    """What landing a relation of staged rows did."""
+
+    new: int
+    updated: int
+    unchanged: int
+
+
+def embed_lost(conn: Connection, t: str, p: dict, model_fp: str, embed: Embed | None) -> list:
+    """Embed again the texts of relation ``t`` whose vector was collected since they
+    were staged (``embed`` None: refuse, naming how many)."""
+    lost = conn.execute(
+        text(
+            f"SELECT DISTINCT s.hash, s.text FROM {t} s LEFT JOIN vectors v "
+            "ON v.content_hash = s.hash AND v.model_fp = :m WHERE v.content_hash IS NULL"
+        ),
+        {"m": model_fp, **p},
+    ).all()
+    if lost and embed is None:
+        raise FoodvecError(
+            f"{len(lost)} staged texts have no vector for the build's model; nothing of "
+            "them was written: run the build again"
+        )
+    if lost:
+        put_vectors(conn, model_fp, [r[0] for r in lost], embed([r[1] for r in lost]))
+    return lost
+
+
+def land(tx: WriteTx, t: str, p: dict) -> Landed:
+    """Write the staged rows of relation ``t`` (parameters ``p``) into ``items`` and
+    log them under ``tx``'s generation, inside its write transaction."""
+    conn = tx.conn
+    staged = conn.execute(text(f"SELECT count(*) FROM {t} s"), p).scalar_one()
+    unchanged = conn.execute(
+        text(
+            f"SELECT count(*) FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
+            "WHERE i.content_hash = s.hash AND i.text = s.text AND i.metadata = s.meta "
+            "AND i.name IS NOT DISTINCT FROM s.name"
+        ),
+        p,
+    ).scalar_one()
+    renamed, reembedded, meta_only, new_ids = _land(conn, t, p)
+    updated = len(reembedded) + len(meta_only)
+    if len(new_ids) + updated + unchanged != staged:
+        raise FoodvecError(
+            f"internal error: {staged} staged rows but {len(new_ids)} new, "
+            f"{updated} updated, {unchanged} unchanged; nothing was written"
+        )
+    tx.log(reembedded + new_ids + renamed, "u")
+    tx.log(sorted(set(meta_only) - set(renamed)), "m")
+    if updated:
+        tx.mark()
+    return Landed(len(new_ids), updated, unchanged)
+
+
+def commit_generation(tx: WriteTx, store: Database) -> int:
+    """Record ``tx``'s generation when it changed anything (announced to the other
+    processes at commit); the generation the database is at after it."""
+    if not tx.touched:
+        return tx.generation - 1
+    set_state(tx.conn, "generation", str(tx.generation))
+    store.generation_moved(tx.conn, tx.generation)
+    return tx.generation
+
+
+def _land(conn: Connection, t: str, p: dict) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Write the staged rows into ``items``: (ids renamed with their vector kept, ids
+    re-embedded, ids whose vector stays (metadata, name or text's form changed), ids
+    of the new items)."""
+
+    def ids(sql: str) -> list[int]:
+        return list(conn.execute(text(sql), p).scalars().all())
+
+    # A new name changes what the lexical index holds for an item whose vector stays.
+    renamed = ids(
+        f"SELECT i.id FROM {t} s JOIN items i ON i.ext_id = s.ext_id "
+        "WHERE i.content_hash = s.hash AND i.name IS DISTINCT FROM s.name"
+    )
+    reembedded = ids(
+        "UPDATE items SET text = s.text, content_hash = s.hash, metadata = s.meta, "
+        "name = s.name, name_key = s.nkey, updated_at = CURRENT_TIMESTAMP "
+        f"FROM {t} s WHERE items.ext_id = s.ext_id "
+        "AND items.content_hash != s.hash RETURNING items.id"
+    )
+    meta_only = ids(
+        "UPDATE items SET text = s.text, metadata = s.meta, name = s.name, "
+        f"name_key = s.nkey, updated_at = CURRENT_TIMESTAMP FROM {t} s "
+        "WHERE items.ext_id = s.ext_id AND items.content_hash = s.hash "
+        "AND (items.text != s.text OR items.metadata != s.meta "
+        "OR items.name IS DISTINCT FROM s.name) RETURNING items.id"
+    )
+    new_ids = ids(
+        "INSERT INTO items(ext_id, text, content_hash, metadata, name, name_key) "
+        f"SELECT ext_id, text, hash, meta, name, nkey FROM {t} s "
+        "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.ext_id = s.ext_id) "
+        "ORDER BY seq RETURNING id"
+    )
+    return renamed, reembedded, meta_only, new_ids

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from ..errors import FoodvecError, ReadOnlyError
 from ..filters import Node
 from ..settings import JOBS_KEEP, JOBS_KEEP_DAYS
+from . import slices
 from .jobs import Jobs
 from .layouts import Layouts
 from .sql import (
@@ -48,7 +49,7 @@ from .where import MetadataKey, compile_where
 
 # The newest migration; ``open`` skips Alembic entirely when the database is already
 # there (a test checks this constant against the migration scripts).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 # A reader of the change log (an index home) that has not published for this long no
 # longer holds the log back; if it returns, it rebuilds its index from the database.
@@ -580,12 +581,15 @@ class Store:
     def collect_vectors(self) -> int:
         """Delete cached vectors that no item uses (any model); returns how many. Safe
         beside a running build: its apply step re-embeds any of its texts whose vector
-        was collected, under the same write lock."""
+        was collected, under the same write lock; the rows of a build landing in slices
+        keep theirs."""
         with self.immediate() as conn:
             return conn.execute(
                 text(
                     "DELETE FROM vectors WHERE NOT EXISTS "
-                    "(SELECT 1 FROM items i WHERE i.content_hash = vectors.content_hash)"
+                    "(SELECT 1 FROM items i WHERE i.content_hash = vectors.content_hash) "
+                    "AND NOT EXISTS "
+                    "(SELECT 1 FROM landing_rows b WHERE b.hash = vectors.content_hash)"
                 )
             ).rowcount
 
@@ -646,6 +650,15 @@ class Store:
                 text("UPDATE models SET name = :n WHERE fingerprint = :f"),
                 {"n": name, "f": fingerprint},
             )
+
+    def finish_landings(self) -> list[int]:
+        """Finish the big builds that stopped while landing in slices (``slices``);
+        the landings finished. Nothing on a read-only database."""
+        return [] if self.read_only else slices.finish_stale(self)
+
+    def landings(self) -> list[dict[str, Any]]:
+        """The big builds landing in slices, or landed within the hour, newest first."""
+        return slices.describe(self)
 
     def stats(self) -> dict[str, Any]:
         with self.read() as conn:

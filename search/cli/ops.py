@@ -109,6 +109,12 @@ def stats(as_json, at: Target) -> None:
             f"{lay['trained_count']} items, recall@10 "
             f"{'-' if recall is None else f'{recall:.3f}'} (shared by every home on the database)"
         )
+    for b in s.get("landings", []):
+        if b["state"] != "landed":  # a big build landing in slices, or stopped mid-way
+            click.echo(
+                f"landing:    build {b['id']} ({b['rows']} rows) {b['state']}: "
+                f"{b['landed']} of {b['parts']} parts landed, last moved {b['moved_at']}"
+            )
     click.echo(f"mining:     default threshold {s['mine_threshold']}")
     head = s.get("health_head")
     click.echo(

@@ -241,11 +241,13 @@ class _Background:
     def relayout(self) -> None:
         while not self.stop.wait(RELAYOUT_EVERY_S):
             try:
+                self.index.finish_landings()  # a big build whose process stopped
                 self.index.rebuild_aside()
             except Exception as exc:  # the database away, a failed build: the next look
                 if not unavailable(exc):
                     log.warning(
-                        "rebuilding the index aside failed (%s: %s); retrying",
+                        "rebuilding the index aside or finishing a landing failed (%s: %s); "
+                        "retrying",
                         type(exc).__name__,
                         exc,
                     )
