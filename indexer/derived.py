@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
+from . import korean
 from .ann import (
     EXACT_SUBSET_MAX,
     AnnIndex,
@@ -54,6 +55,8 @@ from .storage import Store
 log = logging.getLogger("foodvec")
 
 FILTER_CACHE_ENTRIES = 64
+# A server analyses ahead (``analyse_ahead``) the texts of a catch-up this big or bigger.
+AHEAD_MIN = 200
 FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
 # What a home that cannot be written answers to a write into its index folder.
 READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -641,6 +644,20 @@ class DerivedIndex:
             return count, 0
         delta = self._store.changes_since(published)
         return count, None if delta is None else len(delta.metadata)
+
+    def analyse_ahead(self) -> int:
+        """For a server's catch-up thread, before ``sync``: analyse the texts that the
+        next catch-up adds to the lexical index now, without the index lock (the
+        analysis is most of a catch-up's time, and searches wait for the lock). Only
+        when at least ``AHEAD_MIN`` items changed; returns how many were analysed."""
+        meta, lex = self._ann_meta, self._lex
+        if meta is None or lex is None:
+            return 0
+        delta = self._store.changes_since(int(meta["generation"]))
+        if delta is None or len(delta.touched) < AHEAD_MIN:
+            return 0
+        ids = sorted(delta.touched)[: korean.AHEAD_MAX]
+        return korean.analyse_ahead((n, t) for _, n, t in self._store.named_docs(ids))
 
     # -- rebuilding beside the served index -------------------------------------------
     def rebuild_aside(self) -> str | None:

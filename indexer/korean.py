@@ -60,11 +60,49 @@ def analyse(texts: Sequence[str]) -> list[list[Token]]:
     return out
 
 
-def item_terms_many(
-    docs: Iterable[tuple[str | None, str]],
-) -> list[tuple[list[str], list[str], list[str]]]:
+Fields = tuple[list[str], ...]
+# Analyses made ahead of their use (``analyse_ahead``), by (name, text); each is taken
+# once by ``item_terms_many``. At most AHEAD_MAX are held.
+_ahead: dict[tuple[str | None, str], Fields] = {}
+_ahead_lock = threading.Lock()
+AHEAD_MAX = 50_000
+
+
+def analyse_ahead(docs: Iterable[tuple[str | None, str]]) -> int:
+    """Analyse (name, text) pairs now, for an ``item_terms_many`` of the same pairs
+    soon after: a server's catch-up thread does the slow part here, before it takes the
+    index lock that searches wait for. Returns how many were analysed."""
+    wanted = list(dict.fromkeys(docs))[:AHEAD_MAX]
+    with _ahead_lock:  # what an earlier look made and no catch-up took is dropped
+        kept = {d: _ahead[d] for d in wanted if d in _ahead}
+        _ahead.clear()
+        _ahead.update(kept)
+    todo = [d for d in wanted if d not in kept]
+    for i in range(0, len(todo), BATCH):
+        chunk = todo[i : i + BATCH]
+        fields = _terms_many(chunk)
+        with _ahead_lock:
+            _ahead.update(zip(chunk, fields, strict=True))
+    return len(todo)
+
+
+def item_terms_many(docs: Iterable[tuple[str | None, str]]) -> list[Fields]:
     """The terms of each (name, text) pair's fields (``terms.FIELDS``): four of words,
-    then the facts its text states."""
+    then the facts its text states (taken from ``analyse_ahead`` where it made them)."""
+    docs = list(docs)
+    out: list[Fields | None] = [None] * len(docs)
+    if _ahead:
+        with _ahead_lock:
+            for j, d in enumerate(docs):
+                out[j] = _ahead.pop(d, None)
+    missing = [j for j, f in enumerate(out) if f is None]
+    if missing:
+        for j, f in zip(missing, _terms_many([docs[j] for j in missing]), strict=True):
+            out[j] = f
+    return out  # type: ignore[return-value]
+
+
+def _terms_many(docs: Sequence[tuple[str | None, str]]) -> list[Fields]:
     pairs = [(fold(n) if n else None, fold(t)) for n, t in docs]
     flat = [p for n, t in pairs for p in ((n or ""), t)]
     toks = analyse(flat) if flat else []

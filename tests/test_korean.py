@@ -110,3 +110,46 @@ def test_terms_version_and_verify_see_the_morphemes(idx):
     )
     assert wrong == [2] and extra == []
     assert np.array_equal(np.sort(idx.ids()), np.arange(1, len(DOCS) + 1))
+
+
+def test_analyses_made_ahead_are_the_same_and_taken_once(monkeypatch):
+    docs = [("김치", "김치: 유산균 풍부, 나트륨 높음"), (None, "현미밥: 식이섬유 풍부")]
+    fresh = korean.item_terms_many(docs)
+    assert korean.analyse_ahead(docs + docs[:1]) == 2  # a pair repeated is analysed once
+    calls = []
+    real = korean._terms_many
+    monkeypatch.setattr(korean, "_terms_many", lambda d: calls.append(list(d)) or real(d))
+    assert korean.item_terms_many(docs) == fresh
+    assert calls == []  # both taken from what was made ahead
+    assert korean.item_terms_many(docs) == fresh
+    assert calls == [docs]  # taken once: analysed again now
+    korean.analyse_ahead(docs[:1])
+    korean.analyse_ahead(docs[1:])  # a new look drops what the last made and nobody took
+    assert list(korean._ahead) == docs[1:]
+    korean._ahead.clear()
+
+
+def test_a_catch_up_analysed_ahead_gives_the_same_lexical_index(tmp_path):
+    from indexer import BuildOptions, FoodIndex
+    from tests.conftest import write_csv
+    from tests.fakes import FakeEmbedder
+
+    emb = FakeEmbedder(16)
+    rows = [{"id": f"r{i}", "text": f"음식 {i}: 나트륨 {i} mg, 식이섬유 풍부"} for i in range(300)]
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    writer = FoodIndex(tmp_path / "w", db=db, embedder=emb)
+    writer.build([write_csv(tmp_path / "a.csv", rows[:10])], BuildOptions(progress=False))
+    reader = FoodIndex(tmp_path / "r", db=db, embedder=emb)
+    reader.derived.sync(publish=True)
+    writer.build([write_csv(tmp_path / "b.csv", rows[10:])], BuildOptions(progress=False))
+    assert reader.analyse_ahead() == 290
+    reader.derived.sync(publish=False)
+    assert korean._ahead == {}  # every analysis made ahead was taken by the catch-up
+    fresh = FoodIndex(tmp_path / "f", db=db, embedder=emb)
+    fresh.derived.sync(publish=False)
+    for q in ("나트륨", "음식 123", "식이섬유"):
+        got = reader.searcher().search(q, k=5, mode="lexical")[0]
+        want = fresh.searcher().search(q, k=5, mode="lexical")[0]
+        assert [h.id for h in got] == [h.id for h in want]
+    for idx in (writer, reader, fresh):
+        idx.close()
