@@ -50,7 +50,7 @@ from .filters import Node
 from .lexical import LexicalIndex
 from .lists import MISFITS, build_index, misfit
 from .settings import Layout
-from .storage import Store
+from .storage import Delta, ItemRow, Store
 
 log = logging.getLogger("foodvec")
 
@@ -64,6 +64,20 @@ READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 def _no_scores() -> tuple[np.ndarray, np.ndarray, float]:
     return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
+
+
+@dataclass
+class _Ahead:
+    """A catch-up read ahead of the index lock (``read_ahead``): the change log from
+    generation ``since`` to ``delta.generation`` and what applying it reads, all from
+    one snapshot of the database."""
+
+    model: str
+    since: int
+    delta: Delta
+    vectors: list[tuple[np.ndarray, np.ndarray]]
+    docs: list[tuple[int, str | None, str]]
+    rows: dict[int, ItemRow] | None  # the metadata of the field index's items
 
 
 @dataclass
@@ -122,6 +136,8 @@ class DerivedIndex:
         self._unsaved: int | None = None
         # filter (repr of its tree) -> (generation, matching item ids), least recent first
         self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        # The next catch-up, read ahead by a server's catch-up thread (``read_ahead``).
+        self._ahead: _Ahead | None = None
 
     # -- the locks --------------------------------------------------------------------
     @contextmanager
@@ -497,6 +513,16 @@ class DerivedIndex:
         old_gen = int((self._ann_meta or {})["generation"])
         if old_gen == gen:
             return self._fits(model, want, _Changes(vectors=False, lexical=False, generation=gen))
+        prior = None
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead.since, ahead.model) == (old_gen, model):
+            if ahead.delta.generation <= gen:  # read at a generation this one reaches
+                prior = self._apply_delta(model, dim, ahead.delta, False, ahead)
+                if isinstance(prior, str):
+                    return prior
+                old_gen = prior.generation
+                if old_gen == gen:
+                    return self._fits(model, want, prior)
         reloaded = False
         delta = self._store.changes_since(old_gen)
         if delta is None and not from_disk and self._load_published(newer_than=old_gen):
@@ -508,6 +534,19 @@ class DerivedIndex:
             reloaded = True
         if delta is None:
             return "change log does not reach back"
+        changes = self._apply_delta(model, dim, delta, reloaded, None)
+        if isinstance(changes, str):
+            return changes
+        if prior is not None:
+            changes.vectors |= prior.vectors
+            changes.lexical |= prior.lexical
+        return self._fits(model, want, changes)
+
+    def _apply_delta(
+        self, model: str, dim: int, delta: Delta, reloaded: bool, ahead: _Ahead | None
+    ) -> _Changes | str:
+        """Apply one stretch of the change log to the in-memory indexes, reading what
+        it needs now or taking what ``ahead`` read; why not (the index must be rebuilt)."""
         touched, gen, metadata = delta
         ann = self._ann
         ids = np.fromiter(touched, dtype=np.int64, count=len(touched))
@@ -518,25 +557,30 @@ class DerivedIndex:
         if len(ids):
             if ann.supports_remove:
                 ann.remove(ids)
-            for got_ids, vecs in self._store.vectors_for_items(model, dim, ids):
+            vectors = ahead.vectors if ahead else self._store.vectors_for_items(model, dim, ids)
+            for got_ids, vecs in vectors:
                 ann.add(got_ids, vecs)
             changes.vectors = True
             if self._lex is not None:
-                self._lex.update(ids.tolist(), self._store.named_docs(ids))
+                docs = ahead.docs if ahead else self._store.named_docs(ids)
+                self._lex.update(ids.tolist(), docs)
                 changes.lexical = True
-        self._catch_up_fields(np.fromiter(metadata, np.int64, len(metadata)), gen, reloaded)
-        return self._fits(model, want, changes)
+        meta_ids = np.fromiter(metadata, np.int64, len(metadata))
+        self._catch_up_fields(meta_ids, gen, reloaded, ahead.rows if ahead else None)
+        return changes
 
-    def _catch_up_fields(self, ids: np.ndarray, gen: int, reloaded: bool) -> None:
+    def _catch_up_fields(
+        self, ids: np.ndarray, gen: int, reloaded: bool, rows: dict[int, ItemRow] | None = None
+    ) -> None:
         """Bring the field index to generation ``gen`` with the items whose metadata
-        the change log names (``ids``)."""
+        the change log names (``ids``; ``rows``: theirs, read ahead)."""
         if self._fields is None or self._fields_gen == gen:
             return
         if reloaded:
             self._fields = None  # behind the reloaded indexes, past the log: built again
             return
         if len(ids):
-            rows = self._store.items_by_ids(ids.tolist())
+            rows = self._store.items_by_ids(ids.tolist()) if rows is None else rows
             self._fields.update(ids.tolist(), {i: r.metadata for i, r in rows.items()})
         self._fields_gen = gen
 
@@ -645,19 +689,31 @@ class DerivedIndex:
         delta = self._store.changes_since(published)
         return count, None if delta is None else len(delta.metadata)
 
-    def analyse_ahead(self) -> int:
-        """For a server's catch-up thread, before ``sync``: analyse the texts that the
-        next catch-up adds to the lexical index now, without the index lock (the
-        analysis is most of a catch-up's time, and searches wait for the lock). Only
-        when at least ``AHEAD_MIN`` items changed; returns how many were analysed."""
+    def read_ahead(self) -> int:
+        """For a server's catch-up thread, before ``sync``: read what the next catch-up
+        needs (the change log, the vectors, the texts, analysed for the lexical index)
+        from one snapshot now, without the index lock, which searches wait for; the
+        catch-up then applies it (and whatever landed after it). Only for catch-ups of
+        ``AHEAD_MIN`` to ``korean.AHEAD_MAX`` items; returns how many were read."""
         meta, lex = self._ann_meta, self._lex
-        if meta is None or lex is None:
+        if meta is None or lex is None or "dim" not in meta:
             return 0
-        delta = self._store.changes_since(int(meta["generation"]))
-        if delta is None or len(delta.touched) < AHEAD_MIN:
-            return 0
-        ids = sorted(delta.touched)[: korean.AHEAD_MAX]
-        return korean.analyse_ahead((n, t) for _, n, t in self._store.named_docs(ids))
+        since, model, dim = int(meta["generation"]), meta["model"], int(meta["dim"])
+        with self._store.snapshot():
+            gen, now_model = self._store.state()
+            if now_model != model or gen <= since:
+                return 0
+            delta = self._store.changes_since(since)
+            if delta is None or not AHEAD_MIN <= len(delta.touched) <= korean.AHEAD_MAX:
+                return 0
+            ids = np.fromiter(delta.touched, dtype=np.int64, count=len(delta.touched))
+            vectors = list(self._store.vectors_for_items(model, dim, ids))
+            docs = list(self._store.named_docs(ids))
+            fields = self._fields is not None and bool(delta.metadata)
+            rows = self._store.items_by_ids(sorted(delta.metadata)) if fields else None
+        korean.analyse_ahead((n, t) for _, n, t in docs)
+        self._ahead = _Ahead(model, since, delta, vectors, docs, rows)
+        return len(ids)
 
     # -- rebuilding beside the served index -------------------------------------------
     def rebuild_aside(self) -> str | None:

@@ -209,10 +209,10 @@ class FoodIndex:
         one served (``DerivedIndex.rebuild_aside``); why it rebuilt (None: no need)."""
         return self.derived.rebuild_aside()
 
-    def analyse_ahead(self) -> int:
-        """For a server's catch-up thread: analyse the texts the next catch-up adds,
-        without the index lock (``DerivedIndex.analyse_ahead``)."""
-        return self.derived.analyse_ahead()
+    def read_ahead(self) -> int:
+        """For a server's catch-up thread: read what the next catch-up needs without
+        the index lock (``DerivedIndex.read_ahead``); how many items."""
+        return self.derived.read_ahead()
 
     def finish_landings(self) -> list[int]:
         """For a server: finish the big builds that stopped while landing in slices

@@ -115,8 +115,10 @@ class LexicalIndex:
         if len(self.df) < len(self.vocab):
             self.df = np.concatenate([self.df, np.zeros(len(self.vocab) - len(self.df), np.int64)])
 
-    def _put(self, item_id: int, doc: _Doc) -> None:
-        self._drop(item_id)
+    def _put(self, item_id: int, doc: _Doc, dropped: bool = False) -> None:
+        """Add (or replace) an item's document (``dropped``: it is known to hold none)."""
+        if not dropped:
+            self._drop(item_id)
         self._grow_df()
         self.tail[item_id] = doc
         self.df[doc.cols] += 1
@@ -125,27 +127,42 @@ class LexicalIndex:
         self._tail_cache = None
 
     def _drop(self, item_id: int) -> None:
-        doc = self.tail.pop(item_id, None)
-        if doc is not None:
+        self._drop_many(np.array([item_id], np.int64))
+
+    def _drop_many(self, ids: np.ndarray) -> None:
+        """Remove the documents of these items (those it holds)."""
+        in_main = []
+        for item_id in ids.tolist():
+            doc = self.tail.pop(item_id, None)
+            if doc is None:
+                in_main.append(item_id)
+                continue
             self._tail_cache = None
-        else:
-            row = self._main_row(item_id)
+            self._forget(doc)
+        if not in_main:
+            return
+        for row in self._main_rows(np.array(in_main, np.int64)).tolist():
             if row < 0:
-                return
+                continue
             self.main_alive[row] = False
             lo, hi = self.main.indptr[row], self.main.indptr[row + 1]
-            doc = _Doc(self.main.indices[lo:hi], self.main.data[lo:hi], self.main_lens[row])
+            self._forget(_Doc(self.main.indices[lo:hi], self.main.data[lo:hi], self.main_lens[row]))
+
+    def _forget(self, doc: _Doc) -> None:
         self.df[doc.cols] -= 1
         self.total_len -= doc.lens
         self.count -= 1
 
     def update(self, removed: Iterable[int], docs: Iterable[tuple[int, str | None, str]]) -> None:
         """Remove items, then add (or replace) others; compacts when the tail is large."""
-        for item_id in removed:
-            self._drop(int(item_id))
+        gone = np.fromiter((int(i) for i in removed), np.int64)
+        self._drop_many(gone)
+        dropped = set(gone.tolist())
         for batch in korean.batched(docs):
             for item_id, fields in batch:
-                self._put(int(item_id), self._doc(fields))
+                item_id = int(item_id)
+                self._put(item_id, self._doc(fields), dropped=item_id in dropped)
+                dropped.discard(item_id)  # a second document of one id replaces the first
         if len(self.tail) > max(TAIL_FLOOR, TAIL_SHARE * self.count):
             self.compact()
 

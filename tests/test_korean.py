@@ -129,7 +129,7 @@ def test_analyses_made_ahead_are_the_same_and_taken_once(monkeypatch):
     korean._ahead.clear()
 
 
-def test_a_catch_up_analysed_ahead_gives_the_same_lexical_index(tmp_path):
+def test_a_catch_up_read_ahead_gives_the_same_indexes(tmp_path, monkeypatch):
     from indexer import BuildOptions, FoodIndex
     from tests.conftest import write_csv
     from tests.fakes import FakeEmbedder
@@ -142,14 +142,20 @@ def test_a_catch_up_analysed_ahead_gives_the_same_lexical_index(tmp_path):
     reader = FoodIndex(tmp_path / "r", db=db, embedder=emb)
     reader.derived.sync(publish=True)
     writer.build([write_csv(tmp_path / "b.csv", rows[10:])], BuildOptions(progress=False))
-    assert reader.analyse_ahead() == 290
-    reader.derived.sync(publish=False)
+    assert reader.read_ahead() == 290
+    calls = []
+    real = reader._store.vectors_for_items
+    monkeypatch.setattr(reader._store, "vectors_for_items", lambda *a: calls.append(a) or real(*a))
+    reader.derived.sync(publish=True)
+    assert calls == []  # the catch-up read nothing again
     assert korean._ahead == {}  # every analysis made ahead was taken by the catch-up
     fresh = FoodIndex(tmp_path / "f", db=db, embedder=emb)
     fresh.derived.sync(publish=False)
     for q in ("나트륨", "음식 123", "식이섬유"):
-        got = reader.searcher().search(q, k=5, mode="lexical")[0]
-        want = fresh.searcher().search(q, k=5, mode="lexical")[0]
-        assert [h.id for h in got] == [h.id for h in want]
+        for mode in ("lexical", "dense"):
+            got = reader.searcher().search(q, k=5, mode=mode)[0]
+            want = fresh.searcher().search(q, k=5, mode=mode)[0]
+            assert [h.id for h in got] == [h.id for h in want]
+    assert reader.verify() == []
     for idx in (writer, reader, fresh):
         idx.close()

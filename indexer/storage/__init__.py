@@ -13,6 +13,7 @@ from .sqlite import SQLiteStore, settle_sqlite_file
 from .staging import Applied, StagedRow, Staging
 from .store import (
     HEAD_REVISION,
+    Delta,
     Store,
     current_revision,
     database_file,
@@ -25,6 +26,7 @@ __all__ = [
     "HEAD_REVISION",
     "SQL_BATCH",
     "Applied",
+    "Delta",
     "ItemRow",
     "Jobs",
     "PostgresStore",

@@ -726,6 +726,7 @@ def _plain_number(v: Any) -> int | float:
 
 __all__ = [
     "HEAD_REVISION",
+    "Delta",
     "READER_TTL_S",
     "Store",
     "current_revision",

@@ -222,7 +222,7 @@ class _Background:
                 break
             try:
                 if self.index.index_lag():
-                    self.index.analyse_ahead()  # the slow part, before the index lock
+                    self.index.read_ahead()  # the slow part, before the index lock
                     self.index.sync()
                 failing = False
                 self.outage.end()
