@@ -196,3 +196,38 @@ def test_stats_names_a_landing_that_stopped(fakes, home, tmp_path, small_parts, 
     assert "landing:    build" in res.output and "0 of 3 parts landed" in res.output
     out = json.loads(run("stats", "--json").output)
     assert out["landings"][0]["state"] == "landing"
+
+
+@pytest.mark.hostile
+def test_a_server_finishes_a_landing_whose_build_stopped(
+    fakes, home, tmp_path, small_parts, monkeypatch
+):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    import search.service.app as app_module
+    from search.service.app import create_app
+
+    f = write_csv(tmp_path / "in.csv", rows())
+    real = slices.land_part
+
+    def land_part(store, tx, landing, embed=None):
+        raise Stop
+
+    monkeypatch.setattr(slices, "land_part", land_part)
+    with FoodIndex(home) as idx, pytest.raises(Stop):
+        idx.build([f], BuildOptions(progress=False))
+    monkeypatch.setattr(slices, "land_part", real)
+    monkeypatch.setattr(slices, "STALE_S", 0.0)
+    monkeypatch.setattr(app_module, "RELAYOUT_EVERY_S", 0.05)
+    with FoodIndex(home) as idx, TestClient(create_app(idx, compact_every=0)) as c:
+        deadline = time.monotonic() + 30
+        while idx.count() < ROWS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert idx.count() == ROWS
+        assert idx.stats()["landings"][0]["state"] == "landed"
+        while c.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hits = c.post("/search", json={"query": rows()[24]["text"], "k": 1, "mode": "dense"})
+        assert hits.json()["results"][0]["id"] == "r024"
