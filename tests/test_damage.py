@@ -179,7 +179,7 @@ def rows_before(template: Path, work: Path, name: str, how: str):
     make_writable(ref)
     try:
         return rows(ref)
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, UnicodeDecodeError):  # a flip in the schema's text
         return None
 
 

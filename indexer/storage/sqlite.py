@@ -104,8 +104,17 @@ class SQLiteStore(Store):
             # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            if not read_only:  # a read-only file keeps the journal mode it has
-                cur.execute("PRAGMA journal_mode=WAL")
+            try:
+                if not read_only:  # a read-only file keeps the journal mode it has
+                    cur.execute("PRAGMA journal_mode=WAL")
+                else:
+                    cur.execute("PRAGMA schema_version")  # reads the schema, as WAL does
+            except UnicodeDecodeError:
+                # SQLite's message quotes the damaged schema, in bytes that are not UTF-8
+                raise sqlite3.DatabaseError(
+                    "database disk image is malformed (its schema holds bytes that are not "
+                    "UTF-8)"
+                ) from None
             # NORMAL is durable against a crashed or killed process in WAL mode.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
