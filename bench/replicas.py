@@ -450,6 +450,15 @@ def _ms(xs: list[float]) -> dict:
     return {"n": len(xs), "p50": pct(xs, 50), "p99": pct(xs, 99), "max": round(max(xs), 1)}
 
 
+def _slow(spans: list[tuple[float, float]], t0: float, over_ms: float = 1000) -> dict:
+    """How many of the (start, end) ``spans`` took over ``over_ms``, and when the first
+    and the last of them started (seconds after ``t0``)."""
+    at = sorted(s0 - t0 for s0, s1 in spans if (s1 - s0) * 1000 > over_ms)
+    return (
+        {"n": len(at), "first_s": round(at[0], 1), "last_s": round(at[-1], 1)} if at else {"n": 0}
+    )
+
+
 def _upserts(out: list, lo: float, hi: float) -> dict:
     """The small writes started in [lo, hi): latency, statuses, and how many were
     still waiting at ``hi``."""
@@ -459,6 +468,7 @@ def _upserts(out: list, lo: float, hi: float) -> dict:
         **_ms([(t1 - t0) * 1000 for t0, t1, _ in mine]),
         "status": {str(c): sum(1 for *_, code in mine if code == c) for c in codes},
         "answered_after_window": sum(1 for _, t1, _ in mine if t1 >= hi),
+        "over_1s": _slow([(t0, t1) for t0, t1, _ in mine], lo),
     }
 
 
@@ -553,8 +563,12 @@ def big_build(
     return {
         "build_s": round(built - t0, 1),
         "served_before": served,
+        "served_at_end": {k: reps[k].memory().get("kind") for k in "ab"},
         "search_ms_during_build": _ms(
             [(t1 - s0) * 1000 for _, s0, t1, _, _ in search if t0 <= s0 < built]
+        ),
+        "search_over_1s_during_build": _slow(
+            [(s0, t1) for _, s0, t1, _, _ in search if t0 <= s0 < built], t0
         ),
         "search_ms_after_build": _ms(
             [(t1 - s0) * 1000 for _, s0, t1, _, _ in search if s0 >= built]
