@@ -22,8 +22,16 @@ with vectors of a home embedded with the base model: no embedding at seed time).
     .venv/bin/python -m bench.replicas --export /tmp/st/export.jsonl > bench/results/replicas.json
 
 4. With ``--big-build N``: a build of N more rows (vectors included) by another process
-   while A and B answer searches; search latency during the build and after it, while
-   the replicas catch up with every row it added.
+   while A and B answer searches (2 clients each) and a small writer adds one new item
+   at a time through A (about 2 a second); search and write latency during the build
+   and after it, while the replicas catch up with every row it added, and A and B's
+   ``/ready`` every 0.5 s (generation moves, index_lag). The rows are a Parquet file
+   written beforehand (not timed with the build): past the export's end its rows come
+   again with new ids and texts (vectors repeated), so N may be a million.
+   ``--only-big-build`` runs this phase alone after seeding and starting the replicas:
+
+    .venv/bin/python -m bench.replicas --export /tmp/st/export.jsonl --only-big-build \\
+        --big-build 1000000 > bench/results/replicas-big-build.json
 
 ``--code DIR`` serves the replicas from another checkout, for a before/after.
 """
@@ -42,6 +50,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from bench.common import ROOT, emit, machine
 from bench.http import free_port
@@ -109,13 +118,83 @@ def seed(pg, export: Path, work: Path, below: int, extra: int) -> tuple[str, lis
     return url, later
 
 
-def _rows_after(export: Path, work: Path, skip: int, n: int) -> Path:
-    """The ``n`` export rows after the first ``skip``, vectors included, as a file."""
-    path = work / "big.jsonl"
-    with open(export, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
-        for line in itertools.islice(src, skip, skip + n):
-            dst.write(line)
-    return path
+def _load_export(export: Path, limit: int) -> tuple[list[dict], np.ndarray]:
+    """The first ``limit`` rows of the export: each row's fields but its vector, and the
+    vectors (float32, one row each)."""
+    meta, vecs = [], []
+    with open(export, encoding="utf-8") as src:
+        for line in itertools.islice(src, limit):
+            r = json.loads(line)
+            vecs.append(np.asarray(r.pop("vector"), dtype=np.float32))
+            meta.append(r)
+    return meta, np.stack(vecs)
+
+
+def _lot(row: dict, lot: int) -> dict:
+    """The export row as it is (lot 0), or its copy in lot ``lot``: a new id and text."""
+    if lot == 0:
+        return row
+    return {**row, "id": f"{row['id']}-lot{lot}", "text": f"{row['text']} (lot {lot})"}
+
+
+def _cell(value, numeric: bool):
+    if numeric:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else None  # the export writes an unknown number as ""
+    return None if value is None else str(value)
+
+
+def _batch(meta: list[dict], vecs: np.ndarray, picks: list[tuple[int, int]], schema):
+    """A Parquet batch of the (export row, lot) ``picks``."""
+    import pyarrow as pa
+
+    rows = [_lot(meta[i], lot) for i, lot in picks]
+    cols = [
+        pa.array([_cell(r.get(f.name), pa.types.is_floating(f.type)) for r in rows], f.type)
+        for f in schema
+        if f.name != "vector"
+    ]
+    flat = pa.array(vecs[[i for i, _ in picks]].ravel())
+    offsets = pa.array(np.arange(len(picks) + 1, dtype=np.int32) * vecs.shape[1])
+    cols.append(pa.ListArray.from_arrays(offsets, flat))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _rows_after(export: Path, work: Path, skip: int, n: int) -> tuple[Path, dict]:
+    """``n`` rows for the big build, vectors included, as a Parquet file (the vector a
+    list<float32> column), written a batch at a time: first the export rows after the
+    first ``skip`` as they are; past the export's end, all its rows again, lot after
+    lot: lot k gives each row the id ``<id>-lot<k>`` and the text ``<text> (lot <k>)``
+    and keeps its vector. So texts and ids are distinct (none clashes with a seeded or
+    written item) but vectors repeat, each about n / (export rows) times. The export is
+    read once (its vectors held as one float32 array, never the n rows). (the file,
+    how long writing it took and its size)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.usda import NUTRIENTS
+
+    t0 = time.monotonic()
+    meta, vecs = _load_export(export, skip + n)
+    first = ((i, 0) for i in range(skip, len(meta)))
+    again = ((i, lot) for lot in itertools.count(1) for i in range(len(meta)))
+    picks = itertools.islice(itertools.chain(first, again), n)
+    numbers = set(NUTRIENTS.values())
+    schema = pa.schema(
+        [(k, pa.float64() if k in numbers else pa.string()) for k in meta[0]]
+        + [("vector", pa.list_(pa.float32()))]
+    )
+    path = work / "big.parquet"
+    with pq.ParquetWriter(path, schema) as w:
+        while batch := list(itertools.islice(picks, 8192)):
+            w.write_table(_batch(meta, vecs, batch, schema))
+    return path, {
+        "format": "parquet",
+        "rows": n,
+        "lots": max(0, -(-(n - max(0, len(meta) - skip)) // len(meta))),
+        "write_s": round(time.monotonic() - t0, 1),
+        "mb": round(path.stat().st_size / 2**20),
+    }
 
 
 def _searchers(urls: list[str], queries: list[str], stop, lat: dict, codes: dict):
@@ -330,13 +409,96 @@ def _judge(out: list, down: float, stopped: float, back: float, b: str) -> dict:
     }
 
 
-def big_build(reps: dict[str, Replica], url: str, rows: Path, work: Path, code: Path) -> dict:
-    """Phase 4: a build of ``rows`` (with their vectors) by another process while A and
-    B answer 2 search clients each; search latency during the build and after it (the
-    replicas catching up with every row it added), and when each was caught up."""
+def _small_writes(a: str, texts: list[str], stop, out: list) -> None:
+    """New items through A one at a time, about 2 a second (each after the last one's
+    answer, however long it waited); (start, end, status) appended to ``out`` (status
+    0: no answer in 30 minutes)."""
+    with httpx.Client(base_url=a, timeout=1800) as c:
+        for i, text in enumerate(itertools.cycle(texts)):
+            if stop.is_set():
+                return
+            item = {"id": f"small-write-{i}", "text": f"{text} (small write {i})"}
+            t0 = time.monotonic()
+            try:
+                code = c.post("/items", json={"items": [item]}).status_code
+            except httpx.HTTPError:
+                code = 0
+            out.append((t0, time.monotonic(), code))
+            stop.wait(max(0.0, 0.5 - (time.monotonic() - t0)))
+
+
+def _sample_ready(name: str, url: str, stop, out: list) -> None:
+    """Every 0.5 s until ``stop``: (name, time, /ready status, index_lag, behind_s,
+    database generation from /health, ms /ready took) appended to ``out``."""
+    with httpx.Client(base_url=url, timeout=30) as c:
+        while not stop.wait(0.5):
+            t0 = time.monotonic()
+            try:
+                gen = c.get("/health").json().get("generation")
+                t1 = time.monotonic()
+                r = c.get("/ready")
+                body, code = r.json(), r.status_code
+            except (httpx.HTTPError, ValueError):
+                gen, t1, body, code = None, t0, {}, 0
+            ms = round((time.monotonic() - t1) * 1000, 1)
+            out.append((name, t0, code, body.get("index_lag"), body.get("behind_s"), gen, ms))
+
+
+def _ms(xs: list[float]) -> dict:
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "p50": pct(xs, 50), "p99": pct(xs, 99), "max": round(max(xs), 1)}
+
+
+def _slow(spans: list[tuple[float, float]], t0: float, over_ms: float = 1000) -> dict:
+    """How many of the (start, end) ``spans`` took over ``over_ms``, and when the first
+    and the last of them started (seconds after ``t0``)."""
+    at = sorted(s0 - t0 for s0, s1 in spans if (s1 - s0) * 1000 > over_ms)
+    return (
+        {"n": len(at), "first_s": round(at[0], 1), "last_s": round(at[-1], 1)} if at else {"n": 0}
+    )
+
+
+def _upserts(out: list, lo: float, hi: float) -> dict:
+    """The small writes started in [lo, hi): latency, statuses, and how many were
+    still waiting at ``hi``."""
+    mine = [(t0, t1, code) for t0, t1, code in out if lo <= t0 < hi]
+    codes = sorted({code for *_, code in mine})
+    return {
+        **_ms([(t1 - t0) * 1000 for t0, t1, _ in mine]),
+        "status": {str(c): sum(1 for *_, code in mine if code == c) for c in codes},
+        "answered_after_window": sum(1 for _, t1, _ in mine if t1 >= hi),
+        "over_1s": _slow([(t0, t1) for t0, t1, _ in mine], lo),
+    }
+
+
+def _readiness(samples: list, name: str, lo: float, hi: float) -> dict:
+    """One replica's /ready samples in [lo, hi), compactly: how often the database's
+    generation moved (the small writes) and how often the replica's own did (about:
+    the database's less index_lag, from two requests), its worst lag."""
+    mine = [s for s in samples if s[0] == name and lo <= s[1] < hi]
+    ok = [s for s in mine if s[2] != 0 and s[3] is not None and s[5] is not None]
+    db = [s[5] for s in ok]
+    own = [s[5] - s[3] for s in ok]
+    return {
+        "samples": len(mine),
+        "not_ready": sum(1 for s in mine if s[2] != 200),
+        "no_answer": len(mine) - len(ok),
+        "db_generation_moves": sum(y > x for x, y in itertools.pairwise(db)),
+        "served_generation_moves": sum(y > x for x, y in itertools.pairwise(own)),
+        "lag_0_samples": sum(1 for s in ok if s[3] == 0),
+        "index_lag_max": max((s[3] for s in ok), default=None),
+        "behind_s_max": max((s[4] for s in ok if s[4] is not None), default=None),
+        "ready_ms_max": max((s[6] for s in ok), default=None),
+    }
+
+
+def _build_load(reps: dict[str, Replica], texts: list[str], stop) -> tuple[list, dict]:
+    """The load around the big build (threads not started): 2 search clients on each
+    of A and B, the small writer through A, a /ready sampler on each of A and B."""
     a, b = reps["a"].url, reps["b"].url
     queries = ["apple pie", "grilled chicken", "low fat milk", "spinach", "tofu", "rice"]
-    stop, out = threading.Event(), []
+    got: dict = {"search": [], "upsert": [], "ready": []}
     threads = [
         threading.Thread(
             target=_record,
@@ -345,11 +507,42 @@ def big_build(reps: dict[str, Replica], url: str, rows: Path, work: Path, code: 
                 "/search",
                 ({"query": q, "k": 10} for q in itertools.cycle(queries)),
                 stop,
-                out,
+                got["search"],
             ),
         )
         for u in (a, a, b, b)
     ]
+    threads.append(threading.Thread(target=_small_writes, args=(a, texts, stop, got["upsert"])))
+    threads += [
+        threading.Thread(target=_sample_ready, args=(k, reps[k].url, stop, got["ready"]))
+        for k in "ab"
+    ]
+    return threads, got
+
+
+def _caught_up(reps: dict[str, Replica], since: float, timeout: float = 1800) -> dict:
+    """Seconds after ``since`` until each of A and B first reports index_lag 0."""
+    caught: dict = {}
+    while len(caught) < 2 and time.monotonic() - since < timeout:
+        for k in "ab":
+            r = httpx.get(reps[k].url + "/ready", timeout=60).json()
+            if k not in caught and r["index_lag"] == 0:
+                caught[k] = round(time.monotonic() - since, 1)
+        time.sleep(0.2)
+    return caught
+
+
+def big_build(
+    reps: dict[str, Replica], url: str, rows: Path, work: Path, code: Path, texts: list[str]
+) -> dict:
+    """Phase 4: a build of ``rows`` (with their vectors) by another process while A and
+    B answer 2 search clients each and a small writer adds one item at a time through
+    A (``texts``); search and write latency during the build and after it (the replicas
+    catching up with every row it added), when each was caught up, and what A and B's
+    /ready said every 0.5 s meanwhile."""
+    served = {k: reps[k].memory().get("kind") for k in "ab"}
+    stop = threading.Event()
+    threads, got = _build_load(reps, texts, stop)
     for t in threads:
         t.start()
     time.sleep(3)
@@ -357,35 +550,35 @@ def big_build(reps: dict[str, Replica], url: str, rows: Path, work: Path, code: 
     cmd = [sys.executable, "-m", "search.cli", "build", str(rows), "--home", str(work / "big"),
            "--db", url, "--model", "base", "--vector-column", "vector", "-q"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
-    subprocess.run(cmd, cwd=code, env=env, check=True, capture_output=True)
+    done = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
     built = time.monotonic()
-    caught = {}
-    while len(caught) < 2 and time.monotonic() - built < 600:
-        for k, u in (("a", a), ("b", b)):
-            if k not in caught and httpx.get(u + "/ready", timeout=60).json()["index_lag"] == 0:
-                caught[k] = round(time.monotonic() - built, 1)
-        time.sleep(0.2)
+    caught = _caught_up(reps, built) if done.returncode == 0 else {}
     time.sleep(3)
     stop.set()
     for t in threads:
         t.join()
-    during = [(t1 - s0) * 1000 for _, s0, t1, code, _ in out if t0 <= s0 < built]
-    after = [(t1 - s0) * 1000 for _, s0, t1, code, _ in out if s0 >= built]
+    if done.returncode != 0:
+        raise SystemExit(f"the big build failed ({done.returncode}): {done.stderr[-2000:]}")
+    search = got["search"]
     return {
         "build_s": round(built - t0, 1),
-        "search_ms_during_build": {
-            "n": len(during),
-            "p50": pct(during, 50),
-            "p99": pct(during, 99),
-        },
-        "search_ms_after_build": {
-            "n": len(after),
-            "p50": pct(after, 50),
-            "p99": pct(after, 99),
-            "max": round(max(after), 1) if after else None,
-        },
+        "served_before": served,
+        "served_at_end": {k: reps[k].memory().get("kind") for k in "ab"},
+        "search_ms_during_build": _ms(
+            [(t1 - s0) * 1000 for _, s0, t1, _, _ in search if t0 <= s0 < built]
+        ),
+        "search_over_1s_during_build": _slow(
+            [(s0, t1) for _, s0, t1, _, _ in search if t0 <= s0 < built], t0
+        ),
+        "search_ms_after_build": _ms(
+            [(t1 - s0) * 1000 for _, s0, t1, _, _ in search if s0 >= built]
+        ),
         "caught_up_after_build_s": caught,
-        "status": {str(c): sum(1 for *_, code, _ in out if code == c) for c in {o[3] for o in out}},
+        "status": {str(c): sum(1 for *_, k, _ in search if k == c) for c in {o[3] for o in search}},
+        "upsert_ms_during_build": _upserts(got["upsert"], t0, built),
+        "upsert_ms_after_build": _upserts(got["upsert"], built, float("inf")),
+        "ready_during_build": {k: _readiness(got["ready"], k, t0, built) for k in "ab"},
+        "ready_after_build": {k: _readiness(got["ready"], k, built, float("inf")) for k in "ab"},
     }
 
 
@@ -399,7 +592,12 @@ def main() -> None:
     ap.add_argument("--outage", type=float, default=10.0)
     ap.add_argument("--code", type=Path, default=ROOT)
     ap.add_argument("--big-build", type=int, default=0, help="rows of phase 4 (0: no phase 4)")
+    ap.add_argument(
+        "--only-big-build", action="store_true", help="phase 4 alone, after seeding (no 1-3)"
+    )
     args = ap.parse_args()
+    if args.only_big_build and not args.big_build:
+        ap.error("--only-big-build needs --big-build N")
     sys.path.insert(0, str(ROOT))
     from bench.usda import sample_rows
     from tests.pg import Cluster
@@ -416,14 +614,21 @@ def main() -> None:
         for k in "abc":
             reps[k] = Replica(k, work / k, url, args.code.resolve())
         result["start_s"] = {k: round(r.wait_ready(), 1) for k, r in reps.items()}
-        result["load"] = load(reps, later[: int(args.seconds * args.writes_per_s)], queries, args)
-        result["settle"] = settle(reps)
-        result["agreement"] = agreement(reps, queries)
-        result["outage"] = outage(pg, reps, later[-400:], queries, args)
+        if not args.only_big_build:
+            result["load"] = load(
+                reps, later[: int(args.seconds * args.writes_per_s)], queries, args
+            )
+            result["settle"] = settle(reps)
+            result["agreement"] = agreement(reps, queries)
+            result["outage"] = outage(pg, reps, later[-400:], queries, args)
         if args.big_build:
-            rows = _rows_after(args.export, work, FLAT_MAX - args.below + extra, args.big_build)
-            result["big_build"] = big_build(reps, url, rows, work, args.code.resolve())
+            skip = FLAT_MAX - args.below + extra
+            rows, result["big_build_rows_file"] = _rows_after(
+                args.export, work, skip, args.big_build
+            )
+            result["big_build"] = big_build(reps, url, rows, work, args.code.resolve(), queries)
             result["big_build"]["rows"] = args.big_build
+            rows.unlink()
     finally:
         for r in reps.values():
             r.stop()
