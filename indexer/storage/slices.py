@@ -98,7 +98,10 @@ def land_staged(
     refuse: Callable[[str], Exception],
 ) -> Applied:
     """Land a big build's staged rows in parts (``Staging.apply`` past ``SLICE_ROWS``)."""
-    finish_stale(staging.store)
+    try:
+        finish_stale(staging.store)  # another build's, left when its process stopped
+    except FoodvecError as exc:  # it cannot land: said, and this build goes on
+        log.warning("a landing left by a build that stopped cannot be finished: %s", exc)
     landing, lost = _copy(staging, model_fp, model_name, dim, embed, refuse)
     done = None
     while done is None or done.state != "landed":
