@@ -55,6 +55,10 @@ from .storage import Delta, ItemRow, Store
 log = logging.getLogger("foodvec")
 
 FILTER_CACHE_ENTRIES = 64
+# An index rebuilt beside the served one is caught up without the index lock for up to
+# ASIDE_ROUNDS rounds while ASIDE_FEW or more items changed since its last round.
+ASIDE_ROUNDS = 10
+ASIDE_FEW = 1000
 # A server analyses ahead (``analyse_ahead``) the texts of a catch-up this big or bigger.
 AHEAD_MIN = 200
 FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
@@ -749,10 +753,39 @@ class DerivedIndex:
         )
         return why if self._swap_in(built, gen, model, dim, why) else None
 
+    def _catch_up_aside(self, new: AnnIndex, gen: int, model: str, dim: int) -> int | None:
+        """Catch an index built aside at generation ``gen`` up from the change log
+        without the lock (nobody searches it yet), round after round while many items
+        changed meanwhile, leaving the last few to ``_swap_in``; its generation (None:
+        the model changed, or the log no longer reaches back)."""
+        for _ in range(ASIDE_ROUNDS):
+            with self._store.snapshot():
+                now, now_model = self._store.state()
+                if now_model != model:
+                    return None
+                if now <= gen:
+                    return gen
+                delta = self._store.changes_since(gen)
+                if delta is None:
+                    return None
+                if len(delta.touched) < ASIDE_FEW:
+                    return gen
+                ids = np.fromiter(delta.touched, np.int64, len(delta.touched))
+                new.remove(ids)
+                for got_ids, vecs in self._store.vectors_for_items(model, dim, ids):
+                    new.add(got_ids, vecs)
+                gen = delta.generation
+        return gen
+
     def _swap_in(self, built, gen: int, model: str, dim: int, why: str) -> bool:
         """Put an index built aside at generation ``gen`` in place of the served one,
-        both caught up to one newer snapshot first (under the lock, no search reading)."""
+        both caught up to one newer snapshot first (most of it without the lock:
+        ``_catch_up_aside``; the rest under it, no search reading)."""
         new = built.ann
+        caught = self._catch_up_aside(new, gen, model, dim)
+        if caught is None:
+            return False
+        gen = caught
         with self._mutex:
             while True:
                 with self._store.snapshot():

@@ -150,7 +150,13 @@ def test_a_damaged_layout_is_replaced_not_used(tmp_path, small_ivf):
     _same_answers_then_close(a, b)
 
 
-def test_a_server_rebuilds_a_misfit_index_beside_the_one_it_serves(tmp_path, small_ivf):
+# 1000: what changed during the rebuild is caught up under the lock at the swap; 1: in
+# rounds without it first (``DerivedIndex._catch_up_aside``)
+@pytest.mark.parametrize("few", [1000, 1])
+def test_a_server_rebuilds_a_misfit_index_beside_the_one_it_serves(
+    tmp_path, small_ivf, monkeypatch, few
+):
+    monkeypatch.setattr(derived, "ASIDE_FEW", few)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     idx, writer = _home(tmp_path, "srv", url), _home(tmp_path, "w", url)
     idx.upsert(_items(0, 100))
