@@ -59,6 +59,9 @@ FILTER_CACHE_ENTRIES = 64
 # ASIDE_ROUNDS rounds while ASIDE_FEW or more items changed since its last round.
 ASIDE_ROUNDS = 10
 ASIDE_FEW = 1000
+# A server's catch-up thread applies a catch-up read ahead in slices of about this many
+# items (the vectors' read batches), letting searches in between (``_apply_ahead``).
+SLICE_ITEMS = 500
 # A server analyses ahead (``analyse_ahead``) the texts of a catch-up this big or bigger.
 AHEAD_MIN = 200
 FILTER_CACHE_IDS = 4_000_000  # 32 MB of ids at most
@@ -142,6 +145,9 @@ class DerivedIndex:
         self._filter_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
         # The next catch-up, read ahead by a server's catch-up thread (``read_ahead``).
         self._ahead: _Ahead | None = None
+        # The thread applying a catch-up read ahead, a slice at a time (``_apply_ahead``):
+        # the lock is let go between slices, and no other thread changes the indexes.
+        self._applying: int | None = None
 
     # -- the locks --------------------------------------------------------------------
     @contextmanager
@@ -225,12 +231,26 @@ class DerivedIndex:
                 and self._lex is not None
             ):
                 return  # the common case: nothing changed since the last look
+            if self._behind_is_fine(have, model):
+                return
             if self._readers:  # others read the indexes at their generation: wait
                 self._gate.wait()
                 renewed = False
                 continue
             self._sync(None, None, False)
             return
+
+    def _behind_is_fine(self, have: int | None, model: str | None) -> bool:
+        """In a server (``aside``): whether a search reads the indexes as they are,
+        behind its snapshot, instead of catching them up first. So it does when the
+        catch-up is a big one (``AHEAD_MIN`` changes or more, a big build's part), which
+        the catch-up thread reads ahead and applies a slice at a time meanwhile: a
+        search never waits for it. Its answer then lacks the newest items (a hit whose
+        item is gone is left out); ``/ready`` says how far behind the indexes are."""
+        meta = self._ann_meta or {}
+        if not self.aside or have is None or self._lex is None or meta.get("model") != model:
+            return False
+        return self._applying is not None or self._store.changes_at_least(have, AHEAD_MIN)
 
     # -- what the in-memory indexes are -------------------------------------------------
     def lag(self) -> int:
@@ -255,9 +275,10 @@ class DerivedIndex:
         return gens, float("inf") if self._fresh_at is None else now - self._fresh_at
 
     def memory_generation(self) -> int | None:
-        """The generation of the in-memory indexes (None: not loaded)."""
-        with self._mutex:
-            return (self._ann_meta or {}).get("generation") if self._ann is not None else None
+        """The generation of the in-memory indexes (None: not loaded). Read without the
+        index lock, so that ``/ready`` never waits for a catch-up."""
+        ann, meta = self._ann, self._ann_meta
+        return (meta or {}).get("generation") if ann is not None else None
 
     @property
     def rebuilds(self) -> int:
@@ -361,6 +382,7 @@ class DerivedIndex:
 
     def _sync(self, publish: bool | None, kind: str | None, force_rebuild: bool) -> AnnIndex | None:
         """``sync``'s work, under the index lock and in one snapshot."""
+        self._wait_for_applying()
         gen_now, model = self._store.state()
         from_disk = model is not None and self._ann is None
         if from_disk:
@@ -558,7 +580,11 @@ class DerivedIndex:
             return "index cannot remove"  # it must be rebuilt to change an item
         self._catchups += 1
         changes = _Changes(vectors=reloaded, lexical=False, generation=gen)
-        if len(ids):
+        if ahead is not None and self.aside and ann.supports_remove and len(ids) > SLICE_ITEMS:
+            self._apply_ahead(ann, ids, ahead)
+            changes.vectors = True
+            changes.lexical = self._lex is not None
+        elif len(ids):
             if ann.supports_remove:
                 ann.remove(ids)
             vectors = ahead.vectors if ahead else self._store.vectors_for_items(model, dim, ids)
@@ -572,6 +598,45 @@ class DerivedIndex:
         meta_ids = np.fromiter(metadata, np.int64, len(metadata))
         self._catch_up_fields(meta_ids, gen, reloaded, ahead.rows if ahead else None)
         return changes
+
+    def _apply_ahead(self, ann: AnnIndex, ids: np.ndarray, ahead: _Ahead) -> None:
+        """Apply a big catch-up read ahead to the indexes in slices of about
+        ``SLICE_ITEMS``, letting the index lock go between them (searches read the
+        indexes as they are meanwhile: ``_behind_is_fine``); no other thread changes
+        them until it is done (``_wait_for_applying``)."""
+        docs = {d[0]: d for d in ahead.docs}
+        with_vector = set()
+        self._applying = threading.get_ident()
+        try:
+            for got_ids, vecs in ahead.vectors:
+                with_vector.update(got_ids.tolist())
+                ann.remove(got_ids)
+                ann.add(got_ids, vecs)
+                if self._lex is not None:
+                    part = got_ids.tolist()
+                    self._lex.update(part, [docs[i] for i in part if i in docs])
+                self._let_searches_in()
+            gone = np.array([i for i in ids.tolist() if i not in with_vector], np.int64)
+            if len(gone):  # deleted, or without a vector: out of the indexes
+                ann.remove(gone)
+                if self._lex is not None:
+                    self._lex.update(gone.tolist(), [docs[i] for i in gone.tolist() if i in docs])
+        finally:
+            self._applying = None
+            self._gate.notify_all()
+
+    def _let_searches_in(self) -> None:
+        """Under the index lock: let it go a moment for the searches waiting for it,
+        then take it back once none of them reads the indexes."""
+        self._gate.wait(0.002)
+        while self._readers:
+            self._gate.wait()
+
+    def _wait_for_applying(self) -> None:
+        """Under the index lock: wait while another thread applies a catch-up a slice
+        at a time (``_apply_ahead``)."""
+        while self._applying is not None and self._applying != threading.get_ident():
+            self._gate.wait()
 
     def _catch_up_fields(
         self, ids: np.ndarray, gen: int, reloaded: bool, rows: dict[int, ItemRow] | None = None

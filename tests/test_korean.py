@@ -159,3 +159,63 @@ def test_a_catch_up_read_ahead_gives_the_same_indexes(tmp_path, monkeypatch):
     assert reader.verify() == []
     for idx in (writer, reader, fresh):
         idx.close()
+
+
+def test_a_server_searches_as_it_is_while_a_big_catch_up_is_applied_in_slices(
+    tmp_path, monkeypatch
+):
+    import threading
+    import time
+
+    from indexer import BuildOptions, FoodIndex, derived
+    from tests.conftest import write_csv
+    from tests.fakes import FakeEmbedder
+
+    emb = FakeEmbedder(16)
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    rows = [{"id": f"r{i}", "text": f"음식 {i}: 나트륨 {i} mg, 식이섬유 풍부"} for i in range(1210)]
+    writer = FoodIndex(tmp_path / "w", db=db, embedder=emb)
+    writer.build([write_csv(tmp_path / "a.csv", rows[:10])], BuildOptions(progress=False))
+    server = FoodIndex(tmp_path / "s", db=db, embedder=emb)
+    server.serve_aside()  # a server's way
+    server.derived.sync(publish=True)
+    writer.build([write_csv(tmp_path / "b.csv", rows[10:])], BuildOptions(progress=False))
+    new = rows[700]["text"]
+    # a big catch-up is not made inside a search: it answers from the indexes as they are
+    before = server.index_counters()["catchups"]
+    hits = server.searcher().search(new, k=3, mode="dense")[0]
+    assert "r700" not in {h.id for h in hits}
+    assert server.index_counters()["catchups"] == before
+    assert server.derived.lag() > 0
+    # the catch-up thread's way: read ahead, then applied a slice at a time, with
+    # searches let in between the slices
+    assert server.read_ahead() == 1200
+    answered = []
+    real = derived.DerivedIndex._let_searches_in
+
+    def let_in(self):
+        t = threading.Thread(
+            target=lambda: answered.append(server.searcher().search(new, k=1, mode="dense"))
+        )
+        t.start()
+        self._gate.wait(0.2)  # the lock let go: the search goes through meanwhile
+        real(self)
+        t.join()
+
+    monkeypatch.setattr(derived.DerivedIndex, "_let_searches_in", let_in)
+    started = time.monotonic()
+    server.derived.sync(publish=True)
+    assert len(answered) >= 3  # one slice of about 500 items each, a search in between
+    assert time.monotonic() - started < 30
+    assert server.derived.lag() == 0
+    assert server.searcher().search(new, k=1, mode="dense")[0][0].id == "r700"
+    fresh = FoodIndex(tmp_path / "f", db=db, embedder=emb)
+    fresh.derived.sync(publish=False)
+    for q in ("나트륨", "음식 123", "식이섬유", new):
+        for mode in ("lexical", "dense"):
+            got = server.searcher().search(q, k=5, mode=mode)[0]
+            want = fresh.searcher().search(q, k=5, mode=mode)[0]
+            assert [h.id for h in got] == [h.id for h in want]
+    assert server.verify() == []
+    for idx in (writer, server, fresh):
+        idx.close()

@@ -560,6 +560,21 @@ class Store:
                 )
         return problems
 
+    def changes_at_least(self, generation: int, n: int) -> bool:
+        """Whether the change log holds ``n`` or more entries after ``generation`` (or
+        no longer reaches back that far): a cheap look before a big catch-up."""
+        with self.read() as conn:
+            floor = conn.execute(text("SELECT value FROM state WHERE key = 'log_floor'")).first()
+            if floor is not None and generation < int(floor[0]):
+                return True
+            found = conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT 1 FROM changes WHERE generation > :g LIMIT :n) c"
+                ),
+                {"g": generation, "n": n},
+            ).scalar_one()
+        return found >= n
+
     def changes_since(self, generation: int) -> Delta | None:
         """What changed after ``generation`` (``Delta``); None when the log no longer
         reaches back that far (then the indexes must be rebuilt)."""
