@@ -547,7 +547,8 @@ class DerivedIndex:
                 if isinstance(prior, str):
                     return prior
                 old_gen = prior.generation
-                if old_gen == gen:
+                if old_gen == gen or self._store.changes_at_least(old_gen, AHEAD_MIN):
+                    # the rest is big too: the catch-up thread's next look reads it ahead
                     return self._fits(model, want, prior)
         reloaded = False
         delta = self._store.changes_since(old_gen)
@@ -772,8 +773,8 @@ class DerivedIndex:
             gen, now_model = self._store.state()
             if now_model != model or gen <= since:
                 return 0
-            delta = self._store.changes_since(since)
-            if delta is None or not AHEAD_MIN <= len(delta.touched) <= korean.AHEAD_MAX:
+            delta = self._store.changes_since(since, most=korean.AHEAD_MAX)
+            if delta is None or len(delta.touched) < AHEAD_MIN:
                 return 0
             ids = np.fromiter(delta.touched, dtype=np.int64, count=len(delta.touched))
             vectors = list(self._store.vectors_for_items(model, dim, ids))

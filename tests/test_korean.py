@@ -219,3 +219,33 @@ def test_a_server_searches_as_it_is_while_a_big_catch_up_is_applied_in_slices(
     assert server.verify() == []
     for idx in (writer, server, fresh):
         idx.close()
+
+
+def test_a_big_change_is_read_ahead_a_stretch_of_generations_at_a_time(tmp_path, monkeypatch):
+    import indexer.storage.slices as slices
+    from indexer import BuildOptions, FoodIndex
+    from tests.conftest import write_csv
+    from tests.fakes import FakeEmbedder
+
+    monkeypatch.setattr(slices, "SLICE_ROWS", 400)  # the build lands in 3 generations
+    monkeypatch.setattr(korean, "AHEAD_MAX", 500)  # one of them a stretch
+    emb = FakeEmbedder(16)
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    rows = [{"id": f"r{i}", "text": f"음식 {i}: 칼슘 {i} mg"} for i in range(1210)]
+    writer = FoodIndex(tmp_path / "w", db=db, embedder=emb)
+    writer.build([write_csv(tmp_path / "a.csv", rows[:10])], BuildOptions(progress=False))
+    server = FoodIndex(tmp_path / "s", db=db, embedder=emb)
+    server.serve_aside()
+    server.derived.sync(publish=True)
+    start = server.derived.memory_generation()
+    writer.build([write_csv(tmp_path / "b.csv", rows[10:])], BuildOptions(progress=False))
+    seen = []
+    for _ in range(3):
+        assert server.read_ahead() == 400
+        server.derived.sync(publish=False)
+        seen.append(server.derived.memory_generation())
+    assert seen == [start + 1, start + 2, start + 3]
+    assert server.derived.lag() == 0
+    assert server.searcher().search(rows[1000]["text"], k=1, mode="dense")[0][0].id == "r1000"
+    writer.close()
+    server.close()

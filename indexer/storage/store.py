@@ -575,9 +575,11 @@ class Store:
             ).scalar_one()
         return found >= n
 
-    def changes_since(self, generation: int) -> Delta | None:
+    def changes_since(self, generation: int, most: int | None = None) -> Delta | None:
         """What changed after ``generation`` (``Delta``); None when the log no longer
-        reaches back that far (then the indexes must be rebuilt)."""
+        reaches back that far (then the indexes must be rebuilt). ``most``: only the
+        generations after it whose entries add up to at most that many (at least one
+        generation), the Delta's generation the last of them."""
         with self.read() as conn:
             marks = dict(
                 conn.execute(
@@ -586,12 +588,18 @@ class Store:
             )
             if generation < int(marks.get("log_floor", 0)):
                 return None
+            upto = int(marks.get("generation", 0))
+            if most is not None:
+                upto = _stretch(conn, generation, most, upto)
             rows = conn.execute(
-                text("SELECT DISTINCT item_id, op FROM changes WHERE generation > :g"),
-                {"g": generation},
+                text(
+                    "SELECT DISTINCT item_id, op FROM changes WHERE generation > :g "
+                    "AND generation <= :u"
+                ),
+                {"g": generation, "u": upto},
             ).all()
         touched = {i for i, op in rows if op != "m"}
-        return Delta(touched, int(marks.get("generation", 0)), {i for i, _ in rows})
+        return Delta(touched, upto, {i for i, _ in rows})
 
     def collect_vectors(self) -> int:
         """Delete cached vectors that no item uses (any model); returns how many. Safe
@@ -683,6 +691,24 @@ class Store:
                 "generation": get_state_int(conn, "generation", 0),
                 "model": get_state(conn, "model"),
             }
+
+
+def _stretch(conn: Connection, generation: int, most: int, upto: int) -> int:
+    """The last generation after ``generation`` (at most ``upto``) up to which the
+    change log holds at most ``most`` entries (at least the first one with any)."""
+    counts = conn.execute(
+        text(
+            "SELECT generation, count(*) FROM changes WHERE generation > :g "
+            "AND generation <= :u GROUP BY generation ORDER BY generation"
+        ),
+        {"g": generation, "u": upto},
+    ).all()
+    total, last = 0, None
+    for gen, n in counts:
+        if last is not None and total + n > most:
+            return last
+        total, last = total + n, gen
+    return upto
 
 
 def _id_order(
