@@ -148,6 +148,7 @@ class DerivedIndex:
         # The thread applying a catch-up read ahead, a slice at a time (``_apply_ahead``):
         # the lock is let go between slices, and no other thread changes the indexes.
         self._applying: int | None = None
+        self._catching = threading.Lock()  # one ``catch_up`` at a time
 
     # -- the locks --------------------------------------------------------------------
     @contextmanager
@@ -758,6 +759,21 @@ class DerivedIndex:
             return count, 0
         delta = self._store.changes_since(published)
         return count, None if delta is None else len(delta.metadata)
+
+    def catch_up(self) -> None:
+        """For a server: catch the indexes up to the database a stretch at a time, each
+        read ahead without the index lock (``read_ahead``) and then applied in slices
+        (``sync``), so that no search waits for a big change; one thread at a time (the
+        catch-up thread, a write through this server waiting for its own generation)."""
+        with self._catching:
+            lag = self.lag()
+            while lag:
+                self.read_ahead()
+                self.sync()
+                now = self.lag()
+                if now >= lag:  # no nearer (writes go on meanwhile): the next look
+                    return
+                lag = now
 
     def read_ahead(self) -> int:
         """For a server's catch-up thread, before ``sync``: read what the next catch-up

@@ -156,6 +156,8 @@ class FoodIndex:
         the write itself is committed (the database is the source of truth and the
         indexes catch up on the next open)."""
         try:
+            if self.derived.aside:  # a server: a big change before it never blocks searches
+                self.derived.catch_up()
             self.derived.sync(**kw)
         except OSError as exc:
             raise IndexNotSavedError(
@@ -208,6 +210,11 @@ class FoodIndex:
         """For a server: rebuild a misfit index (its kind, its shared layout) beside the
         one served (``DerivedIndex.rebuild_aside``); why it rebuilt (None: no need)."""
         return self.derived.rebuild_aside()
+
+    def catch_up(self) -> None:
+        """For a server's catch-up thread: catch the indexes up with the database, a
+        big change read ahead and applied in slices (``DerivedIndex.catch_up``)."""
+        self.derived.catch_up()
 
     def read_ahead(self) -> int:
         """For a server's catch-up thread: read what the next catch-up needs without

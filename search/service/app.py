@@ -221,7 +221,7 @@ class _Background:
             if self.stop.wait(0 if listener is not None else self.catch_up_every):
                 break
             try:
-                self._catch_up_now()
+                self.index.catch_up()  # a big change read ahead, applied in slices
                 failing = False
                 self.outage.end()
             except Exception as exc:  # the database away: said once, retried each tick
@@ -236,18 +236,6 @@ class _Background:
                 failing = True
         if listener is not None:
             listener.close()
-
-    def _catch_up_now(self) -> None:
-        """Catch the index up to the database: a big change a stretch at a time, each
-        read ahead without the index lock (the slow part) and then applied."""
-        lag = self.index.index_lag()
-        while lag and not self.stop.is_set():
-            self.index.read_ahead()
-            self.index.sync()
-            now = self.index.index_lag()
-            if now >= lag:  # no nearer (writes go on): the next look goes on
-                return
-            lag = now
 
     def relayout(self) -> None:
         while not self.stop.wait(RELAYOUT_EVERY_S):
