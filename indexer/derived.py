@@ -721,15 +721,25 @@ class DerivedIndex:
 
     def publish(self) -> bool:
         """Save the in-memory index if it is newer than the published one (the server's
-        periodic compaction). The copy is taken under the lock, written outside it."""
+        periodic compaction). The copy is taken as a reader (catch-ups wait for it,
+        searches do not), and written after."""
         with self._mutex:
+            self._wait_for_applying()
             if self._ann is None or self._ann_meta is None:
                 return False
             meta = dict(self._ann_meta)
             if meta["generation"] == self._published_gen:
                 return False
-            copy = self._ann.clone()
-            lexical = self._lex.to_bytes() if self._lex is not None else b""
+            ann, lex = self._ann, self._lex
+            self._readers += 1  # catch-ups wait for the copy; searches do not
+        try:
+            copy = ann.clone()
+            lexical = lex.to_bytes() if lex is not None else b""
+        finally:
+            with self._mutex:
+                self._readers -= 1
+                if not self._readers:
+                    self._gate.notify_all()
         try:
             self._save(copy, meta["generation"], meta["model"], meta["requested"], True, lexical)
         except OSError as exc:
@@ -868,6 +878,7 @@ class DerivedIndex:
         if caught is None:
             return False
         gen = caught
+        self.catch_up()  # the served index too, a big change in slices, before the lock
         with self._mutex:
             while True:
                 with self._store.snapshot():
