@@ -249,3 +249,33 @@ def test_a_big_change_is_read_ahead_a_stretch_of_generations_at_a_time(tmp_path,
     assert server.searcher().search(rows[1000]["text"], k=1, mode="dense")[0][0].id == "r1000"
     writer.close()
     server.close()
+
+
+def test_a_search_goes_on_while_a_server_copies_its_index_to_save_it(tmp_path, monkeypatch):
+    import threading
+
+    from indexer import BuildOptions, FoodIndex, ann
+    from tests.conftest import write_csv
+    from tests.fakes import FakeEmbedder
+
+    rows = [{"id": f"r{i}", "text": f"음식 {i}: 단백질 {i} g"} for i in range(50)]
+    server = FoodIndex(tmp_path / "s", embedder=FakeEmbedder(16))
+    server.serve_aside()
+    server.build([write_csv(tmp_path / "a.csv", rows)], BuildOptions(progress=False))
+    server.upsert([{"id": "new", "text": "새 음식: 단백질 9 g"}], publish=False)
+    real = ann.AnnIndex.clone
+    answered = []
+
+    def search():
+        answered.append(server.searcher().search("새 음식: 단백질 9 g", k=1, mode="dense"))
+
+    def clone(self):
+        t = threading.Thread(target=search)
+        t.start()
+        t.join(10)  # a search waiting for the copy to end would never answer here
+        return real(self)
+
+    monkeypatch.setattr(ann.AnnIndex, "clone", clone)
+    assert server.publish()
+    assert answered and answered[0][0][0].id == "new"
+    server.close()
