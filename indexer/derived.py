@@ -149,6 +149,9 @@ class DerivedIndex:
         # the lock is let go between slices, and no other thread changes the indexes.
         self._applying: int | None = None
         self._catching = threading.Lock()  # one ``catch_up`` at a time
+        # Set while a catch-up applied in slices waits for the searches under way to end
+        # before its next slice: new searches wait too, so that it is never starved.
+        self._draining = False
 
     # -- the locks --------------------------------------------------------------------
     @contextmanager
@@ -195,6 +198,8 @@ class DerivedIndex:
             return
         with self._store.snapshot():
             with self._mutex:
+                while self._draining:  # a catch-up waits for the searches under way
+                    self._gate.wait()
                 self._pin_generation()
                 self._readers += 1
             self._local.reading = 1
@@ -234,8 +239,8 @@ class DerivedIndex:
                 return  # the common case: nothing changed since the last look
             if self._behind_is_fine(have, model):
                 return
-            if self._readers:  # others read the indexes at their generation: wait
-                self._gate.wait()
+            if self._readers or self._applying_elsewhere():
+                self._gate.wait()  # others read (or change) the indexes: wait
                 renewed = False
                 continue
             self._sync(None, None, False)
@@ -351,7 +356,9 @@ class DerivedIndex:
                 with self._store.snapshot():  # one snapshot of the database
                     # Searches read the indexes at their generation: a change waits
                     # for them to end (a look, or a save, does not).
-                    if not self._readers or not self._must_change(kind, force_rebuild):
+                    if not self._applying_elsewhere() and (
+                        not self._readers or not self._must_change(kind, force_rebuild)
+                    ):
                         return self._sync(publish, kind, force_rebuild)
                 self._gate.wait()
 
@@ -382,8 +389,8 @@ class DerivedIndex:
         return self.sync()
 
     def _sync(self, publish: bool | None, kind: str | None, force_rebuild: bool) -> AnnIndex | None:
-        """``sync``'s work, under the index lock and in one snapshot."""
-        self._wait_for_applying()
+        """``sync``'s work, under the index lock and in one snapshot (its callers wait
+        for the searches under way and for a catch-up applied in slices elsewhere)."""
         gen_now, model = self._store.state()
         from_disk = model is not None and self._ann is None
         if from_disk:
@@ -541,9 +548,10 @@ class DerivedIndex:
         if old_gen == gen:
             return self._fits(model, want, _Changes(vectors=False, lexical=False, generation=gen))
         prior = None
-        ahead, self._ahead = self._ahead, None
+        ahead = self._ahead
         if ahead is not None and (ahead.since, ahead.model) == (old_gen, model):
             if ahead.delta.generation <= gen:  # read at a generation this one reaches
+                self._ahead = None  # taken (one that does not fit waits for its thread)
                 prior = self._apply_delta(model, dim, ahead.delta, False, ahead)
                 if isinstance(prior, str):
                     return prior
@@ -605,7 +613,7 @@ class DerivedIndex:
         """Apply a big catch-up read ahead to the indexes in slices of about
         ``SLICE_ITEMS``, letting the index lock go between them (searches read the
         indexes as they are meanwhile: ``_behind_is_fine``); no other thread changes
-        them until it is done (``_wait_for_applying``)."""
+        them until it is done (``_applying_elsewhere``)."""
         docs = {d[0]: d for d in ahead.docs}
         with_vector = set()
         self._applying = threading.get_ident()
@@ -630,15 +638,19 @@ class DerivedIndex:
     def _let_searches_in(self) -> None:
         """Under the index lock: let it go a moment for the searches waiting for it,
         then take it back once none of them reads the indexes."""
+        self._gate.notify_all()  # the searches waiting since the last slice go in now
         self._gate.wait(0.002)
-        while self._readers:
-            self._gate.wait()
+        self._draining = True  # searches that come now wait for the next slice's end
+        try:
+            while self._readers:
+                self._gate.wait()
+        finally:
+            self._draining = False
 
-    def _wait_for_applying(self) -> None:
-        """Under the index lock: wait while another thread applies a catch-up a slice
-        at a time (``_apply_ahead``)."""
-        while self._applying is not None and self._applying != threading.get_ident():
-            self._gate.wait()
+    def _applying_elsewhere(self) -> bool:
+        """Whether another thread applies a catch-up a slice at a time (``_apply_ahead``):
+        the indexes are its until it is done."""
+        return self._applying is not None and self._applying != threading.get_ident()
 
     def _catch_up_fields(
         self, ids: np.ndarray, gen: int, reloaded: bool, rows: dict[int, ItemRow] | None = None
@@ -721,17 +733,18 @@ class DerivedIndex:
 
     def publish(self) -> bool:
         """Save the in-memory index if it is newer than the published one (the server's
-        periodic compaction). The copy is taken as a reader (catch-ups wait for it,
-        searches do not), and written after."""
+        periodic compaction). The copy is taken as a reader: catch-ups wait for it, and
+        so does a search that must catch up first; others read beside it."""
         with self._mutex:
-            self._wait_for_applying()
+            while self._applying_elsewhere():
+                self._gate.wait()
             if self._ann is None or self._ann_meta is None:
                 return False
             meta = dict(self._ann_meta)
             if meta["generation"] == self._published_gen:
                 return False
             ann, lex = self._ann, self._lex
-            self._readers += 1  # catch-ups wait for the copy; searches do not
+            self._readers += 1  # catch-ups wait for the copy; searches read beside it
         try:
             copy = ann.clone()
             lexical = lex.to_bytes() if lex is not None else b""
@@ -800,8 +813,8 @@ class DerivedIndex:
             if now_model != model or gen <= since:
                 return 0
             delta = self._store.changes_since(since, most=korean.AHEAD_MAX)
-            if delta is None or len(delta.touched) < AHEAD_MIN:
-                return 0
+            if delta is None or not AHEAD_MIN <= len(delta.touched) <= 2 * korean.AHEAD_MAX:
+                return 0  # small: caught up inline; one huge generation: caught up as before
             ids = np.fromiter(delta.touched, dtype=np.int64, count=len(delta.touched))
             vectors = list(self._store.vectors_for_items(model, dim, ids))
             docs = list(self._store.named_docs(ids))
@@ -874,15 +887,15 @@ class DerivedIndex:
         both caught up to one newer snapshot first (most of it without the lock:
         ``_catch_up_aside``; the rest under it, no search reading)."""
         new = built.ann
+        self.catch_up()  # the served index first, a big change in slices, before the lock
         caught = self._catch_up_aside(new, gen, model, dim)
         if caught is None:
             return False
         gen = caught
-        self.catch_up()  # the served index too, a big change in slices, before the lock
         with self._mutex:
             while True:
                 with self._store.snapshot():
-                    if self._readers:
+                    if self._readers or self._applying_elsewhere():
                         self._gate.wait()
                         continue
                     self._sync(None, None, False)
@@ -938,7 +951,8 @@ class DerivedIndex:
             self._fields_wanted = True
             while True:
                 with self._store.snapshot():
-                    if not self._readers or not self._must_change(None, False):
+                    busy = self._readers and self._must_change(None, False)
+                    if not busy and not self._applying_elsewhere():
                         self._sync(None, None, False)
                         meta = self._ann_meta or {}
                         if self._ann is None:

@@ -231,3 +231,44 @@ def test_a_server_finishes_a_landing_whose_build_stopped(
             time.sleep(0.05)
         hits = c.post("/search", json={"query": rows()[24]["text"], "k": 1, "mode": "dense"})
         assert hits.json()["results"][0]["id"] == "r024"
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("cleared", ["before the copy", "part of the copy"])
+def test_a_copy_cleared_as_abandoned_under_a_live_build_lands_nothing(
+    fakes, home, tmp_path, small_parts, monkeypatch, cleared
+):
+    f = write_csv(tmp_path / "in.csv", rows())
+    real = slices._copy_parts
+
+    def copy_parts(staging, landing):
+        # another process took the copy for abandoned (a slow copy, a long lock wait)
+        if cleared == "before the copy":
+            slices._clear(staging.store, landing)
+            return real(staging, landing)
+        got = real(staging, landing)
+        with staging.store.immediate() as conn:
+            conn.execute(text("DELETE FROM landing_rows WHERE part = 0"))
+        return got
+
+    monkeypatch.setattr(slices, "_copy_parts", copy_parts)
+    with FoodIndex(home) as idx:
+        with pytest.raises(FoodvecError, match="cleared as abandoned"):
+            idx.build([f], BuildOptions(progress=False))
+        assert idx.count() == 0
+        assert table(idx._store, "SELECT count(*) FROM landing_rows") == [(0,)]
+        assert table(idx._store, "SELECT count(*) FROM landings") == [(0,)]
+
+
+def test_a_copy_its_process_moves_on_is_not_cleared(fakes, home, tmp_path, small_parts):
+    with FoodIndex(home) as idx:
+        db = idx._store
+        with db.immediate() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO landings(state, model_fp, model_name, dim, rows, parts, landed, "
+                    "new, updated, unchanged) VALUES ('copying', 'm', 'm', 4, 0, 0, 0, 0, 0, 0)"
+                )
+            )
+        assert db.finish_landings() == []  # moved a moment ago: left to its process
+        assert table(db, "SELECT state FROM landings") == [("copying",)]

@@ -183,6 +183,7 @@ class PostgresStore(Store):
     where_key = PostgresKey
     staging_class = PostgresStaging
     seconds_ago_sql = "LOCALTIMESTAMP - (:s * INTERVAL '1 second')"
+    now_sql = "CAST(clock_timestamp() AS timestamp)"
     facet_summary_sql = (
         "SELECT j.key, CASE jsonb_typeof(j.value) WHEN 'string' THEN 'text' "
         "WHEN 'number' THEN 'real' ELSE 'true' END AS kind, count(DISTINCT j.value), "

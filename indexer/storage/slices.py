@@ -157,14 +157,24 @@ def _copy(
             )
         relation = "(SELECT hash, text FROM landing_rows WHERE landing = :lb)"
         with staging._begin(immediate=True):
+            staging._before_apply()  # the commit point: on disk before it is said done
+            staging._takes_model(model_fp, False, refuse)  # again, under the write lock
             lost = embed_lost(conn, relation, {"lb": landing}, model_fp, embed)
-            conn.execute(
+            held = conn.execute(
+                text("SELECT count(*) FROM landing_rows WHERE landing = :b"), {"b": landing}
+            ).scalar_one()
+            marked = conn.execute(
                 text(
                     "UPDATE landings SET state = 'landing', rows = :r, parts = :p, "
-                    "moved_at = CURRENT_TIMESTAMP WHERE id = :b"
+                    f"moved_at = {staging.store.now_sql} WHERE id = :b AND state = 'copying'"
                 ),
                 {"r": rows, "p": parts, "b": landing},
-            )
+            ).rowcount
+            if held != rows or marked != 1:
+                raise FoodvecError(
+                    f"the copy of this build's rows was cleared as abandoned ({held} of "
+                    f"{rows} rows left); nothing was written: run the build again"
+                )
     except BaseException:
         _clear(staging.store, landing)
         raise
@@ -177,6 +187,18 @@ def _copy_parts(staging: Staging, landing: int) -> tuple[int, int]:
     conn, last, part, rows = staging.conn, None, 0, 0
     while True:
         with staging._begin(immediate=True):
+            moved = conn.execute(
+                text(
+                    f"UPDATE landings SET moved_at = {staging.store.now_sql} "
+                    "WHERE id = :b AND state = 'copying'"
+                ),
+                {"b": landing},
+            ).rowcount
+            if moved != 1:  # cleared by another process as abandoned
+                raise FoodvecError(
+                    "the copy of this build's rows was cleared as abandoned; nothing was "
+                    "written: run the build again"
+                )
             after = "" if last is None else "WHERE seq > :last "
             copied = conn.execute(
                 text(
@@ -192,10 +214,6 @@ def _copy_parts(staging: Staging, landing: int) -> tuple[int, int]:
                 text("SELECT max(seq) FROM landing_rows WHERE landing = :b AND part = :p"),
                 {"b": landing, "p": part},
             ).scalar_one()
-            conn.execute(
-                text("UPDATE landings SET moved_at = CURRENT_TIMESTAMP WHERE id = :b"),
-                {"b": landing},
-            )
         part, rows = part + 1, rows + copied
 
 
@@ -237,7 +255,7 @@ def land_part(
         conn.execute(
             text(
                 "UPDATE landings SET state = :s, landed = :l, new = :n, updated = :u, "
-                "unchanged = :c, generation = :g, moved_at = CURRENT_TIMESTAMP WHERE id = :b"
+                f"unchanged = :c, generation = :g, moved_at = {store.now_sql} WHERE id = :b"
             ),
             {"s": b.state, "l": b.landed, "n": b.new, "u": b.updated, "c": b.unchanged,
              "g": gen, "b": landing},
@@ -268,7 +286,7 @@ def finish_stale(store: Database, stale_s: float | None = None) -> list[int]:
     finished = []
     for landing, state in rows:
         if state != "landing":
-            _clear(store, landing)
+            _clear(store, landing, stale_s if state == "copying" else None)
             continue
         log.info("finishing landing %d, left by a build that stopped", landing)
         while (b := land_part(store, store.immediate, landing)) is not None:
@@ -278,13 +296,21 @@ def finish_stale(store: Database, stale_s: float | None = None) -> list[int]:
     return finished
 
 
-def _clear(store: Database, landing: int) -> None:
-    """Remove a landing and its rows (a part a transaction), unless it is landing."""
+def _clear(store: Database, landing: int, stale_s: float | None = None) -> None:
+    """Remove a landing and its rows (a part a transaction), unless it is landing;
+    ``stale_s``: only while its process has not moved it on for that long (checked
+    again in each transaction, under the write lock its copy takes too)."""
+    stale = f"SELECT 1 FROM landings WHERE id = :b AND moved_at <= {store.seconds_ago_sql}"
     while True:
         with store.immediate() as conn:
             b = _read(conn, landing)
             if b is None or b.state == "landing":
                 return
+            if (
+                stale_s is not None
+                and not conn.execute(text(stale), {"b": landing, "s": stale_s}).first()
+            ):
+                return  # its process moved it on meanwhile: not abandoned
             part = conn.execute(
                 text("SELECT min(part) FROM landing_rows WHERE landing = :b"), {"b": landing}
             ).scalar_one()

@@ -37,6 +37,9 @@ class Database(Protocol):
     where_key: ClassVar[type[MetadataKey]]
     # SQL for "the time :s seconds ago", in the terms of columns set by CURRENT_TIMESTAMP
     seconds_ago_sql: ClassVar[str]
+    # SQL for "now", in the same terms, read when the statement runs (not when its
+    # transaction began, which may be long before, behind the write lock)
+    now_sql: ClassVar[str]
 
     def read(self) -> AbstractContextManager[Connection]: ...
 

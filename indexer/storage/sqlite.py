@@ -71,6 +71,7 @@ class SQLiteStore(Store):
     where_key = SQLiteKey
     staging_class = SQLiteStaging
     seconds_ago_sql = "datetime('now', '-' || :s || ' seconds')"
+    now_sql = "CURRENT_TIMESTAMP"
     facet_summary_sql = (
         "SELECT j.key, j.type, count(DISTINCT j.value), min(j.value), max(j.value) "
         "FROM items, json_each(items.metadata) j "

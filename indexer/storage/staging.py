@@ -287,7 +287,8 @@ class Staging:
         # the home takes the model (again): not while a build of another lands in slices
         landing = self.conn.execute(
             text(
-                "SELECT id, landed, parts FROM landings WHERE state = 'landing' AND model_fp != :m"
+                "SELECT id, landed, parts FROM landings "
+                "WHERE state IN ('copying', 'landing') AND model_fp != :m"
             ),
             {"m": model_fp},
         ).first()

@@ -154,6 +154,7 @@ class Store:
     staging_class: ClassVar[type[Staging]]  # a build's staging table
     # SQL for "the time :s seconds ago", in the terms of columns set by CURRENT_TIMESTAMP
     seconds_ago_sql: ClassVar[str]
+    now_sql: ClassVar[str]  # the time the statement runs (``sql.Database``)
     # the metadata keys: (key, kind, distinct values, min, max) with SQLite's names for
     # the kinds (text, integer, real, true, false); and a text key's values (:k), counted
     facet_summary_sql: ClassVar[str]

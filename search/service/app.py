@@ -239,17 +239,9 @@ class _Background:
 
     def relayout(self) -> None:
         while not self.stop.wait(RELAYOUT_EVERY_S):
-            try:
-                self.index.finish_landings()  # a big build whose process stopped
-                self.index.rebuild_aside()
-            except Exception as exc:  # the database away, a failed build: the next look
-                if not unavailable(exc):
-                    log.warning(
-                        "rebuilding the index aside or finishing a landing failed (%s: %s); "
-                        "retrying",
-                        type(exc).__name__,
-                        exc,
-                    )
+            # each on its own: a landing that cannot land never stops the relayout
+            _try_step(self.index.finish_landings, "finishing a big build that stopped")
+            _try_step(self.index.rebuild_aside, "rebuilding the index aside")
 
     def compact(self) -> None:
         saved = time.monotonic()
@@ -283,6 +275,16 @@ class _Background:
         yield
         self.stop.set()
         index.publish()
+
+
+def _try_step(step, what: str) -> None:
+    """One step of a background look; a failure is said and the next look tries again
+    (the database away: the outage's to say)."""
+    try:
+        step()
+    except Exception as exc:
+        if not unavailable(exc):
+            log.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
 
 
 def create_app(
