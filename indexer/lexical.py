@@ -168,6 +168,13 @@ class LexicalIndex:
 
     def compact(self) -> None:
         """Fold the tail into the main matrix and forget removed rows."""
+        self._set_main(*self._compacted())
+        self.tail = {}
+        self._tail_cache = None
+
+    def _compacted(self) -> tuple[Compressed, np.ndarray, np.ndarray]:
+        """The main matrix, ids and lengths ``compact`` makes, without changing the
+        index (``to_bytes`` reads it beside searches)."""
         rows_cols, rows_tfs, ids, lens = [], [], [], []
         if self.main is not None:
             live = np.flatnonzero(self.main_alive)
@@ -182,13 +189,11 @@ class LexicalIndex:
         n_vocab = len(self.vocab)
         tail_m = postings.from_rows(rows_cols, rows_tfs, n_vocab)
         main = postings.stack(kept, tail_m, n_vocab) if self.main is not None else tail_m
-        self._set_main(
+        return (
             main,
             np.concatenate(ids) if ids else np.zeros(0, np.int64),
             np.concatenate(lens) if lens else np.zeros((0, NF), np.float32),
         )
-        self.tail = {}
-        self._tail_cache = None
 
     def _set_main(self, main: Compressed, ids: np.ndarray, lens: np.ndarray) -> None:
         """The main matrix (a CSR whose columns are sorted within each row)."""
@@ -449,20 +454,22 @@ class LexicalIndex:
 
     # -- files ----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """The index as an ``.npz`` file's bytes (compacts it first)."""
+        """The index as an ``.npz`` file's bytes, compacted (the index itself is left
+        as it is: searches may read it meanwhile)."""
+        main, ids, lens = self.main, self.main_ids, self.main_lens
         if self.tail or self.main is None or not self.main_alive.all():
-            self.compact()
+            main, ids, lens = self._compacted()
         inv = "\n".join(self._inverse_vocab()).encode("utf-8")
         buf = io.BytesIO()
         np.savez(
             buf,
             format=np.array([FORMAT, TERMS_VERSION, lexicon_version()], np.int64),
             vocab=np.frombuffer(inv, np.uint8),
-            indptr=self.main.indptr,
-            indices=self.main.indices,
-            data=self.main.data,
-            ids=self.main_ids,
-            lens=self.main_lens,
+            indptr=main.indptr,
+            indices=main.indices,
+            data=main.data,
+            ids=ids,
+            lens=lens.astype(np.float32),
         )
         return buf.getvalue()
 

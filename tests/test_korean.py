@@ -279,3 +279,15 @@ def test_a_search_goes_on_while_a_server_copies_its_index_to_save_it(tmp_path, m
     assert server.publish()
     assert answered and answered[0][0][0].id == "new"
     server.close()
+
+
+def test_saving_the_lexical_index_leaves_it_as_searches_read_it():
+    idx = LexicalIndex.build([(1, "김치", "김치: 유산균 풍부"), (2, None, "현미밥: 식이섬유 풍부")])
+    idx.update([2], [(2, None, "현미밥: 식이섬유와 마그네슘 풍부"), (3, None, "두부: 단백질")])
+    main, tail = idx.main, dict(idx.tail)
+    data = idx.to_bytes()
+    assert idx.main is main and idx.tail == tail  # nothing folded under a search's feet
+    again = LexicalIndex.load_bytes(data)
+    assert sorted(again.ids().tolist()) == [1, 2, 3]
+    for q in ("마그네슘", "김치", "단백질"):
+        assert again.score(q)[0].tolist() == idx.score(q)[0].tolist()
