@@ -789,11 +789,11 @@ class DerivedIndex:
         (``sync``), so that no search waits for a big change; one thread at a time (the
         catch-up thread, a write through this server waiting for its own generation)."""
         with self._catching:
-            lag = self.lag()
+            lag = self.behind()[0]  # at 0 it marks the indexes fresh now (``/ready``)
             while lag:
                 self.read_ahead()
                 self.sync()
-                now = self.lag()
+                now = self.behind()[0]
                 if now >= lag:  # no nearer (writes go on meanwhile): the next look
                     return
                 lag = now
